@@ -1,0 +1,128 @@
+# Bulkhead: one non-recursive Makefile. Each folder lists its sources in a
+# module.mk; everything generated or built goes under build/.
+#
+#   make            build everything
+#   make run        boot the demo guest through the whole process stack
+#   make check      build and run every test
+#   make bench      benchmarks (prints ratios measured side by side)
+#   make clean
+#
+# Options: V=1 (show commands), WERROR=0 (warnings are not errors).
+
+BUILD ?= build
+CC ?= gcc
+V ?= 0
+WERROR ?= 1
+
+ifeq ($(V),0)
+Q := @
+msg = @printf '  %-7s %s\n' $(1) $(2)
+else
+Q :=
+msg = @true
+endif
+
+PKGS := libprotobuf-c libseccomp libcap liblzf zlib check json-c
+# liblzf ships no .pc file in Debian; link it by name.
+PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c 2>/dev/null)
+
+WARN := -Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow \
+	-Wno-unused-parameter -Wformat=2
+ifneq ($(WERROR),0)
+WARN += -Werror
+endif
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -pthread -MD -MP \
+	-I. -I$(BUILD)/proto $(PKG_CFLAGS)
+LDFLAGS ?=
+LDLIBS_COMMON := -pthread -lprotobuf-c
+
+all:
+
+# ---- dependencies -------------------------------------------------------
+DEPS_STAMP := $(BUILD)/.deps-build
+$(DEPS_STAMP): scripts/install-deps.sh
+	$(Q)mkdir -p $(BUILD)
+	$(Q)sh scripts/install-deps.sh build
+	$(Q)touch $@
+deps: $(DEPS_STAMP)
+
+# ---- protobuf -----------------------------------------------------------
+PROTOS := $(wildcard proto/*.proto)
+PROTO_C := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(PROTOS))
+PROTO_H := $(PROTO_C:.c=.h)
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto $(DEPS_STAMP)
+	$(call msg,PROTOC,$<)
+	$(Q)mkdir -p $(BUILD)/proto
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
+PROTO_OBJS := $(patsubst %.c,%.o,$(PROTO_C))
+
+# ---- modules ------------------------------------------------------------
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+include ipc/module.mk
+include kdriver/module.mk
+include emt-worker/module.mk
+include device-procs/module.mk
+include broker/module.mk
+include tests/module.mk
+include bench/module.mk
+
+$(BUILD)/obj/%.o: %.c $(DEPS_STAMP) | $(PROTO_H)
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+IPC_OBJS := $(call obj,$(ipc_SRCS))
+KD_OBJS := $(call obj,$(kdriver_SRCS))
+WORKER_LIB_OBJS := $(call obj,$(worker_lib_SRCS))
+WORKER_MAIN_OBJS := $(call obj,$(worker_main_SRCS))
+DEVHOST_OBJS := $(call obj,$(devhost_SRCS))
+BROKER_LIB_OBJS := $(call obj,$(broker_lib_SRCS))
+CLI_OBJS := $(call obj,$(cli_SRCS))
+
+BIN := $(BUILD)/bin
+BINARIES := $(BIN)/bulkhead $(BIN)/bulkhead-worker \
+	$(foreach d,$(DEVICES),$(BIN)/bulkhead-dev-$(d))
+
+$(BIN)/bulkhead: $(CLI_OBJS) $(BROKER_LIB_OBJS) $(KD_OBJS) $(IPC_OBJS) $(PROTO_OBJS)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(BIN)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+
+$(BIN)/bulkhead-worker: $(WORKER_MAIN_OBJS) $(WORKER_LIB_OBJS) $(KD_OBJS) $(IPC_OBJS) $(PROTO_OBJS)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(BIN)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+
+# One binary per device: devhost + that device's core.
+define device_bin
+$(BIN)/bulkhead-dev-$(1): $(call obj,$($(1)_SRCS)) $(DEVHOST_OBJS) $(IPC_OBJS) $(PROTO_OBJS)
+	$$(call msg,LD,$$@)
+	$$(Q)mkdir -p $(BIN)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS_COMMON)
+endef
+$(foreach d,$(DEVICES),$(eval $(call device_bin,$(d))))
+
+all: $(BINARIES) $(GUESTS)
+
+# ---- running ------------------------------------------------------------
+run: $(BINARIES) $(GUESTS)
+	@echo "bulkhead: booting $(DEMO_GUEST) (worker and devices in their own processes)"
+	$(BIN)/bulkhead run $(DEMO_GUEST); st=$$?; \
+	echo "bulkhead: guest exited with status $$st"; \
+	[ $$st -eq 1 ]
+
+check: all $(TEST_BINS)
+	$(Q)sh tests/run-tests.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all run check clean deps bench
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

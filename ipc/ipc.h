@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ipc: channels between Bulkhead processes and the shared-memory access ring.
+ *
+ * Channels are SOCK_SEQPACKET sockets. One frame is one datagram:
+ *
+ *   u32 payload length (little-endian) | u16 type (little-endian) | payload
+ *
+ * with at most IPC_MAX_PAYLOAD payload bytes and at most IPC_MAX_FDS file
+ * descriptors attached as SCM_RIGHTS. A frame whose length field disagrees
+ * with the datagram, that is truncated or oversized, or that carries more fds
+ * than allowed is a protocol error: the receiver closes the channel.
+ *
+ * Receivers dispatch through a per-phase table (OpenSSH monitor style): a
+ * type not in the table, or not permitted, or a ONCE type seen twice, closes
+ * the channel.
+ *
+ * The access ring carries register accesses (port I/O, MMIO) from EMTs to a
+ * device process: one slot per vCPU in a shared memfd, adaptive spinning and
+ * then futex waits on both sides. No syscalls on the fast path.
+ */
+#ifndef BULKHEAD_IPC_H
+#define BULKHEAD_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#define IPC_HDR_SIZE 6u
+#define IPC_MAX_PAYLOAD (64u * 1024u)
+#define IPC_MAX_FRAME (IPC_HDR_SIZE + IPC_MAX_PAYLOAD)
+#define IPC_MAX_FDS 16u
+
+struct ipc_chan {
+	int fd;           /* the SOCK_SEQPACKET socket, -1 once closed */
+	char peer[32];    /* who is on the other end, for messages */
+};
+
+/* One received frame. fds are owned by the message until taken. */
+struct ipc_msg {
+	uint16_t type;
+	uint32_t len;
+	int fds[IPC_MAX_FDS];
+	unsigned nfds;
+	uint8_t payload[IPC_MAX_PAYLOAD];
+};
+
+/* Wrap an existing socket. Takes ownership of fd. */
+void ipc_chan_init(struct ipc_chan *c, int fd, const char *peer);
+/* Close the socket (idempotent). */
+void ipc_chan_close(struct ipc_chan *c);
+/* A connected SOCK_SEQPACKET | SOCK_CLOEXEC pair. */
+int ipc_chan_pair(int fds[2]);
+
+/*
+ * Send one frame. Returns 0, -EMSGSIZE if len > IPC_MAX_PAYLOAD or
+ * nfds > IPC_MAX_FDS, -EPIPE if the peer has gone, or another -errno.
+ */
+int ipc_send(struct ipc_chan *c, uint16_t type, const void *payload,
+	     size_t len, const int *fds, unsigned nfds);
+/* Pack a protobuf-c message and send it. */
+int ipc_send_pb(struct ipc_chan *c, uint16_t type,
+		const ProtobufCMessage *pb, const int *fds, unsigned nfds);
+
+/*
+ * Receive one frame into *m (blocking unless the socket is non-blocking).
+ * Returns 0; -ECONNRESET on orderly close by the peer (EOF); -EAGAIN if
+ * non-blocking and nothing is queued; -EPROTO on a malformed frame
+ * (truncated, oversized, length mismatch, too many fds, control data that is
+ * not SCM_RIGHTS). On -EPROTO every fd that arrived is closed and the
+ * channel is closed too. m->fds beyond m->nfds are -1.
+ */
+int ipc_recv(struct ipc_chan *c, struct ipc_msg *m);
+/* Close every fd still held by m (those not taken with ipc_msg_take_fd). */
+void ipc_msg_close_fds(struct ipc_msg *m);
+/* Take fd i out of m (m no longer closes it); -1 if i >= nfds. */
+int ipc_msg_take_fd(struct ipc_msg *m, unsigned i);
+
+/* Unpack m's payload as the given protobuf message type; NULL if invalid. */
+void *ipc_msg_unpack(const struct ipc_msg *m,
+		     const ProtobufCMessageDescriptor *desc);
+
+/* Per-phase dispatch tables. */
+#define IPC_PERMIT 0x1u  /* the type is accepted in this phase */
+#define IPC_ONCE 0x2u    /* accepted at most once per ipc_phase_state */
+
+struct ipc_msg;
+typedef int (*ipc_handler_fn)(void *ctx, struct ipc_msg *m);
+
+struct ipc_handler {
+	uint16_t type;
+	unsigned flags;
+	ipc_handler_fn fn;
+};
+
+struct ipc_phase {
+	const char *name;              /* for error messages */
+	const struct ipc_handler *tab;
+	unsigned n;                    /* at most 64 entries */
+};
+
+/* Book-keeping for ONCE entries; zero-initialise, reset per phase. */
+struct ipc_phase_state {
+	uint64_t seen;  /* bit i set: tab[i] already used */
+};
+
+/*
+ * Look m->type up in the phase table and run its handler. Returns the
+ * handler's result; -EPROTO (and closes c, and closes m's fds) if the type is
+ * unknown, not permitted, or a ONCE type already seen. A handler returning
+ * a negative value is passed through; the caller decides whether that closes
+ * the channel.
+ */
+int ipc_dispatch(struct ipc_chan *c, const struct ipc_phase *ph,
+		 struct ipc_phase_state *st, void *ctx, struct ipc_msg *m);
+
+/* ---- access ring ------------------------------------------------------ */
+
+#define IPC_RING_MAX_SLOTS 64u
+
+enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
+
+/* Flags a device may set on its answer. */
+#define IPC_ACC_F_STOP 0x1u  /* the device asked for the VM to stop: park */
+
+/* One register access, as the EMT posts it and the device answers it. */
+struct ipc_access {
+	uint8_t space;    /* enum ipc_space */
+	uint8_t write;    /* 1: write, 0: read */
+	uint8_t len;      /* 1, 2, 4 or 8 */
+	uint8_t region;   /* index of the device's region */
+	uint32_t flags;   /* answer flags, IPC_ACC_F_* (device -> EMT) */
+	uint64_t addr;    /* absolute port or guest-physical address */
+	uint64_t off;     /* offset within the region */
+	uint64_t data;    /* write data, or read result (little-endian value) */
+};
+
+struct ipc_ring;
+
+/* Bytes of shared memory a ring with nslots slots needs (page multiple). */
+size_t ipc_ring_size(unsigned nslots);
+/*
+ * Create a sealed memfd holding an initialised ring with nslots slots.
+ * Returns the fd (>= 0) or -errno. Called by the broker.
+ */
+int ipc_ring_create(unsigned nslots, const char *name);
+/*
+ * Map a ring from its memfd and validate its header (magic, version, slot
+ * count, size against the fd's size). Either side. The fd is not consumed.
+ */
+int ipc_ring_map(int memfd, struct ipc_ring **out);
+void ipc_ring_unmap(struct ipc_ring *r);
+unsigned ipc_ring_nslots(const struct ipc_ring *r);
+
+/*
+ * EMT side: post *a on slot (the vCPU id), wait for the answer and copy it
+ * back into *a. Returns 0, or -EPIPE if the ring was shut down (device gone)
+ * before or while waiting. Only one thread may use a given slot.
+ */
+int ipc_ring_call(struct ipc_ring *r, unsigned slot, struct ipc_access *a);
+
+/*
+ * Device side: serve accesses until ipc_ring_shutdown() or ipc_ring_stop().
+ * handler fills a->data for reads and may set a->flags; its return value is
+ * ignored except that a negative one stops serving and is returned.
+ * Spins for spin_ns after the last access before sleeping on the futex.
+ */
+typedef int (*ipc_ring_handler_fn)(void *ctx, unsigned slot,
+				   struct ipc_access *a);
+int ipc_ring_serve(struct ipc_ring *r, ipc_ring_handler_fn fn, void *ctx,
+		   uint64_t spin_ns);
+/* Make ipc_ring_serve return 0 (device side, e.g. at destruct). */
+void ipc_ring_stop(struct ipc_ring *r);
+/*
+ * Mark the ring dead and wake every waiter on both sides: pending and future
+ * ipc_ring_call()s return -EPIPE, ipc_ring_serve() returns 0. Used by the
+ * worker when the device process dies.
+ */
+void ipc_ring_shutdown(struct ipc_ring *r);
+bool ipc_ring_is_dead(const struct ipc_ring *r);
+
+#endif

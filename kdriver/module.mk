@@ -1,0 +1,2 @@
+# kdriver: the only code that issues KVM ioctls
+kdriver_SRCS += kdriver/kd.c

@@ -1,0 +1,3 @@
+# tests: Check unit tests, guest payloads, integration tests
+include tests/guests/module.mk
+include tests/unit/module.mk
