@@ -56,6 +56,7 @@ $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto $(DEPS_STAMP)
 	$(Q)mkdir -p $(BUILD)/proto
 	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
 PROTO_OBJS := $(patsubst %.c,%.o,$(PROTO_C))
+.SECONDARY: $(PROTO_C) $(PROTO_H)
 
 # ---- modules ------------------------------------------------------------
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

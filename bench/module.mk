@@ -1,1 +1,3 @@
-# bench: make bench
+# bench: make bench prints figures measured side by side in one run.
+bench: $(BINARIES) $(GUESTS)
+	$(Q)sh bench/portio.sh $(BUILD)

@@ -56,11 +56,12 @@ int ipc_chan_pair(int fds[2]);
 
 /*
  * Send one frame. Returns 0, -EMSGSIZE if len > IPC_MAX_PAYLOAD or
- * nfds > IPC_MAX_FDS, -EPIPE if the peer has gone, or another -errno.
+ * nfds > IPC_MAX_FDS, -EPIPE if the peer has gone, -EBADF if c is closed,
+ * or another -errno. Never raises SIGPIPE.
  */
 int ipc_send(struct ipc_chan *c, uint16_t type, const void *payload,
 	     size_t len, const int *fds, unsigned nfds);
-/* Pack a protobuf-c message and send it. */
+/* Pack a protobuf-c message and send it (-EMSGSIZE if it packs too big). */
 int ipc_send_pb(struct ipc_chan *c, uint16_t type,
 		const ProtobufCMessage *pb, const int *fds, unsigned nfds);
 
@@ -70,7 +71,9 @@ int ipc_send_pb(struct ipc_chan *c, uint16_t type,
  * non-blocking and nothing is queued; -EPROTO on a malformed frame
  * (truncated, oversized, length mismatch, too many fds, control data that is
  * not SCM_RIGHTS). On -EPROTO every fd that arrived is closed and the
- * channel is closed too. m->fds beyond m->nfds are -1.
+ * channel is closed too (one line is logged naming c->peer). -EBADF if c
+ * is already closed. Received fds are close-on-exec. m->fds beyond m->nfds
+ * are -1.
  */
 int ipc_recv(struct ipc_chan *c, struct ipc_msg *m);
 /* Close every fd still held by m (those not taken with ipc_msg_take_fd). */
@@ -78,7 +81,10 @@ void ipc_msg_close_fds(struct ipc_msg *m);
 /* Take fd i out of m (m no longer closes it); -1 if i >= nfds. */
 int ipc_msg_take_fd(struct ipc_msg *m, unsigned i);
 
-/* Unpack m's payload as the given protobuf message type; NULL if invalid. */
+/*
+ * Unpack m's payload as the given protobuf message type; NULL if invalid.
+ * Free with protobuf_c_message_free_unpacked(msg, NULL).
+ */
 void *ipc_msg_unpack(const struct ipc_msg *m,
 		     const ProtobufCMessageDescriptor *desc);
 
@@ -108,10 +114,12 @@ struct ipc_phase_state {
 
 /*
  * Look m->type up in the phase table and run its handler. Returns the
- * handler's result; -EPROTO (and closes c, and closes m's fds) if the type is
- * unknown, not permitted, or a ONCE type already seen. A handler returning
- * a negative value is passed through; the caller decides whether that closes
- * the channel.
+ * handler's result; -EPROTO (and logs one line naming c->peer, the phase and
+ * the type, closes m's fds and closes c) if the type is unknown, not
+ * permitted (no IPC_PERMIT or no fn), or a ONCE type already seen (a ONCE
+ * entry counts as seen before its handler runs; st NULL refuses ONCE
+ * entries). A handler returning a negative value is passed through; the
+ * caller decides whether that closes the channel.
  */
 int ipc_dispatch(struct ipc_chan *c, const struct ipc_phase *ph,
 		 struct ipc_phase_state *st, void *ctx, struct ipc_msg *m);
@@ -148,7 +156,11 @@ size_t ipc_ring_size(unsigned nslots);
 int ipc_ring_create(unsigned nslots, const char *name);
 /*
  * Map a ring from its memfd and validate its header (magic, version, slot
- * count, size against the fd's size). Either side. The fd is not consumed.
+ * count, size against the fd's size) and its seals (F_SEAL_SHRINK and
+ * F_SEAL_GROW, so the other side cannot fault us by resizing it). Either
+ * side. The fd is not consumed. -EINVAL if anything does not match. The
+ * slot count is copied at map time; later changes to the shared header are
+ * ignored.
  */
 int ipc_ring_map(int memfd, struct ipc_ring **out);
 void ipc_ring_unmap(struct ipc_ring *r);
@@ -156,22 +168,30 @@ unsigned ipc_ring_nslots(const struct ipc_ring *r);
 
 /*
  * EMT side: post *a on slot (the vCPU id), wait for the answer and copy it
- * back into *a. Returns 0, or -EPIPE if the ring was shut down (device gone)
- * before or while waiting. Only one thread may use a given slot.
+ * back into *a. Returns 0, -EINVAL if slot >= nslots, or -EPIPE if the ring
+ * was shut down (device gone) before or while waiting. Only one thread may
+ * use a given slot. The device is not trusted: for a read, only data
+ * (masked to len bytes) is copied back; for a write, data is left alone;
+ * flags is masked to the known IPC_ACC_F_* bits.
  */
 int ipc_ring_call(struct ipc_ring *r, unsigned slot, struct ipc_access *a);
 
 /*
  * Device side: serve accesses until ipc_ring_shutdown() or ipc_ring_stop().
  * handler fills a->data for reads and may set a->flags; its return value is
- * ignored except that a negative one stops serving and is returned.
+ * ignored except that a negative one stops serving and is returned (that
+ * access is left unanswered; its EMT waits until ipc_ring_shutdown()).
  * Spins for spin_ns after the last access before sleeping on the futex.
+ * Only one thread may serve a ring.
  */
 typedef int (*ipc_ring_handler_fn)(void *ctx, unsigned slot,
 				   struct ipc_access *a);
 int ipc_ring_serve(struct ipc_ring *r, ipc_ring_handler_fn fn, void *ctx,
 		   uint64_t spin_ns);
-/* Make ipc_ring_serve return 0 (device side, e.g. at destruct). */
+/*
+ * Make ipc_ring_serve return 0 (device side, e.g. at destruct). Affects only
+ * this mapping, and is sticky: a later ipc_ring_serve returns at once.
+ */
 void ipc_ring_stop(struct ipc_ring *r);
 /*
  * Mark the ring dead and wake every waiter on both sides: pending and future

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * null: a device that does nothing, for measuring the cost of an exit that
+ * reaches a device process. Writes are counted and otherwise ignored; reads
+ * return 0.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "device-procs/devhost/dev.h"
+
+struct null_state {
+	uint64_t writes;	/* guest writes seen; keep it the first field */
+	uint64_t reads;		/* guest reads seen */
+};
+
+static void null_io(struct dev *d, unsigned region, uint64_t off, void *data,
+		    unsigned len, bool write)
+{
+	struct null_state *s = d->state;
+
+	(void)region;
+	(void)off;
+	if (write) {
+		s->writes++;
+	} else {
+		memset(data, 0, len);
+		s->reads++;
+	}
+}
+
+/* The base port may be moved by configuration; this is its default. */
+static const struct dev_region null_regions[] = {
+	{DEV_PIO, 0x510, 8},
+};
+
+const struct dev_desc null_desc = {
+	.name = "null",
+	.regions = null_regions,
+	.nregions = sizeof(null_regions) / sizeof(null_regions[0]),
+	.state_size = sizeof(struct null_state),
+	.io = null_io,
+};

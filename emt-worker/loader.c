@@ -1,0 +1,855 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Image loaders: multiboot v1 kernels (ELF32, ELF64 or the a.out kludge),
+ * raw boot sectors, and detection (only) of Linux bzImage.
+ *
+ * The image is untrusted: a hostile user may hand us any file. So:
+ *  - every offset, size and count from the image is checked against the
+ *    file and against guest RAM with arithmetic that cannot wrap
+ *    (range_in(), guest_range_check()) before anything is read or written;
+ *  - every header field that is checked is first copied into a local
+ *    struct, and only that copy is checked and used, so an image buffer
+ *    that changes under us (a shared mapping of a file the user can still
+ *    write) cannot slip a value past the checks;
+ *  - a load that fails may leave guest RAM partly written; the VM must not
+ *    be started then, only reported.
+ *
+ * Guest-physical layout for multiboot (see emt.h for the addresses):
+ *   [EMT_MBI_ADDR, EMT_MBI_AREA_END)  multiboot info, memory map, module
+ *                                      list, strings
+ *   [1 MiB, ...)                       kernel segments, then the initrd as
+ *                                      module 0 on the next 4 KiB boundary
+ *
+ * Specs: Multiboot 0.6.96, System V ABI (ELF) and its x86-64 supplement.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "emt-worker/emt.h"
+
+#define MiB (1024ull * 1024)
+#define GiB (1024 * MiB)
+#define LOADER_MIN_RAM (2 * MiB)
+
+/* The multiboot header in the kernel image. */
+#define MB_HEADER_MAGIC 0x1BADB002u
+#define MB_SEARCH_LEN 8192u     /* the header lies in the first 8 KiB */
+#define MB_HEADER_LEN 12u       /* magic, flags, checksum */
+#define MB_HEADER_ADDRS_LEN 32u /* ... and the five address fields */
+#define MB_FLAG_PAGE_ALIGN (1u << 0)  /* modules on 4 KiB boundaries */
+#define MB_FLAG_MEMINFO (1u << 1)     /* mem_* and mmap_* wanted */
+#define MB_FLAG_VIDEO (1u << 2)       /* video mode wanted */
+#define MB_FLAG_ADDRS (1u << 16)      /* address fields valid (a.out kludge) */
+#define MB_FLAGS_REQUIRED 0xffffu     /* bits 0-15: refuse what we lack */
+/* Always honoured: modules go on 4 KiB boundaries, memory info is given. */
+#define MB_FLAGS_KNOWN (MB_FLAG_PAGE_ALIGN | MB_FLAG_MEMINFO)
+
+/* What the kernel finds in eax. */
+#define MB_BOOT_MAGIC 0x2BADB002u
+
+/* The multiboot information structure: field offsets and flags. */
+#define MBI_FLAGS 0
+#define MBI_MEM_LOWER 4
+#define MBI_MEM_UPPER 8
+#define MBI_CMDLINE 16
+#define MBI_MODS_COUNT 20
+#define MBI_MODS_ADDR 24
+#define MBI_MMAP_LENGTH 44
+#define MBI_MMAP_ADDR 48
+#define MBI_LOADER_NAME 64
+#define MBI_SIZE 116  /* up to and including the framebuffer fields */
+#define MBI_F_MEM (1u << 0)
+#define MBI_F_CMDLINE (1u << 2)
+#define MBI_F_MODS (1u << 3)
+#define MBI_F_MMAP (1u << 6)
+#define MBI_F_LOADER_NAME (1u << 9)
+#define MBI_MOD_SIZE 16        /* mod_start, mod_end, string, reserved */
+#define MBI_MMAP_ENTRY_SIZE 24 /* size (= 20), base_addr, length, type */
+#define MBI_MMAP_AVAILABLE 1
+#define MBI_MMAP_RESERVED 2
+#define MBI_MMAP_ENTRIES 3
+
+#define LOADER_NAME "bulkhead"
+#define INITRD_MODULE_STRING "initrd"
+#define MODULE_ALIGN 4096ull
+/* Longest command line, including its terminating NUL. */
+#define CMDLINE_MAX 4096u
+
+/* Linux boot protocol: boot sector signature and setup header magic. */
+#define BZ_SIG_OFF 0x1fe
+#define BZ_HDRS_OFF 0x202
+
+/* Raw images: real mode, boot drive 0x80 in dl, like a BIOS. */
+#define RAW_BOOT_DRIVE 0x80
+
+/* One load in progress: its arguments and where its error goes. */
+struct loader {
+	const struct emt_load_args *a;
+	char *err;
+	size_t errlen;
+};
+
+/* A multiboot header as found in the image, fields copied out once. */
+struct mb_header {
+	uint64_t off;  /* file offset of the magic */
+	uint32_t flags;
+	uint32_t header_addr, load_addr, load_end_addr, bss_end_addr;
+	uint32_t entry_addr;
+};
+
+/* The parts of an ELF header we use, read once. */
+struct elf_image {
+	bool is64;
+	uint64_t entry;
+	uint64_t phoff;
+	uint16_t phentsize, phnum;
+};
+
+/* One program header, read once. */
+struct elf_seg {
+	uint32_t type;
+	uint64_t offset, vaddr, paddr, filesz, memsz;
+};
+
+/* Where the kernel landed and where it starts. */
+struct mb_kernel {
+	uint64_t entry;
+	uint64_t end;  /* first byte after the last loaded or zeroed byte */
+};
+
+/* Bump allocator over the multiboot info area in guest RAM. */
+struct mbi_area {
+	uint8_t *ram;
+	uint64_t next, end;
+};
+
+static int loader_fail(struct loader *l, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Record a one-line error for the caller and return rc. */
+static int loader_fail(struct loader *l, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l->err && l->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(l->err, l->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* Does [off, off + len) lie within [0, total)? Cannot overflow. */
+static bool range_in(uint64_t off, uint64_t len, uint64_t total)
+{
+	return off <= total && len <= total - off;
+}
+
+static uint64_t read_le(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = n; i > 0; i--)
+		v = (v << 8) | p[i - 1];
+	return v;
+}
+
+static uint32_t read_le32(const uint8_t *p)
+{
+	return (uint32_t)read_le(p, 4);
+}
+
+static void write_le(uint8_t *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Read a field of an ELF structure at p, little-endian, by its C name. */
+#define ELF_FIELD(p, type, field) \
+	read_le((p) + offsetof(type, field), sizeof(((type *)0)->field))
+#define ELF_EHDR(p, is64, field) \
+	((is64) ? ELF_FIELD(p, Elf64_Ehdr, field) \
+		: ELF_FIELD(p, Elf32_Ehdr, field))
+#define ELF_PHDR(p, is64, field) \
+	((is64) ? ELF_FIELD(p, Elf64_Phdr, field) \
+		: ELF_FIELD(p, Elf32_Phdr, field))
+
+static uint64_t mib_floor(uint64_t bytes)
+{
+	return bytes / MiB;
+}
+
+static uint64_t mib_ceil(uint64_t bytes)
+{
+	return bytes / MiB + (bytes % MiB != 0);
+}
+
+static bool is_elf(const uint8_t *image, size_t len)
+{
+	return len >= SELFMAG && memcmp(image, ELFMAG, SELFMAG) == 0;
+}
+
+static bool is_bzimage(const uint8_t *image, size_t len)
+{
+	return len >= BZ_HDRS_OFF + 4 &&
+	       image[BZ_SIG_OFF] == 0x55 && image[BZ_SIG_OFF + 1] == 0xaa &&
+	       memcmp(image + BZ_HDRS_OFF, "HdrS", 4) == 0;
+}
+
+/*
+ * Find the multiboot header: the magic on a 4-byte boundary with the whole
+ * 12-byte header inside the first 8 KiB. The first header whose checksum
+ * holds wins; if none holds, the first magic is returned with *sum_ok false
+ * so the caller can say the checksum is wrong.
+ */
+static bool mb_find_header(const uint8_t *image, size_t len, uint64_t *off,
+			   bool *sum_ok)
+{
+	size_t limit = len < MB_SEARCH_LEN ? len : MB_SEARCH_LEN;
+	bool seen = false;
+
+	*sum_ok = false;
+	for (size_t o = 0; o + MB_HEADER_LEN <= limit; o += 4) {
+		uint32_t magic = read_le32(image + o);
+		uint32_t sum;
+
+		if (magic != MB_HEADER_MAGIC)
+			continue;
+		/* the spec's sum is modulo 2^32: the wrap is intended */
+		sum = magic + read_le32(image + o + 4) +
+		      read_le32(image + o + 8);
+		if (sum == 0) {
+			*off = o;
+			*sum_ok = true;
+			return true;
+		}
+		if (!seen) {
+			*off = o;
+			seen = true;
+		}
+	}
+	return seen;
+}
+
+enum emt_image_kind emt_detect_image(const uint8_t *image, size_t len)
+{
+	uint64_t off;
+	bool sum_ok;
+
+	if (!image)
+		return EMT_IMAGE_RAW;
+	if (is_elf(image, len))
+		return EMT_IMAGE_MULTIBOOT;
+	if (is_bzimage(image, len))
+		return EMT_IMAGE_BZIMAGE;
+	/* A bad checksum still counts, so the loader can say what is wrong. */
+	if (mb_find_header(image, len, &off, &sum_ok) &&
+	    (read_le32(image + off + 4) & MB_FLAG_ADDRS))
+		return EMT_IMAGE_MULTIBOOT;
+	return EMT_IMAGE_RAW;
+}
+
+/*
+ * Check that [addr, addr + len) is somewhere a multiboot kernel may load:
+ * at or above 1 MiB, below 4 GiB (it starts in 32-bit mode) and inside RAM.
+ */
+static int guest_range_check(struct loader *l, const char *what,
+			     uint64_t addr, uint64_t len)
+{
+	uint64_t ram = l->a->ram_size;
+	uint64_t end;
+
+	if (len > UINT64_MAX - addr)
+		return loader_fail(l, -ENOEXEC,
+				   "%s (0x%" PRIx64 " + 0x%" PRIx64
+				   " bytes) wraps around the address space",
+				   what, addr, len);
+	end = addr + len;
+	if (addr < EMT_HIGH_MEM_START)
+		return loader_fail(l, -ENOEXEC,
+				   "%s loads at 0x%" PRIx64 ", below 1 MiB "
+				   "(reserved for the multiboot info and "
+				   "real-mode areas)", what, addr);
+	if (end > 4 * GiB)
+		return loader_fail(l, -ENOEXEC,
+				   "%s ends at 0x%" PRIx64 ", above 4 GiB "
+				   "(a multiboot kernel starts in 32-bit mode)",
+				   what, end);
+	if (end > ram)
+		return loader_fail(l, -E2BIG,
+				   "%s ends at 0x%" PRIx64 ": the image needs "
+				   "%" PRIu64 " MiB of guest RAM but the VM has "
+				   "%" PRIu64 " MiB", what, end, mib_ceil(end),
+				   mib_floor(ram));
+	return 0;
+}
+
+/* Read and check the ELF file header; program headers are checked later. */
+static int elf_read_header(struct loader *l, struct elf_image *e)
+{
+	const uint8_t *img = l->a->image;
+	size_t len = l->a->image_len;
+	size_t ehsize, phsize;
+	uint16_t type, machine, want_machine;
+
+	if (len < EI_NIDENT)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF header is truncated (%zu bytes)", len);
+	switch (img[EI_CLASS]) {
+	case ELFCLASS32:
+		e->is64 = false;
+		ehsize = sizeof(Elf32_Ehdr);
+		phsize = sizeof(Elf32_Phdr);
+		want_machine = EM_386;
+		break;
+	case ELFCLASS64:
+		e->is64 = true;
+		ehsize = sizeof(Elf64_Ehdr);
+		phsize = sizeof(Elf64_Phdr);
+		want_machine = EM_X86_64;
+		break;
+	default:
+		return loader_fail(l, -ENOEXEC,
+				   "ELF class %u is not supported (need ELF32 "
+				   "or ELF64)", img[EI_CLASS]);
+	}
+	if (img[EI_DATA] != ELFDATA2LSB)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF image is not little-endian (data "
+				   "encoding %u)", img[EI_DATA]);
+	if (img[EI_VERSION] != EV_CURRENT)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF version %u is not supported",
+				   img[EI_VERSION]);
+	if (len < ehsize)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF header is truncated (%zu bytes, need "
+				   "%zu)", len, ehsize);
+
+	type = (uint16_t)ELF_EHDR(img, e->is64, e_type);
+	machine = (uint16_t)ELF_EHDR(img, e->is64, e_machine);
+	e->entry = ELF_EHDR(img, e->is64, e_entry);
+	e->phoff = ELF_EHDR(img, e->is64, e_phoff);
+	e->phentsize = (uint16_t)ELF_EHDR(img, e->is64, e_phentsize);
+	e->phnum = (uint16_t)ELF_EHDR(img, e->is64, e_phnum);
+
+	if (type != ET_EXEC)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF type %u is not an executable (ET_EXEC)",
+				   type);
+	if (machine != want_machine)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF machine %u is not supported (an ELF%d "
+				   "kernel must be %s)", machine,
+				   e->is64 ? 64 : 32,
+				   e->is64 ? "EM_X86_64" : "EM_386");
+	if (e->phentsize != phsize)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF program header size is %u bytes, "
+				   "expected %zu", e->phentsize, phsize);
+	if (e->phnum == 0)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF image has no program headers");
+	if (e->phnum == PN_XNUM)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF image uses extended program header "
+				   "numbering (PN_XNUM), which is not "
+				   "supported");
+	/* 16-bit times 16-bit: the product cannot overflow 64 bits. */
+	if (!range_in(e->phoff, (uint64_t)e->phnum * e->phentsize, len))
+		return loader_fail(l, -ENOEXEC,
+				   "ELF program headers (%u at offset 0x%" PRIx64
+				   ") lie outside the file (%zu bytes)",
+				   e->phnum, e->phoff, len);
+	return 0;
+}
+
+static void elf_read_phdr(const uint8_t *p, bool is64, struct elf_seg *s)
+{
+	s->type = (uint32_t)ELF_PHDR(p, is64, p_type);
+	s->offset = ELF_PHDR(p, is64, p_offset);
+	s->vaddr = ELF_PHDR(p, is64, p_vaddr);
+	s->paddr = ELF_PHDR(p, is64, p_paddr);
+	s->filesz = ELF_PHDR(p, is64, p_filesz);
+	s->memsz = ELF_PHDR(p, is64, p_memsz);
+}
+
+/*
+ * Load every PT_LOAD segment at its p_paddr and zero its bss. The entry
+ * point must lie inside a loaded segment: e_entry is taken as a physical
+ * address if some segment's [p_paddr, p_paddr + p_memsz) holds it, else,
+ * as GRUB does for higher-half kernels, as a virtual address translated
+ * through the segment whose [p_vaddr, p_vaddr + p_memsz) holds it.
+ */
+static int elf_load(struct loader *l, const struct elf_image *e,
+		    struct mb_kernel *k)
+{
+	const uint8_t *img = l->a->image;
+	size_t len = l->a->image_len;
+	uint64_t end = 0, virt_entry = 0;
+	bool phys_hit = false, virt_hit = false;
+	unsigned loaded = 0;
+	char what[48];
+	int rc;
+
+	for (unsigned i = 0; i < e->phnum; i++) {
+		struct elf_seg s;
+
+		elf_read_phdr(img + e->phoff + (uint64_t)i * e->phentsize,
+			      e->is64, &s);
+		if (s.type != PT_LOAD)
+			continue;
+		if (!range_in(s.offset, s.filesz, len))
+			return loader_fail(l, -ENOEXEC,
+					   "ELF program header %u lies outside "
+					   "the file (0x%" PRIx64 " bytes at "
+					   "offset 0x%" PRIx64 ", file is %zu "
+					   "bytes)", i, s.filesz, s.offset,
+					   len);
+		if (s.filesz > s.memsz)
+			return loader_fail(l, -ENOEXEC,
+					   "ELF program header %u has a file "
+					   "size (0x%" PRIx64 ") larger than "
+					   "its memory size (0x%" PRIx64 ")",
+					   i, s.filesz, s.memsz);
+		if (s.memsz == 0)
+			continue;
+		snprintf(what, sizeof(what), "ELF program header %u", i);
+		rc = guest_range_check(l, what, s.paddr, s.memsz);
+		if (rc)
+			return rc;
+
+		memcpy(l->a->ram + s.paddr, img + s.offset, s.filesz);
+		memset(l->a->ram + s.paddr + s.filesz, 0, s.memsz - s.filesz);
+		loaded++;
+		if (s.paddr + s.memsz > end)
+			end = s.paddr + s.memsz;
+
+		if (e->entry >= s.paddr && e->entry - s.paddr < s.memsz)
+			phys_hit = true;
+		if (!virt_hit && e->entry >= s.vaddr &&
+		    e->entry - s.vaddr < s.memsz) {
+			virt_entry = s.paddr + (e->entry - s.vaddr);
+			virt_hit = true;
+		}
+	}
+	if (!loaded)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF image has no loadable segments "
+				   "(no non-empty PT_LOAD)");
+	if (!phys_hit && !virt_hit)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF entry point 0x%" PRIx64 " is not inside "
+				   "any loaded segment", e->entry);
+	k->entry = phys_hit ? e->entry : virt_entry;
+	/* Implied by the segment checks; kept so the rule is written down. */
+	if (k->entry >= 4 * GiB)
+		return loader_fail(l, -ENOEXEC,
+				   "ELF entry point 0x%" PRIx64 " is above 4 GiB",
+				   k->entry);
+	k->end = end;
+	return 0;
+}
+
+/*
+ * Load through the header's address fields (flags bit 16, the "a.out
+ * kludge"): the file byte at the header's offset goes to header_addr, the
+ * load starts header_addr - load_addr bytes before it and runs to
+ * load_end_addr (0: the end of the file); bss_end_addr (0: none) ends a
+ * zeroed bss; entry_addr must point into the loaded bytes.
+ */
+static int mb_load_addrs(struct loader *l, const struct mb_header *h,
+			 struct mb_kernel *k)
+{
+	size_t len = l->a->image_len;
+	uint64_t skip, file_off, load_len, load_end, mem_end;
+	int rc;
+
+	if (h->load_addr > h->header_addr)
+		return loader_fail(l, -ENOEXEC,
+				   "multiboot load_addr 0x%x is above "
+				   "header_addr 0x%x", h->load_addr,
+				   h->header_addr);
+	skip = (uint64_t)h->header_addr - h->load_addr;
+	if (skip > h->off)
+		return loader_fail(l, -ENOEXEC,
+				   "multiboot header_addr - load_addr (0x%"
+				   PRIx64 ") is larger than the header's file "
+				   "offset (0x%" PRIx64 "): the load would "
+				   "start before the file", skip, h->off);
+	file_off = h->off - skip;
+	if (h->load_end_addr == 0) {
+		load_len = len - file_off;
+	} else {
+		if (h->load_end_addr <= h->load_addr)
+			return loader_fail(l, -ENOEXEC,
+					   "multiboot load_end_addr 0x%x is "
+					   "not above load_addr 0x%x",
+					   h->load_end_addr, h->load_addr);
+		load_len = (uint64_t)h->load_end_addr - h->load_addr;
+		if (!range_in(file_off, load_len, len))
+			return loader_fail(l, -ENOEXEC,
+					   "multiboot load range (0x%" PRIx64
+					   " bytes at file offset 0x%" PRIx64
+					   ") lies outside the file (%zu "
+					   "bytes)", load_len, file_off, len);
+	}
+	/* load_addr < 2^32 and load_len <= len: no overflow. */
+	load_end = h->load_addr + load_len;
+	mem_end = load_end;
+	if (h->bss_end_addr) {
+		if (h->bss_end_addr < load_end)
+			return loader_fail(l, -ENOEXEC,
+					   "multiboot bss_end_addr 0x%x is "
+					   "below the end of the loaded data "
+					   "(0x%" PRIx64 ")", h->bss_end_addr,
+					   load_end);
+		mem_end = h->bss_end_addr;
+	}
+	rc = guest_range_check(l, "multiboot image", h->load_addr,
+			       mem_end - h->load_addr);
+	if (rc)
+		return rc;
+	if (h->entry_addr < h->load_addr || h->entry_addr >= load_end)
+		return loader_fail(l, -ENOEXEC,
+				   "multiboot entry_addr 0x%x is outside the "
+				   "loaded image (0x%x-0x%" PRIx64 ")",
+				   h->entry_addr, h->load_addr, load_end);
+
+	memcpy(l->a->ram + h->load_addr, l->a->image + file_off, load_len);
+	memset(l->a->ram + load_end, 0, mem_end - load_end);
+	k->entry = h->entry_addr;
+	k->end = mem_end;
+	return 0;
+}
+
+/* Take len bytes, aligned, from the info area and zero them. */
+static int mbi_alloc(struct mbi_area *m, uint64_t len, uint64_t align,
+		     uint64_t *addr)
+{
+	uint64_t at = (m->next + align - 1) & ~(align - 1);
+
+	if (at > m->end || len > m->end - at)
+		return -ENOSPC;
+	memset(m->ram + at, 0, len);
+	m->next = at + len;
+	*addr = at;
+	return 0;
+}
+
+/* Copy a NUL-terminated string of len bytes (without NUL) into the area. */
+static int mbi_add_string(struct mbi_area *m, const char *s, size_t len,
+			  uint64_t *addr)
+{
+	int rc = mbi_alloc(m, (uint64_t)len + 1, 1, addr);
+
+	if (rc)
+		return rc;
+	memcpy(m->ram + *addr, s, len);
+	return 0;
+}
+
+static void mbi_put_mmap(uint8_t *p, uint64_t base, uint64_t len,
+			 uint32_t type)
+{
+	write_le(p, MBI_MMAP_ENTRY_SIZE - 4, 4);
+	write_le(p + 4, base, 8);
+	write_le(p + 12, len, 8);
+	write_le(p + 20, type, 4);
+}
+
+/*
+ * Build the multiboot information in [EMT_MBI_ADDR, EMT_MBI_AREA_END).
+ * The command line is always passed (CMDLINE set), "" when none was given;
+ * MODS is always set, with one module (the initrd) or none.
+ */
+static int mbi_build(struct loader *l, const char *cmdline, size_t cmdline_len,
+		     bool have_initrd, uint64_t mod_start, uint64_t mod_end)
+{
+	struct mbi_area m = {
+		.ram = l->a->ram,
+		.next = EMT_MBI_ADDR,
+		.end = EMT_MBI_AREA_END,
+	};
+	uint64_t ram = l->a->ram_size;
+	uint64_t top = ram < 4 * GiB ? ram : 4 * GiB;
+	uint64_t info, mmap_at, mods, name, cmd, modstr;
+	uint8_t *p;
+	int rc;
+
+	rc = mbi_alloc(&m, MBI_SIZE, 8, &info);
+	if (rc)
+		goto out_full;
+	rc = mbi_alloc(&m, MBI_MMAP_ENTRIES * MBI_MMAP_ENTRY_SIZE, 8, &mmap_at);
+	if (rc)
+		goto out_full;
+	/* One slot even when there is no module: mods_addr stays valid. */
+	rc = mbi_alloc(&m, MBI_MOD_SIZE, 8, &mods);
+	if (rc)
+		goto out_full;
+	rc = mbi_add_string(&m, LOADER_NAME, strlen(LOADER_NAME), &name);
+	if (rc)
+		goto out_full;
+	rc = mbi_add_string(&m, INITRD_MODULE_STRING,
+			    strlen(INITRD_MODULE_STRING), &modstr);
+	if (rc)
+		goto out_full;
+	rc = mbi_add_string(&m, cmdline, cmdline_len, &cmd);
+	if (rc)
+		goto out_full;
+
+	p = l->a->ram + mmap_at;
+	mbi_put_mmap(p, 0, EMT_LOW_MEM_END, MBI_MMAP_AVAILABLE);
+	mbi_put_mmap(p + MBI_MMAP_ENTRY_SIZE, EMT_LOW_MEM_END,
+		     EMT_HIGH_MEM_START - EMT_LOW_MEM_END, MBI_MMAP_RESERVED);
+	mbi_put_mmap(p + 2 * MBI_MMAP_ENTRY_SIZE, EMT_HIGH_MEM_START,
+		     ram - EMT_HIGH_MEM_START, MBI_MMAP_AVAILABLE);
+
+	if (have_initrd) {
+		p = l->a->ram + mods;
+		write_le(p, mod_start, 4);
+		write_le(p + 4, mod_end, 4);
+		write_le(p + 8, modstr, 4);
+		/* p + 12: reserved, zeroed by mbi_alloc */
+	}
+
+	p = l->a->ram + info;
+	write_le(p + MBI_FLAGS, MBI_F_MEM | MBI_F_CMDLINE | MBI_F_MODS |
+		 MBI_F_MMAP | MBI_F_LOADER_NAME, 4);
+	write_le(p + MBI_MEM_LOWER, EMT_LOW_MEM_END / 1024, 4);
+	write_le(p + MBI_MEM_UPPER, (top - EMT_HIGH_MEM_START) / 1024, 4);
+	write_le(p + MBI_CMDLINE, cmd, 4);
+	write_le(p + MBI_MODS_COUNT, have_initrd ? 1 : 0, 4);
+	write_le(p + MBI_MODS_ADDR, mods, 4);
+	write_le(p + MBI_MMAP_LENGTH, MBI_MMAP_ENTRIES * MBI_MMAP_ENTRY_SIZE, 4);
+	write_le(p + MBI_MMAP_ADDR, mmap_at, 4);
+	write_le(p + MBI_LOADER_NAME, name, 4);
+	return 0;
+
+out_full:
+	return loader_fail(l, -E2BIG,
+			   "multiboot information does not fit in its area "
+			   "(0x%llx-0x%llx)", EMT_MBI_ADDR, EMT_MBI_AREA_END);
+}
+
+/* Place the initrd as module 0 on the first 4 KiB boundary after *end. */
+static int mb_place_initrd(struct loader *l, uint64_t *end,
+			   uint64_t *mod_start, uint64_t *mod_end)
+{
+	uint64_t ram = l->a->ram_size;
+	uint64_t top = ram < 4 * GiB ? ram : 4 * GiB;
+	uint64_t start = (*end + MODULE_ALIGN - 1) & ~(MODULE_ALIGN - 1);
+	uint64_t free_bytes = start < top ? top - start : 0;
+	uint64_t len = l->a->initrd_len;
+
+	if (len > free_bytes) {
+		if (top < ram)
+			return loader_fail(l, -E2BIG,
+					   "initrd is %" PRIu64 " bytes but "
+					   "only %" PRIu64 " bytes are free "
+					   "below 4 GiB after the kernel (from "
+					   "0x%" PRIx64 ")", len, free_bytes,
+					   start);
+		return loader_fail(l, -E2BIG,
+				   "initrd is %" PRIu64 " bytes but only %"
+				   PRIu64 " bytes of guest RAM are free after "
+				   "the kernel (from 0x%" PRIx64 "): the image "
+				   "needs %" PRIu64 " MiB of guest RAM but the "
+				   "VM has %" PRIu64 " MiB", len, free_bytes,
+				   start, mib_ceil(start + len),
+				   mib_floor(ram));
+	}
+	if (len)  /* an empty module may start at the very end of RAM */
+		memcpy(l->a->ram + start, l->a->initrd, len);
+	*mod_start = start;
+	*mod_end = start + len;
+	*end = start + len;
+	return 0;
+}
+
+/* Read and check the multiboot header of any multiboot image. */
+static int mb_read_header(struct loader *l, bool elf, struct mb_header *h)
+{
+	const uint8_t *img = l->a->image;
+	size_t len = l->a->image_len;
+	uint32_t unknown;
+	bool sum_ok;
+
+	if (!mb_find_header(img, len, &h->off, &sum_ok))
+		return loader_fail(l, -ENOEXEC,
+				   "%s has no multiboot header in its first "
+				   "%u bytes", elf ? "ELF image" : "image",
+				   MB_SEARCH_LEN);
+	if (!sum_ok)
+		return loader_fail(l, -ENOEXEC,
+				   "multiboot header checksum is wrong (header "
+				   "at offset 0x%" PRIx64 ")", h->off);
+	h->flags = read_le32(img + h->off + 4);
+	if (h->flags & MB_FLAG_VIDEO)
+		return loader_fail(l, -ENOEXEC,
+				   "multiboot header asks for a video mode "
+				   "(flag bit 2), but Bulkhead provides no "
+				   "framebuffer");
+	unknown = h->flags & MB_FLAGS_REQUIRED & ~MB_FLAGS_KNOWN;
+	if (unknown)
+		return loader_fail(l, -ENOEXEC,
+				   "multiboot header requires unsupported "
+				   "feature (flag bit %d)",
+				   __builtin_ctz(unknown));
+	if (!(h->flags & MB_FLAG_ADDRS))
+		return 0;
+	if (h->off + MB_HEADER_ADDRS_LEN > MB_SEARCH_LEN ||
+	    h->off + MB_HEADER_ADDRS_LEN > len)
+		return loader_fail(l, -ENOEXEC,
+				   "multiboot header at offset 0x%" PRIx64
+				   " has address fields (flag bit 16) past the "
+				   "%s", h->off,
+				   h->off + MB_HEADER_ADDRS_LEN > len ?
+				   "end of the file" : "first 8192 bytes");
+	h->header_addr = read_le32(img + h->off + 12);
+	h->load_addr = read_le32(img + h->off + 16);
+	h->load_end_addr = read_le32(img + h->off + 20);
+	h->bss_end_addr = read_le32(img + h->off + 24);
+	h->entry_addr = read_le32(img + h->off + 28);
+	return 0;
+}
+
+static int load_multiboot(struct loader *l, struct emt_boot *b)
+{
+	const struct emt_load_args *a = l->a;
+	bool elf = is_elf(a->image, a->image_len);
+	/* No command line is passed as "" (see emt.h). */
+	const char *cmdline = a->cmdline ? a->cmdline : "";
+	size_t cmdline_len = a->cmdline ? strnlen(a->cmdline, CMDLINE_MAX) : 0;
+	struct elf_image e = { 0 };
+	struct mb_header h = { 0 };
+	struct mb_kernel k = { 0 };
+	uint64_t mod_start = 0, mod_end = 0;
+	int rc;
+
+	if (cmdline_len >= CMDLINE_MAX) {
+		cmdline_len = strlen(cmdline);
+		rc = loader_fail(l, -EINVAL,
+				 "command line is too long (%zu bytes, at most "
+				 "%u)", cmdline_len, CMDLINE_MAX - 1);
+		goto out;
+	}
+	/* A file that says ELF must be a sound x86 ELF executable. */
+	if (elf) {
+		rc = elf_read_header(l, &e);
+		if (rc)
+			goto out;
+	}
+	rc = mb_read_header(l, elf, &h);
+	if (rc)
+		goto out;
+	/* Bit 16 wins over the ELF headers, as the spec says. */
+	if (h.flags & MB_FLAG_ADDRS)
+		rc = mb_load_addrs(l, &h, &k);
+	else if (elf)
+		rc = elf_load(l, &e, &k);
+	else
+		rc = loader_fail(l, -ENOEXEC,
+				 "multiboot image is neither ELF nor has "
+				 "address fields (flag bit 16)");
+	if (rc)
+		goto out;
+	if (a->initrd) {
+		rc = mb_place_initrd(l, &k.end, &mod_start, &mod_end);
+		if (rc)
+			goto out;
+	}
+	rc = mbi_build(l, cmdline, cmdline_len, a->initrd != NULL, mod_start,
+		       mod_end);
+	if (rc)
+		goto out;
+
+	b->mode = EMT_MODE_PROT32;
+	b->rip = k.entry;
+	b->rax = MB_BOOT_MAGIC;
+	b->rbx = EMT_MBI_ADDR;
+	b->image_end = k.end;
+out:
+	return rc;
+}
+
+static int load_raw(struct loader *l, struct emt_boot *b)
+{
+	const struct emt_load_args *a = l->a;
+
+	if (a->initrd)
+		return loader_fail(l, -EINVAL,
+				   "--initrd needs a multiboot or Linux image");
+	if (a->cmdline && a->cmdline[0])
+		return loader_fail(l, -EINVAL,
+				   "--cmdline needs a multiboot or Linux image");
+	if (a->image_len > EMT_RAW_MAX)
+		return loader_fail(l, -E2BIG,
+				   "raw image is %zu bytes but at most %llu fit "
+				   "between 0x%llx and 0x%llx", a->image_len,
+				   EMT_RAW_MAX, EMT_BOOTSECT_ADDR,
+				   EMT_LOW_MEM_END);
+	/* Implied by ram_size >= 2 MiB; kept so the rule is written down. */
+	if (!range_in(EMT_BOOTSECT_ADDR, a->image_len, a->ram_size))
+		return loader_fail(l, -E2BIG,
+				   "raw image does not fit in guest RAM");
+
+	memcpy(a->ram + EMT_BOOTSECT_ADDR, a->image, a->image_len);
+	b->mode = EMT_MODE_REAL;
+	b->rip = EMT_BOOTSECT_ADDR;
+	b->rdx = RAW_BOOT_DRIVE;
+	b->rsp = EMT_BOOTSECT_ADDR;
+	b->image_end = EMT_BOOTSECT_ADDR + a->image_len;
+	return 0;
+}
+
+int emt_load_image(const struct emt_load_args *a, struct emt_boot *boot,
+		   char *err, size_t errlen)
+{
+	struct loader l = { .a = a, .err = err, .errlen = errlen };
+	struct emt_boot b = { 0 };
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!a || !boot || !a->ram) {
+		rc = loader_fail(&l, -EINVAL,
+				 "loader called without arguments, guest RAM "
+				 "or boot state");
+		goto out;
+	}
+	if (a->ram_size < LOADER_MIN_RAM) {
+		rc = loader_fail(&l, -EINVAL,
+				 "guest RAM is %" PRIu64 " KiB but the loader "
+				 "needs at least 2 MiB", a->ram_size / 1024);
+		goto out;
+	}
+	if (!a->image || a->image_len == 0) {
+		rc = loader_fail(&l, -ENOEXEC, "image is empty");
+		goto out;
+	}
+
+	b.kind = emt_detect_image(a->image, a->image_len);
+	switch (b.kind) {
+	case EMT_IMAGE_MULTIBOOT:
+		rc = load_multiboot(&l, &b);
+		break;
+	case EMT_IMAGE_RAW:
+		rc = load_raw(&l, &b);
+		break;
+	case EMT_IMAGE_BZIMAGE:
+	default:
+		rc = loader_fail(&l, -ENOEXEC,
+				 "Linux bzImage images are not supported yet");
+		break;
+	}
+	if (rc == 0)
+		*boot = b;
+out:
+	return rc;
+}

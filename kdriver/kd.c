@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/* kdriver: thin, checked wrappers around the KVM ioctls Bulkhead uses. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kdriver/kd.h"
+
+/* Just below 4 GiB, out of the way of RAM (we map at most 3 GiB). */
+#define KD_IDENTITY_MAP_ADDR 0xfffbc000ull
+#define KD_TSS_ADDR 0xfffbd000ull
+#define KD_CPUID_MAX_ENTRIES 256
+
+static int kd_ioctl(int fd, unsigned long req, void *arg)
+{
+	int r;
+
+	do
+		r = ioctl(fd, req, arg);
+	while (r < 0 && errno == EINTR && req != KVM_RUN);
+	return r < 0 ? -errno : r;
+}
+
+int kd_sys_open(const char *path)
+{
+	int fd = open(path ? path : "/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static const struct {
+	int cap;
+	const char *name;
+} kd_required_caps[] = {
+	{ KVM_CAP_IRQCHIP, "in-kernel irqchip (KVM_CAP_IRQCHIP)" },
+	{ KVM_CAP_PIT2, "in-kernel PIT (KVM_CAP_PIT2)" },
+	{ KVM_CAP_USER_MEMORY, "user memory slots (KVM_CAP_USER_MEMORY)" },
+	{ KVM_CAP_IOEVENTFD, "ioeventfd (KVM_CAP_IOEVENTFD)" },
+	{ KVM_CAP_IRQFD, "irqfd (KVM_CAP_IRQFD)" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "immediate exit (KVM_CAP_IMMEDIATE_EXIT)" },
+	{ KVM_CAP_EXT_CPUID, "KVM_GET_SUPPORTED_CPUID (KVM_CAP_EXT_CPUID)" },
+	{ KVM_CAP_SET_TSS_ADDR, "KVM_SET_TSS_ADDR" },
+	{ KVM_CAP_MP_STATE, "multiprocessor state (KVM_CAP_MP_STATE)" },
+};
+
+int kd_sys_check(int kvm_fd, char *err, size_t errlen)
+{
+	int v = kd_ioctl(kvm_fd, KVM_GET_API_VERSION, NULL);
+
+	if (v < 0) {
+		snprintf(err, errlen, "KVM_GET_API_VERSION failed: %s",
+			 strerror(-v));
+		return v;
+	}
+	if (v != KVM_API_VERSION) {
+		snprintf(err, errlen, "KVM API version %d, need %d", v,
+			 KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	for (size_t i = 0;
+	     i < sizeof(kd_required_caps) / sizeof(kd_required_caps[0]); i++) {
+		int r = ioctl(kvm_fd, KVM_CHECK_EXTENSION, kd_required_caps[i].cap);
+
+		if (r <= 0) {
+			snprintf(err, errlen, "KVM lacks %s",
+				 kd_required_caps[i].name);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+int kd_sys_nr_vcpus(int kvm_fd)
+{
+	int r = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+
+	return r > 0 ? r : 1;
+}
+
+static int kd_fetch_cpuid(struct kd_vm *vm)
+{
+	struct kvm_cpuid2 *c;
+	int r;
+
+	c = calloc(1, sizeof(*c) +
+			     KD_CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
+	if (!c)
+		return -ENOMEM;
+	c->nent = KD_CPUID_MAX_ENTRIES;
+	r = kd_ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	vm->cpuid = c;
+	return 0;
+}
+
+int kd_vm_create(int kvm_fd, struct kd_vm **out)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t idmap = KD_IDENTITY_MAP_ADDR;
+	struct kd_vm *vm;
+	int r;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->kvm_fd = kvm_fd;
+	vm->run_size = kd_ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, NULL);
+	if (vm->run_size < (int)sizeof(struct kvm_run)) {
+		r = vm->run_size < 0 ? vm->run_size : -EINVAL;
+		goto out_free;
+	}
+	r = kd_ioctl(kvm_fd, KVM_CREATE_VM, (void *)0);
+	if (r < 0)
+		goto out_free;
+	vm->vm_fd = r;
+	r = kd_ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
+	if (r < 0)
+		goto out_close;
+	r = kd_ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)KD_TSS_ADDR);
+	if (r < 0)
+		goto out_close;
+	r = kd_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL);
+	if (r < 0)
+		goto out_close;
+	r = kd_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit);
+	if (r < 0)
+		goto out_close;
+	r = kd_fetch_cpuid(vm);
+	if (r < 0)
+		goto out_close;
+	*out = vm;
+	return 0;
+
+out_close:
+	close(vm->vm_fd);
+out_free:
+	free(vm);
+	return r;
+}
+
+void kd_vm_destroy(struct kd_vm *vm)
+{
+	if (!vm)
+		return;
+	close(vm->vm_fd);
+	free(vm->cpuid);
+	free(vm);
+}
+
+int kd_vm_set_memory(struct kd_vm *vm, unsigned slot, uint64_t gpa,
+		     uint64_t size, void *hva)
+{
+	struct kvm_userspace_memory_region m = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+
+	return kd_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m);
+}
+
+int kd_vm_irqfd(struct kd_vm *vm, int fd, unsigned gsi, int resample_fd)
+{
+	struct kvm_irqfd i = { .fd = (uint32_t)fd, .gsi = gsi };
+
+	if (resample_fd >= 0) {
+		i.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		i.resamplefd = (uint32_t)resample_fd;
+	}
+	return kd_ioctl(vm->vm_fd, KVM_IRQFD, &i);
+}
+
+int kd_vm_irqfd_remove(struct kd_vm *vm, int fd, unsigned gsi)
+{
+	struct kvm_irqfd i = {
+		.fd = (uint32_t)fd, .gsi = gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN
+	};
+
+	return kd_ioctl(vm->vm_fd, KVM_IRQFD, &i);
+}
+
+int kd_vm_ioeventfd(struct kd_vm *vm, int fd, uint64_t addr, unsigned len,
+		    bool pio)
+{
+	struct kvm_ioeventfd e = {
+		.addr = addr, .len = len, .fd = fd,
+		.flags = pio ? KVM_IOEVENTFD_FLAG_PIO : 0,
+	};
+
+	return kd_ioctl(vm->vm_fd, KVM_IOEVENTFD, &e);
+}
+
+int kd_vm_irq_line(struct kd_vm *vm, unsigned gsi, bool level)
+{
+	struct kvm_irq_level l = { .irq = gsi, .level = level };
+
+	return kd_ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+int kd_vcpu_create(struct kd_vm *vm, unsigned id, struct kd_vcpu **out)
+{
+	struct kd_vcpu *v;
+	void *run;
+	int r;
+
+	if (id >= KD_MAX_VCPUS)
+		return -EINVAL;
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->vm = vm;
+	v->id = id;
+	r = kd_ioctl(vm->vm_fd, KVM_CREATE_VCPU, (void *)(uintptr_t)id);
+	if (r < 0)
+		goto out_free;
+	v->fd = r;
+	run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE,
+		   MAP_SHARED, v->fd, 0);
+	if (run == MAP_FAILED) {
+		r = -errno;
+		goto out_close;
+	}
+	v->run = run;
+	*out = v;
+	return 0;
+
+out_close:
+	close(v->fd);
+out_free:
+	free(v);
+	return r;
+}
+
+void kd_vcpu_destroy(struct kd_vcpu *v)
+{
+	if (!v)
+		return;
+	munmap(v->run, (size_t)v->vm->run_size);
+	close(v->fd);
+	free(v);
+}
+
+int kd_vcpu_set_cpuid(struct kd_vcpu *v)
+{
+	const struct kvm_cpuid2 *src = v->vm->cpuid;
+	size_t size = sizeof(*src) + src->nent * sizeof(src->entries[0]);
+	struct kvm_cpuid2 *c = malloc(size);
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	memcpy(c, src, size);
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		/* Initial APIC id in EBX[31:24] of leaf 1, x2APIC id in 0xb. */
+		if (e->function == 1)
+			e->ebx = (e->ebx & 0x00ffffffu) | (v->id << 24);
+		else if (e->function == 0xb || e->function == 0x1f)
+			e->edx = v->id;
+	}
+	r = kd_ioctl(v->fd, KVM_SET_CPUID2, c);
+	free(c);
+	return r;
+}
+
+int kd_vcpu_get_regs(struct kd_vcpu *v, struct kvm_regs *r)
+{
+	return kd_ioctl(v->fd, KVM_GET_REGS, r);
+}
+
+int kd_vcpu_set_regs(struct kd_vcpu *v, const struct kvm_regs *r)
+{
+	return kd_ioctl(v->fd, KVM_SET_REGS, (void *)r);
+}
+
+int kd_vcpu_get_sregs(struct kd_vcpu *v, struct kvm_sregs *s)
+{
+	return kd_ioctl(v->fd, KVM_GET_SREGS, s);
+}
+
+int kd_vcpu_set_sregs(struct kd_vcpu *v, const struct kvm_sregs *s)
+{
+	return kd_ioctl(v->fd, KVM_SET_SREGS, (void *)s);
+}
+
+int kd_vcpu_get_mp_state(struct kd_vcpu *v, uint32_t *state)
+{
+	struct kvm_mp_state mp;
+	int r = kd_ioctl(v->fd, KVM_GET_MP_STATE, &mp);
+
+	if (r == 0)
+		*state = mp.mp_state;
+	return r;
+}
+
+int kd_vcpu_set_mp_state(struct kd_vcpu *v, uint32_t state)
+{
+	struct kvm_mp_state mp = { .mp_state = state };
+
+	return kd_ioctl(v->fd, KVM_SET_MP_STATE, &mp);
+}
+
+int kd_vcpu_run(struct kd_vcpu *v)
+{
+	return kd_ioctl(v->fd, KVM_RUN, NULL);
+}
+
+static void kd_seg_flat(struct kvm_segment *s, uint16_t sel, uint8_t type,
+			bool code32)
+{
+	*s = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffffu, .selector = sel, .type = type,
+		.present = 1, .dpl = 0, .db = code32, .s = 1, .l = 0, .g = 1,
+	};
+}
+
+int kd_vcpu_setup_prot32(struct kd_vcpu *v, uint32_t eip)
+{
+	struct kvm_sregs s;
+	struct kvm_regs r;
+	int err = kd_vcpu_get_sregs(v, &s);
+
+	if (err < 0)
+		return err;
+	/* Multiboot: CS a flat 32-bit execute/read segment, the rest flat data. */
+	kd_seg_flat(&s.cs, 0x08, 0xb, true);
+	kd_seg_flat(&s.ds, 0x10, 0x3, true);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.cr0 = (s.cr0 | 0x1u) & ~0x80000000ull;  /* PE on, PG off */
+	s.cr4 = 0;
+	s.efer = 0;
+	err = kd_vcpu_set_sregs(v, &s);
+	if (err < 0)
+		return err;
+	err = kd_vcpu_get_regs(v, &r);
+	if (err < 0)
+		return err;
+	r.rip = eip;
+	r.rflags = 0x2;  /* IF and VM clear */
+	return kd_vcpu_set_regs(v, &r);
+}
+
+int kd_vcpu_setup_real(struct kd_vcpu *v, uint16_t seg, uint16_t ip)
+{
+	struct kvm_sregs s;
+	struct kvm_regs r;
+	int err = kd_vcpu_get_sregs(v, &s);
+
+	if (err < 0)
+		return err;
+	s.cs.selector = seg;
+	s.cs.base = (uint64_t)seg << 4;
+	s.ds.selector = s.es.selector = s.fs.selector = 0;
+	s.gs.selector = s.ss.selector = 0;
+	s.ds.base = s.es.base = s.fs.base = s.gs.base = s.ss.base = 0;
+	err = kd_vcpu_set_sregs(v, &s);
+	if (err < 0)
+		return err;
+	err = kd_vcpu_get_regs(v, &r);
+	if (err < 0)
+		return err;
+	r.rip = ip;
+	r.rflags = 0x2;
+	return kd_vcpu_set_regs(v, &r);
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kdriver: the only code in Bulkhead that issues KVM ioctls.
+ *
+ * System-level calls (kd_sys_*) are made by the broker on /dev/kvm; VM and
+ * vCPU calls by the worker, which creates its own VM from the /dev/kvm fd it
+ * was handed (KVM binds a VM to the process that created it).
+ */
+#ifndef BULKHEAD_KD_H
+#define BULKHEAD_KD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#define KD_MAX_VCPUS 16u
+
+/* Open /dev/kvm (or path) read-write, close-on-exec. Returns fd or -errno. */
+int kd_sys_open(const char *path);
+/*
+ * Check the API version and every capability Bulkhead relies on. On failure
+ * returns -ENOTSUP (or another -errno) and names what is missing in err.
+ */
+int kd_sys_check(int kvm_fd, char *err, size_t errlen);
+/* Recommended vCPU count (KVM_CAP_NR_VCPUS), at least 1. */
+int kd_sys_nr_vcpus(int kvm_fd);
+
+struct kd_vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size;                 /* mmap size of struct kvm_run */
+	struct kvm_cpuid2 *cpuid;     /* supported CPUID, fetched once */
+};
+
+struct kd_vcpu {
+	struct kd_vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+};
+
+/*
+ * Create a VM on kvm_fd with an in-kernel irqchip (PIC, IOAPIC, LAPIC) and
+ * PIT, the TSS and identity-map pages placed just below 4 GiB.
+ */
+int kd_vm_create(int kvm_fd, struct kd_vm **out);
+void kd_vm_destroy(struct kd_vm *vm);
+/* Map [gpa, gpa + size) of guest memory to hva. */
+int kd_vm_set_memory(struct kd_vm *vm, unsigned slot, uint64_t gpa,
+		     uint64_t size, void *hva);
+/* Bind eventfd fd to GSI gsi; resample_fd >= 0 for a level-triggered line. */
+int kd_vm_irqfd(struct kd_vm *vm, int fd, unsigned gsi, int resample_fd);
+int kd_vm_irqfd_remove(struct kd_vm *vm, int fd, unsigned gsi);
+/* Signal fd on guest writes of len bytes at addr (port I/O or MMIO). */
+int kd_vm_ioeventfd(struct kd_vm *vm, int fd, uint64_t addr, unsigned len,
+		    bool pio);
+/* Drive the in-kernel interrupt controllers' line gsi (KVM_IRQ_LINE). */
+int kd_vm_irq_line(struct kd_vm *vm, unsigned gsi, bool level);
+
+int kd_vcpu_create(struct kd_vm *vm, unsigned id, struct kd_vcpu **out);
+void kd_vcpu_destroy(struct kd_vcpu *v);
+/* Give the vCPU the host-supported CPUID with its own APIC id filled in. */
+int kd_vcpu_set_cpuid(struct kd_vcpu *v);
+int kd_vcpu_get_regs(struct kd_vcpu *v, struct kvm_regs *r);
+int kd_vcpu_set_regs(struct kd_vcpu *v, const struct kvm_regs *r);
+int kd_vcpu_get_sregs(struct kd_vcpu *v, struct kvm_sregs *s);
+int kd_vcpu_set_sregs(struct kd_vcpu *v, const struct kvm_sregs *s);
+int kd_vcpu_get_mp_state(struct kd_vcpu *v, uint32_t *state);
+int kd_vcpu_set_mp_state(struct kd_vcpu *v, uint32_t state);
+/*
+ * Enter the guest once (KVM_RUN). Returns 0 with v->run->exit_reason set,
+ * -EINTR when kicked out by a signal or immediate_exit, or -errno.
+ */
+int kd_vcpu_run(struct kd_vcpu *v);
+
+/*
+ * Set up a vCPU for entry in real mode at seg:ip, or in flat 32-bit
+ * protected mode (paging off) at eip, the state multiboot prescribes.
+ */
+int kd_vcpu_setup_real(struct kd_vcpu *v, uint16_t seg, uint16_t ip);
+int kd_vcpu_setup_prot32(struct kd_vcpu *v, uint32_t eip);
+
+#endif

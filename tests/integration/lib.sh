@@ -1,0 +1,63 @@
+# Shared helpers for integration tests. Each test is a sh script run from the
+# top directory with BUILD set; exit 0 pass, 77 skip (with a reason as the
+# last line), anything else fail.
+set -u
+BUILD=${BUILD:-build}
+BIN=$BUILD/bin
+GUESTS=$BUILD/guests
+TMP=$(mktemp -d /tmp/bulkhead-test.XXXXXX)
+trap 'cleanup' EXIT
+cleanup() {
+	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$TMP"
+}
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+need_kvm() {
+	if [ ! -c /dev/kvm ] || ! ( exec 3<>/dev/kvm ) 2>/dev/null; then
+		echo "skipped: /dev/kvm is missing or not usable by $(id -un)"
+		exit 77
+	fi
+}
+
+# run_vm OUTFILE [bulkhead run args...]: runs to completion, sets $status.
+run_vm() {
+	out=$1; shift
+	status=0
+	timeout 120 "$BIN/bulkhead" run "$@" </dev/null >"$out" 2>"$out.err" || status=$?
+	echo "bulkhead run $* -> status $status"
+	sed 's/^/  stdout: /' "$out"
+	sed 's/^/  stderr: /' "$out.err"
+}
+
+expect_status() {
+	[ "$status" -eq "$1" ] || fail "expected exit status $1, got $status"
+}
+
+expect_line() {  # FILE LINE: LINE must appear as a whole line
+	tr -d '\r' <"$1" | grep -qxF -- "$2" || fail "missing line '$2' in $1"
+}
+
+expect_text() {  # FILE TEXT
+	grep -qF -- "$2" "$1" || fail "missing '$2' in $1"
+}
+
+# wait_for FILE TEXT [SECONDS]
+wait_for() {
+	i=0
+	while ! grep -qF -- "$2" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -gt $(( ${3:-30} * 10 )) ] && fail "timed out waiting for '$2' in $1"
+		sleep 0.1
+	done
+}
+
+# children PID: the pids whose parent is PID
+children() {
+	for d in /proc/[0-9]*; do
+		[ -r "$d/stat" ] || continue
+		pp=$(sed 's/^.*) [A-Za-z] \([0-9]*\).*$/\1/' "$d/stat" 2>/dev/null)
+		[ "$pp" = "$1" ] && echo "${d#/proc/}"
+	done
+}
