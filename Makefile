@@ -114,9 +114,18 @@ all: $(BINARIES) $(GUESTS)
 # ---- running ------------------------------------------------------------
 run: $(BINARIES) $(GUESTS)
 	@echo "bulkhead: booting $(DEMO_GUEST) (worker and devices in their own processes)"
-	$(BIN)/bulkhead run $(DEMO_GUEST); st=$$?; \
-	echo "bulkhead: guest exited with status $$st"; \
+	@st=0; $(BIN)/bulkhead run $(DEMO_GUEST) || st=$$?; \
+	echo "bulkhead: guest exited with status $$st (1: it wrote 0 to debug-exit)"; \
 	[ $$st -eq 1 ]
+
+PREFIX ?= /usr/local
+# The CLI goes on PATH; the worker and device binaries beside each other in
+# libexec, where the CLI looks for them.
+install: $(BINARIES)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/bulkhead
+	install -m 755 $(BIN)/bulkhead $(DESTDIR)$(PREFIX)/bin/bulkhead
+	install -m 755 $(filter-out $(BIN)/bulkhead,$(BINARIES)) \
+		$(DESTDIR)$(PREFIX)/libexec/bulkhead/
 
 check: all $(TEST_BINS)
 	$(Q)sh tests/run-tests.sh $(BUILD)
@@ -124,6 +133,6 @@ check: all $(TEST_BINS)
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all run check clean deps bench
+.PHONY: all run check clean deps bench install
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -95,7 +95,11 @@ int brk_spawn(const char *binary, int bootstrap_fd, const char *label,
 			 strerror(-r));
 		return r;
 	}
+	/* Beside the CLI (the build tree), else ../libexec/bulkhead (installed). */
 	snprintf(path, sizeof(path), "%s/%s", dir, binary);
+	if (access(path, X_OK) < 0)
+		snprintf(path, sizeof(path), "%s/../libexec/bulkhead/%s", dir,
+			 binary);
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "pipe: %s", strerror(errno));

@@ -66,6 +66,13 @@ $(GUEST_OBJ)/bootsect16.o: $(GUEST_DIR)/bootsect.S
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(GUEST_CC) -m32 -ffreestanding -fno-pic -MD -MP -c -o $@ $<
 
+# The guests the documentation names are also reachable as
+# tests/guests/hello.elf and tests/guests/bootsect.bin (links into build/).
+GUEST_LINKS := $(GUEST_DIR)/hello.elf $(GUEST_DIR)/bootsect.bin
+$(GUEST_LINKS): $(GUEST_DIR)/%: $(GUEST_OUT)/%
+	$(Q)ln -sfn $(abspath $<) $@
+GUESTS += $(GUEST_LINKS)
+
 guests: $(GUESTS)
 .PHONY: guests
 
