@@ -361,12 +361,25 @@ static int brk_on_exited(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
+static int brk_on_control_reply(void *ctx, struct ipc_msg *m)
+{
+	VmControlReply *rep = ipc_msg_unpack(m, &vm_control_reply__descriptor);
+
+	if (!rep)
+		return -EPROTO;
+	if (rep->status < 0)
+		LOG_WARN("worker refused the operation: %s", rep->message);
+	vm_control_reply__free_unpacked(rep, NULL);
+	return 0;
+}
+
 static const struct ipc_handler brk_worker_tab[] = {
 	{ MSG_WORKER_READY, IPC_PERMIT | IPC_ONCE, brk_on_ready },
 	{ MSG_VM_EXITED, IPC_PERMIT | IPC_ONCE, brk_on_exited },
+	{ MSG_VM_CONTROL_REPLY, IPC_PERMIT, brk_on_control_reply },
 };
 static const struct ipc_phase brk_worker_phase = {
-	"running", brk_worker_tab, 2
+	"running", brk_worker_tab, 3
 };
 
 /* The status `bulkhead run` exits with, and the error text if any. */
@@ -470,12 +483,13 @@ int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 			if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
 				signals++;
 				if (signals == 1 && vm->chan.fd >= 0) {
-					PowerOffReq po = POWER_OFF_REQ__INIT;
+					VmControl vc = VM_CONTROL__INIT;
 
+					vc.op = VM_CONTROL__OP__POWER_OFF;
 					LOG_INFO("%s: powering the VM off",
 						 strsignal((int)si.ssi_signo));
-					ipc_send_pb(&vm->chan, MSG_POWER_OFF,
-						    &po.base, NULL, 0);
+					ipc_send_pb(&vm->chan, MSG_VM_CONTROL,
+						    &vc.base, NULL, 0);
 				} else {
 					LOG_INFO("%s again: killing the VM",
 						 strsignal((int)si.ssi_signo));

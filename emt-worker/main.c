@@ -470,16 +470,32 @@ static int wk_setup_device(struct wk *w, unsigned idx, char *err,
 
 /* ---- running ------------------------------------------------------------ */
 
-static int wk_on_power_off(void *ctx, struct ipc_msg *m)
+static int wk_on_control(void *ctx, struct ipc_msg *m)
 {
 	struct wk *w = ctx;
+	VmControl *vc = ipc_msg_unpack(m, &vm_control__descriptor);
+	VmControlReply rep = VM_CONTROL_REPLY__INIT;
+	int r;
 
-	emt_vm_end(w->vm, EMT_END_POWER_OFF, 0, NULL, "powered off by the host");
-	return 0;
+	if (!vc)
+		return -EPROTO;
+	rep.seq = vc->seq;
+	if (vc->op == VM_CONTROL__OP__POWER_OFF) {
+		emt_vm_end(w->vm, EMT_END_POWER_OFF, 0, NULL,
+			   "powered off by the host");
+		rep.state = "POWERING_OFF";
+	} else {
+		rep.status = -ENOTSUP;
+		rep.message = "not supported yet";
+		rep.state = "RUNNING";
+	}
+	vm_control__free_unpacked(vc, NULL);
+	r = ipc_send_pb(&w->broker, MSG_VM_CONTROL_REPLY, &rep.base, NULL, 0);
+	return r;
 }
 
 static const struct ipc_handler wk_broker_running_tab[] = {
-	{ MSG_POWER_OFF, IPC_PERMIT, wk_on_power_off },
+	{ MSG_VM_CONTROL, IPC_PERMIT, wk_on_control },
 };
 static const struct ipc_phase wk_broker_running_phase = {
 	"running", wk_broker_running_tab, 1

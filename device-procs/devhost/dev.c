@@ -11,12 +11,23 @@
 int dev_new(const struct dev_desc *desc, unsigned instance,
 	    const struct dev_host_ops *ops, void *host, struct dev **out)
 {
+	return dev_new_at(desc, instance, NULL, NULL, NULL, ops, host, out);
+}
+
+int dev_new_at(const struct dev_desc *desc, unsigned instance,
+	       const struct dev_region *regions, const unsigned *irqs,
+	       const struct dev_config *cfg, const struct dev_host_ops *ops,
+	       void *host, struct dev **out)
+{
 	struct dev *d;
 	int ret;
 
 	if (!desc || !ops || !out)
 		return -EINVAL;
 	*out = NULL;
+	if (desc->nregions > DEV_MAX_REGIONS || desc->nirqs > DEV_MAX_IRQS ||
+	    desc->ndoorbells > DEV_MAX_DOORBELLS)
+		return -EINVAL;
 
 	d = calloc(1, sizeof(*d));
 	if (!d)
@@ -25,6 +36,14 @@ int dev_new(const struct dev_desc *desc, unsigned instance,
 	d->instance = instance;
 	d->ops = ops;
 	d->host = host;
+	d->nregions = desc->nregions;
+	for (unsigned i = 0; i < desc->nregions; i++)
+		d->regions[i] = regions ? regions[i] : desc->regions[i];
+	d->nirqs = desc->nirqs;
+	for (unsigned i = 0; i < desc->nirqs; i++)
+		d->irqs[i] = irqs ? irqs[i] : desc->irqs[i];
+	if (cfg)
+		d->cfg = *cfg;
 
 	if (desc->state_size) {
 		d->state = calloc(1, desc->state_size);
