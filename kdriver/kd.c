@@ -310,6 +310,71 @@ int kd_vcpu_set_mp_state(struct kd_vcpu *v, uint32_t state)
 	return kd_ioctl(v->fd, KVM_SET_MP_STATE, &mp);
 }
 
+int kd_vcpu_get_fpu(struct kd_vcpu *v, struct kvm_fpu *f)
+{
+	return kd_ioctl(v->fd, KVM_GET_FPU, f);
+}
+
+int kd_vcpu_set_fpu(struct kd_vcpu *v, const struct kvm_fpu *f)
+{
+	return kd_ioctl(v->fd, KVM_SET_FPU, (void *)f);
+}
+
+int kd_vcpu_get_lapic(struct kd_vcpu *v, struct kvm_lapic_state *l)
+{
+	return kd_ioctl(v->fd, KVM_GET_LAPIC, l);
+}
+
+int kd_vcpu_set_lapic(struct kd_vcpu *v, const struct kvm_lapic_state *l)
+{
+	return kd_ioctl(v->fd, KVM_SET_LAPIC, (void *)l);
+}
+
+int kd_vcpu_get_events(struct kd_vcpu *v, struct kvm_vcpu_events *e)
+{
+	return kd_ioctl(v->fd, KVM_GET_VCPU_EVENTS, e);
+}
+
+int kd_vcpu_set_events(struct kd_vcpu *v, const struct kvm_vcpu_events *e)
+{
+	return kd_ioctl(v->fd, KVM_SET_VCPU_EVENTS, (void *)e);
+}
+
+int kd_vcpu_kvmclock_ctrl(struct kd_vcpu *v)
+{
+	return kd_ioctl(v->fd, KVM_KVMCLOCK_CTRL, NULL);
+}
+
+int kd_vm_get_irqchip(struct kd_vm *vm, struct kvm_irqchip *c)
+{
+	return kd_ioctl(vm->vm_fd, KVM_GET_IRQCHIP, c);
+}
+
+int kd_vm_set_irqchip(struct kd_vm *vm, const struct kvm_irqchip *c)
+{
+	return kd_ioctl(vm->vm_fd, KVM_SET_IRQCHIP, (void *)c);
+}
+
+int kd_vm_get_pit(struct kd_vm *vm, struct kvm_pit_state2 *p)
+{
+	return kd_ioctl(vm->vm_fd, KVM_GET_PIT2, p);
+}
+
+int kd_vm_set_pit(struct kd_vm *vm, const struct kvm_pit_state2 *p)
+{
+	return kd_ioctl(vm->vm_fd, KVM_SET_PIT2, (void *)p);
+}
+
+int kd_vm_get_clock(struct kd_vm *vm, struct kvm_clock_data *c)
+{
+	return kd_ioctl(vm->vm_fd, KVM_GET_CLOCK, c);
+}
+
+int kd_vm_set_clock(struct kd_vm *vm, const struct kvm_clock_data *c)
+{
+	return kd_ioctl(vm->vm_fd, KVM_SET_CLOCK, (void *)c);
+}
+
 int kd_vcpu_run(struct kd_vcpu *v)
 {
 	return kd_ioctl(v->fd, KVM_RUN, NULL);

@@ -69,6 +69,29 @@ int kd_vcpu_get_sregs(struct kd_vcpu *v, struct kvm_sregs *s);
 int kd_vcpu_set_sregs(struct kd_vcpu *v, const struct kvm_sregs *s);
 int kd_vcpu_get_mp_state(struct kd_vcpu *v, uint32_t *state);
 int kd_vcpu_set_mp_state(struct kd_vcpu *v, uint32_t state);
+int kd_vcpu_get_fpu(struct kd_vcpu *v, struct kvm_fpu *f);
+int kd_vcpu_set_fpu(struct kd_vcpu *v, const struct kvm_fpu *f);
+int kd_vcpu_get_lapic(struct kd_vcpu *v, struct kvm_lapic_state *l);
+int kd_vcpu_set_lapic(struct kd_vcpu *v, const struct kvm_lapic_state *l);
+int kd_vcpu_get_events(struct kd_vcpu *v, struct kvm_vcpu_events *e);
+int kd_vcpu_set_events(struct kd_vcpu *v, const struct kvm_vcpu_events *e);
+/* Tell KVM the vCPU is going to be paused for a while (kvmclock). */
+int kd_vcpu_kvmclock_ctrl(struct kd_vcpu *v);
+
+/* In-kernel PIC (chip 0 master, 1 slave) and IOAPIC (chip 2), and PIT. */
+int kd_vm_get_irqchip(struct kd_vm *vm, struct kvm_irqchip *c);
+int kd_vm_set_irqchip(struct kd_vm *vm, const struct kvm_irqchip *c);
+int kd_vm_get_pit(struct kd_vm *vm, struct kvm_pit_state2 *p);
+int kd_vm_set_pit(struct kd_vm *vm, const struct kvm_pit_state2 *p);
+int kd_vm_get_clock(struct kd_vm *vm, struct kvm_clock_data *c);
+int kd_vm_set_clock(struct kd_vm *vm, const struct kvm_clock_data *c);
+
+/* Ask a vCPU to leave KVM_RUN as soon as possible (any thread). */
+static inline void kd_vcpu_request_exit(struct kd_vcpu *v, bool on)
+{
+	__atomic_store_n(&v->run->immediate_exit, on ? 1 : 0, __ATOMIC_SEQ_CST);
+}
+
 /*
  * Enter the guest once (KVM_RUN). Returns 0 with v->run->exit_reason set,
  * -EINTR when kicked out by a signal or immediate_exit, or -errno.
