@@ -5,24 +5,40 @@
  * Port I/O and MMIO go to the device that registered the range, through
  * that device's access ring (slot = vCPU id). Unclaimed ports read as all
  * ones and drop writes; both are counted.
+ *
+ * Between exits an EMT serves requests and rendezvous (vm.h). It runs
+ * guest code only while the VM state says so; otherwise it sleeps until
+ * there is work. Anyone who needs it out of KVM_RUN pokes it: a signal plus
+ * immediate_exit, so even a guest spinning with interrupts off stops.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "emt-worker/emt.h"
 #include "ipc/log.h"
+#include "proto/msgtypes.h"
+#include "worker.pb-c.h"
 
 #define EMT_POKE_SIGNAL SIGUSR1
+
+static void emt_wake_main(struct emt_vm *vm)
+{
+	uint64_t one = 1;
+
+	if (write(vm->wake_fd, &one, sizeof(one)) < 0)
+		LOG_ERR("cannot wake the main thread: %s", strerror(errno));
+}
 
 void emt_vm_end(struct emt_vm *vm, enum emt_end end, uint32_t code,
 		const char *error_id, const char *fmt, ...)
 {
-	uint64_t one = 1;
 	va_list ap;
 
 	pthread_mutex_lock(&vm->lock);
@@ -37,9 +53,67 @@ void emt_vm_end(struct emt_vm *vm, enum emt_end end, uint32_t code,
 		va_end(ap);
 	}
 	pthread_mutex_unlock(&vm->lock);
-	if (write(vm->wake_fd, &one, sizeof(one)) < 0)
-		LOG_ERR("cannot wake the main thread: %s", strerror(errno));
+	emt_wake_main(vm);
 }
+
+static int emt_suspend_req(unsigned cpu, void *arg)
+{
+	struct emt_vm *vm = arg;
+	char err[160];
+
+	(void)cpu;
+	/* Refused quietly when the VM is not running (already suspended,
+	 * powering off, ...): the error has been reported either way. */
+	emt_vm_suspend(vm, err, sizeof(err));
+	return 0;
+}
+
+static int emt_guru_one(unsigned cpu, void *arg)
+{
+	struct emt_vm *vm = arg;
+
+	(void)cpu;
+	return vm_sm_set(&vm->sm, VM_STATE_RUNNING, VM_STATE_GURU_MEDITATION);
+}
+
+static int emt_guru_req(unsigned cpu, void *arg)
+{
+	struct emt_vm *vm = arg;
+
+	(void)cpu;
+	vm_rendezvous(&vm->sync, VM_RDV_ONCE, emt_guru_one, vm);
+	return 0;
+}
+
+void emt_vm_runtime_error(struct emt_vm *vm, unsigned flags,
+			  const char *error_id, const char *fmt, ...)
+{
+	VmRuntimeError ev = VM_RUNTIME_ERROR__INIT;
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	LOG_WARN("runtime error (%s): %s", error_id, msg);
+	/* Should the VM end from here on, this is why. */
+	if (flags & (EMT_RTERR_FATAL | EMT_RTERR_SUSPEND))
+		emt_vm_end(vm, EMT_END_ERROR, 0, error_id, "%s", msg);
+	ev.flags = flags;
+	ev.error_id = (char *)error_id;
+	ev.message = msg;
+	if (vm->broker && vm->broker->fd >= 0)
+		ipc_send_pb(vm->broker, MSG_VM_RUNTIME_ERROR, &ev.base, NULL, 0);
+	/* The state change itself happens on an EMT, after this returns. */
+	if (flags & EMT_RTERR_FATAL)
+		vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+			    emt_guru_req, vm, NULL);
+	else if (flags & EMT_RTERR_SUSPEND)
+		vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+			    emt_suspend_req, vm, NULL);
+}
+
+/* ---- poking ------------------------------------------------------------- */
 
 static void emt_poke_handler(int sig)
 {
@@ -54,15 +128,62 @@ int emt_poke_init(void)
 	return sigaction(EMT_POKE_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
 }
 
-/* Wait, off the CPU, until the VM stops. */
-static void emt_park(struct emt_vcpu *c)
+static void emt_poke(void *ctx, unsigned cpu)
 {
-	struct emt_vm *vm = c->vm;
+	struct emt_vm *vm = ctx;
+	struct emt_vcpu *c = &vm->vcpus[cpu];
 
-	pthread_mutex_lock(&vm->lock);
-	while (!atomic_load(&vm->stopping))
-		pthread_cond_wait(&vm->park_cond, &vm->lock);
-	pthread_mutex_unlock(&vm->lock);
+	if (cpu >= vm->ncpus || !c->kv)
+		return;
+	kd_vcpu_request_exit(c->kv, true);
+	if (c->started)
+		pthread_kill(c->thread, EMT_POKE_SIGNAL);
+}
+
+static void emt_state_changed(void *ctx, enum vm_state old_state,
+			      enum vm_state new_state)
+{
+	struct emt_vm *vm = ctx;
+	VmStateChanged ev = VM_STATE_CHANGED__INIT;
+
+	atomic_store(&vm->guest_runs, vm_state_runs_guest(new_state));
+	LOG_DBG("state %s -> %s", vm_state_name(old_state),
+		vm_state_name(new_state));
+	ev.old_state = (char *)vm_state_name(old_state);
+	ev.new_state = (char *)vm_state_name(new_state);
+	if (vm->broker && vm->broker->fd >= 0)
+		ipc_send_pb(vm->broker, MSG_VM_STATE, &ev.base, NULL, 0);
+	/* Sleeping EMTs start running; the main thread sees OFF. */
+	vm_sync_wake_all(&vm->sync);
+	emt_wake_main(vm);
+}
+
+int emt_vm_init(struct emt_vm *vm, unsigned ncpus)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	vm->ncpus = ncpus;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	vm_sm_init(&vm->sm);
+	r = vm_sm_register(&vm->sm, emt_state_changed, vm);
+	if (r < 0)
+		return r;
+	return vm_sync_init(&vm->sync, ncpus, emt_poke, vm);
+}
+
+/* ---- exits -------------------------------------------------------------- */
+
+static uint64_t emt_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -81,26 +202,32 @@ static bool emt_dev_access(struct emt_vcpu *c, struct emt_dev *d,
 		.addr = addr,
 		.off = addr - d->regions[region].base,
 	};
+	uint64_t t0 = emt_now_ns();
 	int r;
 
 	if (write)
 		memcpy(&a.data, data, len);
 	r = ipc_ring_call(d->ring, c->kv->id, &a);
+	atomic_fetch_add_explicit(&d->access_ns, emt_now_ns() - t0,
+				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&d->accesses, 1, memory_order_relaxed);
 	if (r < 0) {
-		/* The main thread saw the device go and is ending the VM. */
+		/* The device is gone; the VM is being suspended because of
+		 * it. Reads see a floating bus. */
 		if (!write)
 			memset(data, 0xff, len);
-		return false;
+		return true;
 	}
 	if (!write)
 		memcpy(data, &a.data, len);
 	if (a.flags & IPC_ACC_F_STOP) {
 		if (!d->may_request_exit) {
-			emt_vm_end(c->vm, EMT_END_ERROR, 0, "device-protocol",
-				   "device %s asked to stop the VM, which it "
-				   "may not do", d->label);
+			emt_dev_fail(c->vm, d, "device-protocol",
+				     "device %s asked to stop the VM, which it "
+				     "may not do", d->label);
+			return true;
 		}
+		/* debug-exit: the VM is powering off; run no further. */
 		return false;
 	}
 	return true;
@@ -133,10 +260,11 @@ static bool emt_exit_io(struct emt_vcpu *c)
 	uint8_t *p = (uint8_t *)run + run->io.data_offset;
 	uint64_t span = (uint64_t)size * count;
 
+	c->io_exits++;
 	if ((size != 1 && size != 2 && size != 4) ||
 	    run->io.data_offset + span > (uint64_t)c->kv->vm->run_size) {
-		emt_vm_end(c->vm, EMT_END_ERROR, 0, "kvm",
-			   "vCPU %u: malformed port I/O exit", c->kv->id);
+		emt_vm_runtime_error(c->vm, EMT_RTERR_FATAL, "kvm",
+				     "vCPU %u: malformed port I/O exit", c->kv->id);
 		return false;
 	}
 	for (unsigned i = 0; i < count; i++, p += size) {
@@ -154,9 +282,10 @@ static bool emt_exit_mmio(struct emt_vcpu *c)
 	unsigned len = run->mmio.len;
 	bool write = run->mmio.is_write;
 
+	c->mmio_exits++;
 	if (len == 0 || len > 8) {
-		emt_vm_end(vm, EMT_END_ERROR, 0, "kvm",
-			   "vCPU %u: malformed MMIO exit", c->kv->id);
+		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
+				     "vCPU %u: malformed MMIO exit", c->kv->id);
 		return false;
 	}
 	for (unsigned i = 0; i < vm->ndevs; i++) {
@@ -180,10 +309,25 @@ static bool emt_exit_mmio(struct emt_vcpu *c)
 	return true;
 }
 
+static int emt_reset_req(unsigned cpu, void *arg)
+{
+	struct emt_vm *vm = arg;
+	char err[160];
+	int r;
+
+	(void)cpu;
+	r = emt_vm_reset(vm, err, sizeof(err));
+	if (r < 0)
+		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "reset-failed",
+				     "guest reset failed: %s", err);
+	return r;
+}
+
 /* Handle one exit; false when this vCPU must stop running guest code. */
 static bool emt_handle_exit(struct emt_vcpu *c)
 {
 	struct kvm_run *run = c->kv->run;
+	struct emt_vm *vm = c->vm;
 	unsigned id = c->kv->id;
 
 	switch (run->exit_reason) {
@@ -197,36 +341,37 @@ static bool emt_handle_exit(struct emt_vcpu *c)
 		/* Only without an in-kernel LAPIC; we always have one. */
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		emt_vm_end(c->vm, EMT_END_ERROR, 0, "guest-fault",
-			   "vCPU %u: triple fault (the guest reset itself; "
-			   "guest reset is not supported yet)", id);
-		return false;
+		/* A triple fault resets the machine, as on a PC. */
+		LOG_INFO("vCPU %u: triple fault: resetting the VM", id);
+		vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT, emt_reset_req,
+			    vm, NULL);
+		return true;
 	case KVM_EXIT_SYSTEM_EVENT:
-		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
-			emt_vm_end(c->vm, EMT_END_POWER_OFF, 0, NULL,
-				   "guest powered off");
-			return false;
+		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
+			vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT,
+				    emt_reset_req, vm, NULL);
+			return true;
 		}
-		emt_vm_end(c->vm, EMT_END_ERROR, 0, "guest-fault",
-			   "vCPU %u: unsupported system event %u", id,
-			   run->system_event.type);
+		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "guest-fault",
+				     "vCPU %u: unsupported system event %u", id,
+				     run->system_event.type);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
-		emt_vm_end(c->vm, EMT_END_ERROR, 0, "guest-fault",
-			   "vCPU %u: KVM internal error, suberror %u (an "
-			   "instruction KVM cannot emulate?)", id,
-			   run->internal.suberror);
+		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "guest-fault",
+				     "vCPU %u: KVM internal error, suberror %u (an "
+				     "instruction KVM cannot emulate?)", id,
+				     run->internal.suberror);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
-		emt_vm_end(c->vm, EMT_END_ERROR, 0, "guest-fault",
-			   "vCPU %u: VM entry failed, reason 0x%llx", id,
-			   (unsigned long long)
-				   run->fail_entry.hardware_entry_failure_reason);
+		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "guest-fault",
+				     "vCPU %u: VM entry failed, reason 0x%llx", id,
+				     (unsigned long long)
+				     run->fail_entry.hardware_entry_failure_reason);
 		return false;
 	default:
-		emt_vm_end(c->vm, EMT_END_ERROR, 0, "kvm",
-			   "vCPU %u: unexpected exit reason %u", id,
-			   run->exit_reason);
+		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
+				     "vCPU %u: unexpected exit reason %u", id,
+				     run->exit_reason);
 		return false;
 	}
 }
@@ -235,27 +380,51 @@ static void *emt_thread(void *arg)
 {
 	struct emt_vcpu *c = arg;
 	struct emt_vm *vm = c->vm;
+	unsigned id = c->kv->id;
+	bool may_run = true;  /* false after an exit this vCPU cannot pass */
 	sigset_t set;
 
+	vm_sync_emt_register(id);
 	sigemptyset(&set);
 	sigaddset(&set, EMT_POKE_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	while (!atomic_load(&vm->stopping)) {
-		int r = kd_vcpu_run(c->kv);
+	for (;;) {
+		int r;
 
-		if (r == -EINTR || r == -EAGAIN)
+		vm_emt_service(&vm->sync, id, false);
+		if (vm_sync_terminating(&vm->sync))
+			break;
+		if (!atomic_load(&vm->guest_runs) || !may_run) {
+			vm_emt_wait(&vm->sync, id, -1);
+			/* A new state (reset, resume) gives another chance. */
+			may_run = true;
 			continue;
-		if (r < 0) {
-			emt_vm_end(vm, EMT_END_ERROR, 0, "kvm",
-				   "vCPU %u: KVM_RUN failed: %s", c->kv->id,
-				   strerror(-r));
-			break;
 		}
-		c->exits++;
-		if (!emt_handle_exit(c))
-			break;
+		do {
+			r = kd_vcpu_run(c->kv);
+			if (r == -EINTR || r == -EAGAIN) {
+				kd_vcpu_request_exit(c->kv, false);
+				break;
+			}
+			if (r < 0) {
+				emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
+						     "vCPU %u: KVM_RUN failed: %s",
+						     id, strerror(-r));
+				may_run = false;
+				break;
+			}
+			c->exits++;
+			if (!emt_handle_exit(c)) {
+				may_run = false;
+				break;
+			}
+			/* Stay in the fast loop unless someone wants us. */
+		} while (atomic_load_explicit(&vm->guest_runs,
+					      memory_order_relaxed) &&
+			 !vm_sync_work_hint(&vm->sync, &c->seen_work));
+		if (!may_run)
+			vm_emt_wait(&vm->sync, id, -1);
 	}
-	emt_park(c);
 	return NULL;
 }
 
@@ -284,21 +453,10 @@ int emt_vm_start_emts(struct emt_vm *vm)
 
 void emt_vm_stop_emts(struct emt_vm *vm)
 {
-	atomic_store(&vm->stopping, true);
-	pthread_mutex_lock(&vm->lock);
-	pthread_cond_broadcast(&vm->park_cond);
-	pthread_mutex_unlock(&vm->lock);
-	for (unsigned i = 0; i < vm->ncpus; i++) {
-		struct emt_vcpu *c = &vm->vcpus[i];
-
-		if (!c->started)
-			continue;
-		c->kv->run->immediate_exit = 1;
-		pthread_kill(c->thread, EMT_POKE_SIGNAL);
-	}
 	/* An EMT waiting on a device answer must not wait for ever. */
 	for (unsigned i = 0; i < vm->ndevs; i++)
 		ipc_ring_shutdown(vm->devs[i].ring);
+	vm_sync_terminate(&vm->sync);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct emt_vcpu *c = &vm->vcpus[i];
 
@@ -306,4 +464,70 @@ void emt_vm_stop_emts(struct emt_vm *vm)
 			pthread_join(c->thread, NULL);
 		c->started = false;
 	}
+}
+
+/* ---- reset state -------------------------------------------------------- */
+
+int emt_vm_capture_reset_state(struct emt_vm *vm)
+{
+	int r;
+
+	for (unsigned i = 0; i < 3; i++) {
+		vm->init_irqchip[i].chip_id = i;
+		r = kd_vm_get_irqchip(vm->kvm, &vm->init_irqchip[i]);
+		if (r < 0)
+			return r;
+	}
+	r = kd_vm_get_pit(vm->kvm, &vm->init_pit);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct emt_vcpu *c = &vm->vcpus[i];
+
+		if ((r = kd_vcpu_get_regs(c->kv, &c->init_regs)) < 0 ||
+		    (r = kd_vcpu_get_sregs(c->kv, &c->init_sregs)) < 0 ||
+		    (r = kd_vcpu_get_fpu(c->kv, &c->init_fpu)) < 0 ||
+		    (r = kd_vcpu_get_lapic(c->kv, &c->init_lapic)) < 0 ||
+		    (r = kd_vcpu_get_events(c->kv, &c->init_events)) < 0 ||
+		    (r = kd_vcpu_get_mp_state(c->kv, &c->init_mp_state)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int emt_vcpu_reset(struct emt_vcpu *c)
+{
+	struct kd_vcpu *v = c->kv;
+	int r;
+
+	if ((r = kd_vcpu_set_sregs(v, &c->init_sregs)) < 0 ||
+	    (r = kd_vcpu_set_regs(v, &c->init_regs)) < 0 ||
+	    (r = kd_vcpu_set_fpu(v, &c->init_fpu)) < 0 ||
+	    (r = kd_vcpu_set_lapic(v, &c->init_lapic)) < 0 ||
+	    (r = kd_vcpu_set_events(v, &c->init_events)) < 0 ||
+	    (r = kd_vcpu_set_mp_state(v, c->init_mp_state)) < 0)
+		return r;
+	return 0;
+}
+
+int emt_vcpu_boot(struct emt_vcpu *c, const struct emt_boot *boot)
+{
+	struct kd_vcpu *bsp = c->kv;
+	struct kvm_regs regs;
+	int r;
+
+	if (boot->mode == EMT_MODE_REAL)
+		r = kd_vcpu_setup_real(bsp, 0, (uint16_t)boot->rip);
+	else
+		r = kd_vcpu_setup_prot32(bsp, (uint32_t)boot->rip);
+	if (r < 0)
+		return r;
+	r = kd_vcpu_get_regs(bsp, &regs);
+	if (r < 0)
+		return r;
+	regs.rax = boot->rax;
+	regs.rbx = boot->rbx;
+	regs.rdx = boot->rdx;
+	regs.rsp = boot->rsp;
+	return kd_vcpu_set_regs(bsp, &regs);
 }

@@ -26,15 +26,33 @@
 #define EMT_MBI_AREA_END 0x9f000ull     /* end of the multiboot info area */
 #define EMT_RAW_MAX (EMT_LOW_MEM_END - EMT_BOOTSECT_ADDR)
 
+/*
+ * Linux bzImage (docs/linux-boot.md): what the 64-bit boot protocol needs,
+ * all below the boot sector at 0x7c00 and the multiboot info at 0x9000.
+ * The kernel goes at its pref_address (at or above 1 MiB), the initrd as
+ * high as it may go.
+ */
+#define EMT_BZ_GDT_ADDR 0x500ull          /* 4 descriptors: 0x10 code, 0x18 data */
+#define EMT_BZ_GDT_LIMIT 0x1fu
+#define EMT_BZ_BOOT_PARAMS_ADDR 0x1000ull /* struct boot_params, 4 KiB */
+#define EMT_BZ_PAGE_TABLES_ADDR 0x2000ull /* PML4, PDPT, 3 page directories */
+#define EMT_BZ_PAGE_TABLES_END 0x7000ull
+#define EMT_BZ_IDMAP_END (3ull << 30)     /* identity-mapped: [0, 3 GiB) */
+#define EMT_BZ_CMDLINE_ADDR 0x7000ull     /* the command line and its NUL */
+#define EMT_BZ_CMDLINE_END EMT_BOOTSECT_ADDR
+
 enum emt_image_kind {
 	EMT_IMAGE_MULTIBOOT = 1,  /* multiboot v1, ELF32/ELF64 or a.out kludge */
 	EMT_IMAGE_RAW = 2,        /* boot sector / flat real-mode binary */
-	EMT_IMAGE_BZIMAGE = 3,    /* Linux bzImage (detected; not loaded yet) */
+	EMT_IMAGE_BZIMAGE = 3,    /* Linux bzImage, 64-bit boot protocol */
 };
 
 enum emt_cpu_mode {
 	EMT_MODE_REAL = 1,   /* CS:IP = 0:rip, all segments 0, real mode */
 	EMT_MODE_PROT32 = 2, /* multiboot: flat 32-bit protected, paging off */
+	EMT_MODE_LONG64 = 3, /* Linux: 64-bit long mode, paging on (cr3), flat
+			      * CS 0x10 and DS/ES/SS 0x18 from the GDT at
+			      * gdt_base, interrupts off */
 };
 
 /* The boot processor's initial state, as a loader decides it. */
@@ -42,8 +60,15 @@ struct emt_boot {
 	enum emt_image_kind kind;
 	enum emt_cpu_mode mode;
 	uint64_t rip;
-	uint64_t rax, rbx, rdx, rsp;
-	uint64_t image_end;   /* first byte after everything loaded */
+	uint64_t rax, rbx, rdx, rsi, rsp;
+	uint64_t cr3;                  /* EMT_MODE_LONG64 only */
+	uint64_t gdt_base;             /* EMT_MODE_LONG64 only */
+	uint16_t gdt_limit;            /* EMT_MODE_LONG64 only */
+	/*
+	 * First byte after everything loaded (for a bzImage, after the
+	 * kernel's init_size reservation or the initrd, whichever is higher).
+	 */
+	uint64_t image_end;
 };
 
 /* What a loader gets: the image and its options, and guest RAM. */
@@ -58,6 +83,9 @@ struct emt_load_args {
 	 * CMDLINE flag, with "" when none was given. Raw images refuse a
 	 * non-empty cmdline and any initrd. The initrd becomes module 0
 	 * ("initrd") on the first 4 KiB boundary after the kernel.
+	 * bzImage: at most the kernel's cmdline_size bytes and at most
+	 * EMT_BZ_CMDLINE_END - EMT_BZ_CMDLINE_ADDR - 1; the initrd goes as
+	 * high as initrd_addr_max and RAM allow (ramdisk_image/size).
 	 */
 	uint8_t *ram;            /* guest RAM, guest-physical 0 at ram[0] */
 	uint64_t ram_size;
@@ -76,13 +104,27 @@ enum emt_image_kind emt_detect_image(const uint8_t *image, size_t len);
 
 /* ---- the VM and its EMTs ---------------------------------------------- */
 
+#include "emt-worker/vm.h"
+
 #define EMT_MAX_DEVICES 8u
 #define EMT_MAX_DEV_REGIONS 4u
 #define EMT_MAX_DEV_IRQS 4u
+/* How long a device has to answer a lifecycle notification. */
+#define EMT_NOTIFY_TIMEOUT_MS 2000
 
 /* How a VM ended (the VmExited.Reason values). */
 enum emt_end { EMT_END_POWER_OFF = 0, EMT_END_DEBUG_EXIT = 1,
 	       EMT_END_ERROR = 2 };
+
+/* Runtime error flags (VmRuntimeError.flags, VMSETRTERR_FLAGS_*). */
+#define EMT_RTERR_FATAL 0x1u
+#define EMT_RTERR_SUSPEND 0x2u
+#define EMT_RTERR_NO_WAIT 0x4u
+
+/* Device lifecycle notifications (DevNotify.Event values). */
+enum emt_notify { EMT_NOTIFY_POWER_ON = 0, EMT_NOTIFY_RESET = 1,
+		  EMT_NOTIFY_SUSPEND = 2, EMT_NOTIFY_RESUME = 3,
+		  EMT_NOTIFY_POWER_OFF = 4 };
 
 struct emt_region {
 	uint8_t space;  /* enum ipc_space */
@@ -100,10 +142,23 @@ struct emt_dev {
 	uint32_t irqs[EMT_MAX_DEV_IRQS];
 	unsigned nirqs;
 	bool may_request_exit;
+	bool may_request_reset;
+	bool may_request_poweroff;
 	struct ipc_chan chan;
 	struct ipc_ring *ring;
-	bool dead;                    /* main thread only */
+	/* What it may send while running: built from the may_* flags. */
+	struct ipc_handler tab[8];
+	struct ipc_phase phase;
+	/* Under vm->lock: */
+	bool dead;
+	uint32_t notify_sent;         /* seq of the notification in flight */
+	uint32_t notify_acked;        /* seq of the last answer */
+	int notify_status;
+	int notify_event;
+	bool destructed;
+	/* Counters. */
 	atomic_uint_fast64_t accesses;
+	atomic_uint_fast64_t access_ns;
 };
 
 struct emt_vm;
@@ -113,8 +168,18 @@ struct emt_vcpu {
 	struct kd_vcpu *kv;
 	pthread_t thread;
 	bool started;
+	unsigned seen_work;           /* vm->sync.work_gen last served */
+	/* The state it was created in, restored on reset. */
+	struct kvm_regs init_regs;
+	struct kvm_sregs init_sregs;
+	struct kvm_fpu init_fpu;
+	struct kvm_lapic_state init_lapic;
+	struct kvm_vcpu_events init_events;
+	uint32_t init_mp_state;
 	/* Counters, written by this EMT only. */
 	uint64_t exits;
+	uint64_t io_exits;
+	uint64_t mmio_exits;
 	uint64_t unclaimed_reads;
 	uint64_t unclaimed_writes;
 };
@@ -131,16 +196,35 @@ struct emt_vm {
 	uint8_t port_dev[65536];
 	uint8_t port_region[65536];
 
-	atomic_bool stopping;
-	int wake_fd;                  /* eventfd: EMTs wake the main thread */
-	pthread_mutex_t lock;         /* the end result, parking */
-	pthread_cond_t park_cond;
+	struct vm_sm sm;
+	struct vm_sync sync;
+	atomic_bool guest_runs;       /* mirrors vm_state_runs_guest(state) */
+	struct ipc_chan *broker;      /* events go here (any thread) */
+
+	/* The image, kept to boot it again on reset. */
+	uint8_t *image;
+	size_t image_len;
+	uint8_t *initrd;
+	size_t initrd_len;
+	char *cmdline;
+	struct emt_boot boot;
+	/* The in-kernel devices' state at creation, restored on reset. */
+	struct kvm_irqchip init_irqchip[3];
+	struct kvm_pit_state2 init_pit;
+
+	int wake_fd;                  /* eventfd: wakes the main thread */
+	pthread_mutex_t lock;         /* devices' notify state, the end */
+	pthread_cond_t cond;
+	uint32_t notify_seq;
 	bool ended;
 	enum emt_end end;
 	uint32_t end_code;
 	char end_id[32];
 	char end_msg[256];
 };
+
+/* Set up the fields above that need it (locks, sync, state machine). */
+int emt_vm_init(struct emt_vm *vm, unsigned ncpus);
 
 /*
  * Record how the VM ends (the first call wins) and wake the main thread.
@@ -149,11 +233,58 @@ struct emt_vm {
 void emt_vm_end(struct emt_vm *vm, enum emt_end end, uint32_t code,
 		const char *error_id, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/*
+ * A runtime error (VMSetRuntimeError): reported to the broker; with
+ * EMT_RTERR_SUSPEND the VM is suspended, with EMT_RTERR_FATAL it stops in
+ * GURU_MEDITATION. Any thread.
+ */
+void emt_vm_runtime_error(struct emt_vm *vm, unsigned flags,
+			  const char *error_id, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Capture the freshly created VM's and vCPUs' state for reset. */
+int emt_vm_capture_reset_state(struct emt_vm *vm);
+/* Back to the state the vCPU was created in (INIT for application
+ * processors, which then wait for a SIPI). On its own EMT. */
+int emt_vcpu_reset(struct emt_vcpu *c);
+/* Put the boot processor in the state the loader chose. */
+int emt_vcpu_boot(struct emt_vcpu *c, const struct emt_boot *boot);
+
 /* Start one EMT per vCPU. */
 int emt_vm_start_emts(struct emt_vm *vm);
-/* Stop every EMT (poke out of KVM_RUN, shut the rings) and join them. */
+/* Make the EMTs leave and join them (after the VM is off). */
 void emt_vm_stop_emts(struct emt_vm *vm);
 /* Install the signal used to poke EMTs out of KVM_RUN. */
 int emt_poke_init(void);
+
+/*
+ * The VM API (VMR3PowerOn, VMR3Suspend, ...): each gathers the EMTs in a
+ * descending rendezvous that stops on error, EMT(0) last, which notifies
+ * the devices and completes the transition. Any thread may call them; they
+ * return 0 or a negative errno with the reason in err.
+ */
+int emt_vm_power_on(struct emt_vm *vm, char *err, size_t errlen);
+int emt_vm_suspend(struct emt_vm *vm, char *err, size_t errlen);
+int emt_vm_resume(struct emt_vm *vm, char *err, size_t errlen);
+int emt_vm_reset(struct emt_vm *vm, char *err, size_t errlen);
+int emt_vm_power_off(struct emt_vm *vm, char *err, size_t errlen);
+
+/*
+ * Device notifications, from EMT(0): send the event to every live device
+ * and wait (up to EMT_NOTIFY_TIMEOUT_MS) for every answer. A device that
+ * misses the deadline, has died or answers out of protocol is failed:
+ * runtime error naming it and the cause.
+ */
+void emt_notify_devices(struct emt_vm *vm, enum emt_notify ev);
+/* The main thread's side: a DevNotifyDone arrived from d. */
+int emt_notify_answer(struct emt_vm *vm, struct emt_dev *d, int event,
+		      uint32_t seq, int status);
+/* Mark a device failed: ring shut, channel closed, runtime error. */
+void emt_dev_fail(struct emt_vm *vm, struct emt_dev *d, const char *error_id,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The MP table (Intel MP spec 1.4) for ncpus processors, at 0xF0000. */
+#define EMT_MPTABLE_ADDR 0xf0000ull
+int emt_mptable_build(uint8_t *ram, uint64_t ram_size, unsigned ncpus);
 
 #endif

@@ -204,44 +204,48 @@ static int wk_map_ram(struct wk *w)
 	return 0;
 }
 
-static int wk_load(struct wk *w, struct emt_boot *boot, char *err,
-		   size_t errlen)
+/* Read the image (and initrd) and load it; the buffers stay with the VM
+ * so that a reset can boot the image again. */
+static int wk_load(struct wk *w, char *err, size_t errlen)
 {
 	struct emt_vm *vm = w->vm;
-	uint8_t *image = NULL, *initrd = NULL;
-	size_t image_len = 0, initrd_len = 0;
 	struct emt_load_args a;
 	int r;
 
-	r = wk_read_fd(w->image_fd, vm->ram_size, &image, &image_len);
+	r = wk_read_fd(w->image_fd, vm->ram_size, &vm->image, &vm->image_len);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the image: %s%s",
 			 strerror(-r), r == -E2BIG ? " (larger than guest RAM)" : "");
 		return r;
 	}
 	if (w->initrd_fd >= 0) {
-		r = wk_read_fd(w->initrd_fd, vm->ram_size, &initrd, &initrd_len);
+		r = wk_read_fd(w->initrd_fd, vm->ram_size, &vm->initrd,
+			       &vm->initrd_len);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot read the initrd: %s%s",
 				 strerror(-r),
 				 r == -E2BIG ? " (larger than guest RAM)" : "");
-			goto out;
+			return r;
 		}
 	}
+	vm->cmdline = strdup(w->init->cmdline);
+	if (!vm->cmdline)
+		return -ENOMEM;
 	a = (struct emt_load_args){
-		.image = image, .image_len = image_len,
-		.initrd = initrd, .initrd_len = initrd_len,
-		.cmdline = w->init->cmdline,
+		.image = vm->image, .image_len = vm->image_len,
+		.initrd = vm->initrd, .initrd_len = vm->initrd_len,
+		.cmdline = vm->cmdline,
 		.ram = vm->ram, .ram_size = vm->ram_size,
 	};
-	r = emt_load_image(&a, boot, err, errlen);
-out:
-	free(image);
-	free(initrd);
-	return r;
+	return emt_load_image(&a, &vm->boot, err, errlen);
 }
 
-static int wk_setup_vcpus(struct wk *w, const struct emt_boot *boot)
+/*
+ * Create the vCPUs, remember everyone's power-on state for reset, then
+ * set up the boot processor. Application processors stay in KVM's
+ * wait-for-SIPI state until the guest starts them with INIT/SIPI.
+ */
+static int wk_setup_vcpus(struct wk *w)
 {
 	struct emt_vm *vm = w->vm;
 	int r;
@@ -257,30 +261,13 @@ static int wk_setup_vcpus(struct wk *w, const struct emt_boot *boot)
 		if (r < 0)
 			return r;
 	}
-	/*
-	 * Only the boot processor is set up; application processors wait in
-	 * KVM (wait-for-SIPI) until the guest starts them with INIT/SIPI.
-	 */
-	{
-		struct kd_vcpu *bsp = vm->vcpus[0].kv;
-		struct kvm_regs regs;
-
-		if (boot->mode == EMT_MODE_REAL)
-			r = kd_vcpu_setup_real(bsp, 0, (uint16_t)boot->rip);
-		else
-			r = kd_vcpu_setup_prot32(bsp, (uint32_t)boot->rip);
-		if (r < 0)
-			return r;
-		r = kd_vcpu_get_regs(bsp, &regs);
-		if (r < 0)
-			return r;
-		regs.rax = boot->rax;
-		regs.rbx = boot->rbx;
-		regs.rdx = boot->rdx;
-		regs.rsp = boot->rsp;
-		r = kd_vcpu_set_regs(bsp, &regs);
-	}
-	return r;
+	r = emt_vm_capture_reset_state(vm);
+	if (r < 0)
+		return r;
+	r = emt_mptable_build(vm->ram, vm->ram_size, vm->ncpus);
+	if (r < 0)
+		return r;
+	return emt_vcpu_boot(&vm->vcpus[0], &vm->boot);
 }
 
 /* ---- devices ------------------------------------------------------------ */
@@ -329,13 +316,27 @@ static int wk_check_registration(struct wk_reg_ctx *x, const DevRegister *reg)
 	return 0;
 }
 
+/* A doorbell must lie inside one of the device's own regions. */
+static bool wk_doorbell_ok(const struct emt_dev *d, const DevDoorbell *b)
+{
+	const struct emt_region *rg;
+
+	if (b->region >= d->nregions || (b->len != 1 && b->len != 2 &&
+					 b->len != 4 && b->len != 8))
+		return false;
+	rg = &d->regions[b->region];
+	return b->off < rg->len && b->len <= rg->len - b->off;
+}
+
+#define WK_MAX_REG_FDS (2 * EMT_MAX_DEV_IRQS + 8)
+
 static int wk_on_register(void *ctx, struct ipc_msg *m)
 {
 	struct wk_reg_ctx *x = ctx;
 	struct emt_vm *vm = x->w->vm;
 	struct emt_dev *d = x->d;
 	DevRegistered ok = DEV_REGISTERED__INIT;
-	int irqfds[EMT_MAX_DEV_IRQS];
+	int fds[WK_MAX_REG_FDS];
 	unsigned nfds = 0;
 	DevRegister *reg = ipc_msg_unpack(m, &dev_register__descriptor);
 	int r;
@@ -345,29 +346,64 @@ static int wk_on_register(void *ctx, struct ipc_msg *m)
 		return -EPROTO;
 	}
 	r = wk_check_registration(x, reg);
-	dev_register__free_unpacked(reg, NULL);
-	if (r < 0)
-		return r;
-	for (unsigned i = 0; i < d->nirqs; i++) {
+	if (r == 0 && ((reg->n_irq_flags && reg->n_irq_flags != reg->n_irqs) ||
+		       reg->n_doorbells > 8)) {
+		snprintf(x->err, sizeof(x->err), "malformed IRQ flags or "
+			 "doorbells");
+		r = -EPROTO;
+	}
+	for (size_t i = 0; r == 0 && i < reg->n_doorbells; i++) {
+		if (!wk_doorbell_ok(d, reg->doorbells[i])) {
+			snprintf(x->err, sizeof(x->err), "doorbell %zu lies "
+				 "outside the device's regions", i);
+			r = -EPERM;
+		}
+	}
+	for (unsigned i = 0; r == 0 && i < d->nirqs; i++) {
+		bool level = reg->n_irq_flags && (reg->irq_flags[i] & 1);
+		int fd = eventfd(0, EFD_CLOEXEC), rfd = -1;
+
+		if (fd < 0) {
+			r = -errno;
+			break;
+		}
+		fds[nfds++] = fd;
+		if (level) {
+			rfd = eventfd(0, EFD_CLOEXEC);
+			if (rfd < 0) {
+				r = -errno;
+				break;
+			}
+			fds[nfds++] = rfd;
+		}
+		r = kd_vm_irqfd(vm->kvm, fd, d->irqs[i], rfd);
+		if (r < 0)
+			snprintf(x->err, sizeof(x->err), "cannot bind IRQ %u: "
+				 "%s", d->irqs[i], strerror(-r));
+	}
+	for (size_t i = 0; r == 0 && i < reg->n_doorbells; i++) {
+		const DevDoorbell *b = reg->doorbells[i];
+		const struct emt_region *rg = &d->regions[b->region];
 		int fd = eventfd(0, EFD_CLOEXEC);
 
 		if (fd < 0) {
 			r = -errno;
-			goto out;
+			break;
 		}
-		irqfds[nfds++] = fd;
-		r = kd_vm_irqfd(vm->kvm, fd, d->irqs[i], -1);
-		if (r < 0) {
-			snprintf(x->err, sizeof(x->err), "cannot bind IRQ %u: "
-				 "%s", d->irqs[i], strerror(-r));
-			goto out;
-		}
+		fds[nfds++] = fd;
+		r = kd_vm_ioeventfd(vm->kvm, fd, rg->base + b->off, b->len,
+				    rg->space == IPC_SPACE_PIO);
+		if (r < 0)
+			snprintf(x->err, sizeof(x->err), "cannot set doorbell "
+				 "%zu: %s", i, strerror(-r));
 	}
-	ok.nirqfds = nfds;
-	r = ipc_send_pb(&d->chan, MSG_DEV_REGISTERED, &ok.base, irqfds, nfds);
-out:
+	ok.nirqfds = d->nirqs;
+	ok.ndoorbells = (uint32_t)reg->n_doorbells;
+	dev_register__free_unpacked(reg, NULL);
+	if (r == 0)
+		r = ipc_send_pb(&d->chan, MSG_DEV_REGISTERED, &ok.base, fds, nfds);
 	for (unsigned i = 0; i < nfds; i++)
-		close(irqfds[i]);  /* KVM and the device keep their own */
+		close(fds[i]);  /* KVM and the device keep their own */
 	return r;
 }
 
@@ -426,6 +462,8 @@ static int wk_setup_device(struct wk *w, unsigned idx, char *err,
 	for (unsigned j = 0; j < d->nirqs; j++)
 		d->irqs[j] = s->irqs[j];
 	d->may_request_exit = s->may_request_exit;
+	d->may_request_reset = s->may_request_reset;
+	d->may_request_poweroff = s->may_request_poweroff;
 	ipc_chan_init(&d->chan, w->dev_chan_fd[idx], d->label);
 	w->dev_chan_fd[idx] = -1;
 	r = ipc_ring_map(w->dev_ring_fd[idx], &d->ring);
@@ -470,111 +508,321 @@ static int wk_setup_device(struct wk *w, unsigned idx, char *err,
 
 /* ---- running ------------------------------------------------------------ */
 
+/* A lifecycle operation for the broker, run on an EMT (the main thread
+ * must stay free to read device answers); the EMT sends the reply. */
+struct wk_ctl {
+	struct wk *w;
+	VmControl__Op op;
+	uint32_t seq;
+};
+
+static void wk_reply(struct wk *w, uint32_t seq, int status, const char *msg)
+{
+	VmControlReply rep = VM_CONTROL_REPLY__INIT;
+
+	rep.seq = seq;
+	rep.status = status;
+	rep.message = (char *)msg;
+	rep.state = (char *)vm_state_name(vm_sm_get(&w->vm->sm));
+	if (ipc_send_pb(&w->broker, MSG_VM_CONTROL_REPLY, &rep.base, NULL, 0) < 0)
+		LOG_WARN("cannot answer the broker");
+}
+
+static int wk_ctl_run(unsigned cpu, void *arg)
+{
+	struct wk_ctl *ctl = arg;
+	struct emt_vm *vm = ctl->w->vm;
+	char err[200] = "";
+	int r;
+
+	(void)cpu;
+	switch (ctl->op) {
+	case VM_CONTROL__OP__SUSPEND:
+		r = emt_vm_suspend(vm, err, sizeof(err));
+		break;
+	case VM_CONTROL__OP__RESUME:
+		r = emt_vm_resume(vm, err, sizeof(err));
+		break;
+	case VM_CONTROL__OP__RESET:
+		r = emt_vm_reset(vm, err, sizeof(err));
+		break;
+	case VM_CONTROL__OP__POWER_OFF:
+		emt_vm_end(vm, EMT_END_POWER_OFF, 0, NULL,
+			   "powered off by the host");
+		r = emt_vm_power_off(vm, err, sizeof(err));
+		break;
+	default:
+		r = -EINVAL;
+		snprintf(err, sizeof(err), "unknown operation %d", ctl->op);
+		break;
+	}
+	if (r == -ESHUTDOWN)
+		snprintf(err, sizeof(err), "the VM is already shutting down");
+	wk_reply(ctl->w, ctl->seq, r, err);
+	free(ctl);
+	return r;
+}
+
 static int wk_on_control(void *ctx, struct ipc_msg *m)
 {
 	struct wk *w = ctx;
 	VmControl *vc = ipc_msg_unpack(m, &vm_control__descriptor);
-	VmControlReply rep = VM_CONTROL_REPLY__INIT;
+	struct wk_ctl *ctl;
 	int r;
 
 	if (!vc)
 		return -EPROTO;
-	rep.seq = vc->seq;
-	if (vc->op == VM_CONTROL__OP__POWER_OFF) {
-		emt_vm_end(w->vm, EMT_END_POWER_OFF, 0, NULL,
-			   "powered off by the host");
-		rep.state = "POWERING_OFF";
-	} else {
-		rep.status = -ENOTSUP;
-		rep.message = "not supported yet";
-		rep.state = "RUNNING";
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl) {
+		vm_control__free_unpacked(vc, NULL);
+		return -ENOMEM;
 	}
+	ctl->w = w;
+	ctl->op = vc->op;
+	ctl->seq = vc->seq;
 	vm_control__free_unpacked(vc, NULL);
-	r = ipc_send_pb(&w->broker, MSG_VM_CONTROL_REPLY, &rep.base, NULL, 0);
+	r = vm_req_call(&w->vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+			wk_ctl_run, ctl, NULL);
+	if (r < 0) {
+		wk_reply(w, ctl->seq, r, "the VM is shutting down");
+		free(ctl);
+	}
+	return 0;
+}
+
+static int wk_on_stats(void *ctx, struct ipc_msg *m)
+{
+	struct wk *w = ctx;
+	struct emt_vm *vm = w->vm;
+	VmStatsReq *req = ipc_msg_unpack(m, &vm_stats_req__descriptor);
+	VmStats st = VM_STATS__INIT;
+	VcpuStats vs[KD_MAX_VCPUS], *vsp[KD_MAX_VCPUS];
+	DeviceStats ds[EMT_MAX_DEVICES], *dsp[EMT_MAX_DEVICES];
+	int r;
+
+	if (!req)
+		return -EPROTO;
+	st.seq = req->seq;
+	vm_stats_req__free_unpacked(req, NULL);
+	st.state = (char *)vm_state_name(vm_sm_get(&vm->sm));
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		const struct emt_vcpu *c = &vm->vcpus[i];
+
+		vcpu_stats__init(&vs[i]);
+		vs[i].id = i;
+		/* Counters of running EMTs: aligned 64-bit loads. */
+		vs[i].exits = c->exits;
+		vs[i].io_exits = c->io_exits;
+		vs[i].mmio_exits = c->mmio_exits;
+		st.unclaimed_reads += c->unclaimed_reads;
+		st.unclaimed_writes += c->unclaimed_writes;
+		vsp[i] = &vs[i];
+	}
+	st.n_vcpus = vm->ncpus;
+	st.vcpus = vsp;
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		struct emt_dev *d = &vm->devs[i];
+
+		device_stats__init(&ds[i]);
+		ds[i].label = d->label;
+		ds[i].accesses = atomic_load(&d->accesses);
+		ds[i].access_ns_total = atomic_load(&d->access_ns);
+		ds[i].state = d->dead ? "failed" : "ok";
+		dsp[i] = &ds[i];
+	}
+	pthread_mutex_unlock(&vm->lock);
+	st.n_devices = vm->ndevs;
+	st.devices = dsp;
+	r = ipc_send_pb(&w->broker, MSG_VM_STATS_REPLY, &st.base, NULL, 0);
 	return r;
 }
 
 static const struct ipc_handler wk_broker_running_tab[] = {
 	{ MSG_VM_CONTROL, IPC_PERMIT, wk_on_control },
+	{ MSG_VM_STATS, IPC_PERMIT, wk_on_stats },
 };
 static const struct ipc_phase wk_broker_running_phase = {
-	"running", wk_broker_running_tab, 1
+	"running", wk_broker_running_tab, 2
 };
+
+/* ---- what devices may send while running -------------------------------- */
 
 struct wk_dev_ctx {
 	struct wk *w;
 	struct emt_dev *d;
 };
 
+static int wk_power_off_req(unsigned cpu, void *arg)
+{
+	struct emt_vm *vm = arg;
+	char err[160];
+
+	(void)cpu;
+	return emt_vm_power_off(vm, err, sizeof(err));
+}
+
+static int wk_reset_req(unsigned cpu, void *arg)
+{
+	struct emt_vm *vm = arg;
+	char err[160];
+	int r;
+
+	(void)cpu;
+	r = emt_vm_reset(vm, err, sizeof(err));
+	if (r < 0)
+		LOG_WARN("guest reset: %s", err);
+	return r;
+}
+
+static int wk_on_notify_done(void *ctx, struct ipc_msg *m)
+{
+	struct wk_dev_ctx *x = ctx;
+	DevNotifyDone *nd = ipc_msg_unpack(m, &dev_notify_done__descriptor);
+	int r;
+
+	if (!nd)
+		return -EPROTO;
+	r = emt_notify_answer(x->w->vm, x->d, (int)nd->event, nd->seq,
+			      nd->status);
+	dev_notify_done__free_unpacked(nd, NULL);
+	return r;
+}
+
 static int wk_on_guest_exit(void *ctx, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
+	struct emt_vm *vm = x->w->vm;
 	DevGuestExit *ge = ipc_msg_unpack(m, &dev_guest_exit__descriptor);
 
 	if (!ge)
 		return -EPROTO;
-	emt_vm_end(x->w->vm, EMT_END_DEBUG_EXIT, ge->code, NULL,
+	emt_vm_end(vm, EMT_END_DEBUG_EXIT, ge->code, NULL,
 		   "guest wrote %u to %s", ge->code, x->d->label);
 	dev_guest_exit__free_unpacked(ge, NULL);
+	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+		    wk_power_off_req, vm, NULL);
 	return 0;
 }
 
-/* What a running device may send: debug-exit may ask to end the run. */
-static const struct ipc_handler wk_dev_exit_tab[] = {
-	{ MSG_DEV_GUEST_EXIT, IPC_PERMIT, wk_on_guest_exit },
-};
-static const struct ipc_phase wk_dev_running_phase = {
-	"running", wk_dev_exit_tab, 0
-};
-static const struct ipc_phase wk_dev_running_exit_phase = {
-	"running", wk_dev_exit_tab, 1
-};
+static int wk_on_request_reset(void *ctx, struct ipc_msg *m)
+{
+	struct wk_dev_ctx *x = ctx;
+	struct emt_vm *vm = x->w->vm;
+
+	LOG_INFO("%s pulled the reset line: resetting the VM", x->d->label);
+	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+		    wk_reset_req, vm, NULL);
+	return 0;
+}
+
+static int wk_on_request_poweroff(void *ctx, struct ipc_msg *m)
+{
+	struct wk_dev_ctx *x = ctx;
+	struct emt_vm *vm = x->w->vm;
+
+	emt_vm_end(vm, EMT_END_POWER_OFF, 0, NULL, "the guest powered off");
+	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+		    wk_power_off_req, vm, NULL);
+	return 0;
+}
+
+static int wk_on_destruct_done(void *ctx, struct ipc_msg *m)
+{
+	struct wk_dev_ctx *x = ctx;
+
+	pthread_mutex_lock(&x->w->vm->lock);
+	x->d->destructed = true;
+	pthread_mutex_unlock(&x->w->vm->lock);
+	return 0;
+}
+
+/* Each device's running table: every type is known; what it may send
+ * depends on what the broker configured it for. */
+static void wk_dev_build_phase(struct emt_dev *d)
+{
+	unsigned n = 0;
+
+	d->tab[n++] = (struct ipc_handler){ MSG_DEV_NOTIFY_DONE, IPC_PERMIT,
+					    wk_on_notify_done };
+	d->tab[n++] = (struct ipc_handler){ MSG_DEV_DESTRUCT_DONE,
+					    IPC_PERMIT | IPC_ONCE,
+					    wk_on_destruct_done };
+	d->tab[n++] = (struct ipc_handler){ MSG_DEV_GUEST_EXIT,
+					    d->may_request_exit ? IPC_PERMIT : 0,
+					    wk_on_guest_exit };
+	d->tab[n++] = (struct ipc_handler){ MSG_DEV_REQUEST_RESET,
+					    d->may_request_reset ? IPC_PERMIT : 0,
+					    wk_on_request_reset };
+	d->tab[n++] = (struct ipc_handler){ MSG_DEV_REQUEST_POWEROFF,
+					    d->may_request_poweroff ? IPC_PERMIT : 0,
+					    wk_on_request_poweroff };
+	d->phase = (struct ipc_phase){ "running", d->tab, n };
+}
 
 static void wk_device_failed(struct wk *w, struct emt_dev *d, int r)
 {
-	struct emt_vm *vm = w->vm;
-
-	d->dead = true;
 	if (r == -ECONNRESET)
-		emt_vm_end(vm, EMT_END_ERROR, 0, "device-died",
-			   "device %s exited or was killed", d->label);
+		emt_dev_fail(w->vm, d, "device-died",
+			     "device %s exited or was killed", d->label);
 	else
-		emt_vm_end(vm, EMT_END_ERROR, 0, "device-protocol",
-			   "device %s broke protocol (%s)", d->label,
-			   strerror(-r));
+		emt_dev_fail(w->vm, d, "device-protocol",
+			     "device %s broke protocol (%s)", d->label,
+			     strerror(-r));
 	ipc_chan_close(&d->chan);
-	ipc_ring_shutdown(d->ring);
 }
 
+/* Serve one readable device channel. */
+static void wk_serve_device(struct wk *w, struct emt_dev *d,
+			    struct ipc_phase_state *st)
+{
+	struct wk_dev_ctx x = { w, d };
+	int r = ipc_recv(&d->chan, w->msg);
+
+	if (r == 0) {
+		r = ipc_dispatch(&d->chan, &d->phase, st, &x, w->msg);
+		ipc_msg_close_fds(w->msg);
+	}
+	if (r < 0)
+		wk_device_failed(w, d, r);
+}
+
+static bool wk_dev_alive(struct emt_vm *vm, struct emt_dev *d)
+{
+	bool alive;
+
+	pthread_mutex_lock(&vm->lock);
+	alive = !d->dead && d->chan.fd >= 0;
+	pthread_mutex_unlock(&vm->lock);
+	return alive;
+}
+
+/* Until the VM is off: the broker's requests, the devices' messages. */
 static void wk_run_loop(struct wk *w)
 {
 	struct emt_vm *vm = w->vm;
 	struct ipc_phase_state bst = { 0 };
+	struct ipc_phase_state dst[EMT_MAX_DEVICES] = { { 0 } };
 
-	for (;;) {
+	while (vm_sm_get(&vm->sm) != VM_STATE_OFF) {
 		struct pollfd p[2 + EMT_MAX_DEVICES];
 		unsigned n = 0;
 		int r;
 
-		pthread_mutex_lock(&vm->lock);
-		r = vm->ended;
-		pthread_mutex_unlock(&vm->lock);
-		if (r)
-			return;
 		p[n++] = (struct pollfd){ .fd = vm->wake_fd, .events = POLLIN };
 		p[n++] = (struct pollfd){ .fd = w->broker.fd, .events = POLLIN };
 		for (unsigned i = 0; i < vm->ndevs; i++)
 			p[n++] = (struct pollfd){
-				.fd = vm->devs[i].dead ? -1 : vm->devs[i].chan.fd,
+				.fd = wk_dev_alive(vm, &vm->devs[i]) ?
+				      vm->devs[i].chan.fd : -1,
 				.events = POLLIN,
 			};
 		r = poll(p, n, -1);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			emt_vm_end(vm, EMT_END_ERROR, 0, "internal", "poll: %s",
-				   strerror(errno));
-			return;
+			LOG_ERR("poll: %s", strerror(errno));
+			break;
 		}
 		if (p[0].revents) {
 			uint64_t v;
@@ -591,31 +839,62 @@ static void wk_run_loop(struct wk *w)
 				ipc_msg_close_fds(w->msg);
 			}
 			if (r < 0) {
+				/* Without a broker nobody can drive the VM. */
 				emt_vm_end(vm, EMT_END_ERROR, 0, "broker-gone",
 					   "lost the broker (%s)", strerror(-r));
-				return;
+				ipc_chan_close(&w->broker);
+				vm_req_call(&vm->sync, VM_CPU_ANY,
+					    VM_REQ_NO_WAIT | VM_REQ_POKE,
+					    wk_power_off_req, vm, NULL);
 			}
 		}
 		for (unsigned i = 0; i < vm->ndevs; i++) {
-			struct emt_dev *d = &vm->devs[i];
-			struct wk_dev_ctx x = { w, d };
-			struct ipc_phase_state dst = { 0 };
-
-			if (d->dead || !p[2 + i].revents)
-				continue;
-			r = ipc_recv(&d->chan, w->msg);
-			if (r == 0) {
-				r = ipc_dispatch(&d->chan,
-						 d->may_request_exit ?
-						 &wk_dev_running_exit_phase :
-						 &wk_dev_running_phase,
-						 &dst, &x, w->msg);
-				ipc_msg_close_fds(w->msg);
-			}
-			if (r < 0)
-				wk_device_failed(w, d, r);
+			if (p[2 + i].fd >= 0 && p[2 + i].revents)
+				wk_serve_device(w, &vm->devs[i], &dst[i]);
 		}
 	}
+}
+
+#define WK_DESTRUCT_TIMEOUT_MS 1000
+
+/* OFF -> DESTROYING -> TERMINATED: devices told to go, EMTs joined. */
+static void wk_destroy(struct wk *w)
+{
+	struct emt_vm *vm = w->vm;
+	DevDestruct dd = DEV_DESTRUCT__INIT;
+	struct ipc_phase_state dst[EMT_MAX_DEVICES] = { { 0 } };
+	int waited = 0;
+
+	vm_sm_set(&vm->sm, VM_STATE_OFF, VM_STATE_DESTROYING);
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		struct emt_dev *d = &vm->devs[i];
+
+		if (wk_dev_alive(vm, d))
+			ipc_send_pb(&d->chan, MSG_DEV_DESTRUCT, &dd.base, NULL, 0);
+	}
+	while (waited < WK_DESTRUCT_TIMEOUT_MS) {
+		struct pollfd p[EMT_MAX_DEVICES];
+		bool pending = false;
+
+		for (unsigned i = 0; i < vm->ndevs; i++) {
+			struct emt_dev *d = &vm->devs[i];
+			bool wait_for = wk_dev_alive(vm, d) && !d->destructed;
+
+			p[i] = (struct pollfd){ .fd = wait_for ? d->chan.fd : -1,
+						.events = POLLIN };
+			pending |= wait_for;
+		}
+		if (!pending)
+			break;
+		if (poll(p, vm->ndevs, 50) < 0 && errno != EINTR)
+			break;
+		waited += 50;
+		for (unsigned i = 0; i < vm->ndevs; i++)
+			if (p[i].fd >= 0 && p[i].revents)
+				wk_serve_device(w, &vm->devs[i], &dst[i]);
+	}
+	emt_vm_stop_emts(vm);
+	vm_sm_set(&vm->sm, VM_STATE_DESTROYING, VM_STATE_TERMINATED);
 }
 
 static void wk_send_exit(struct wk *w)
@@ -651,28 +930,24 @@ static void wk_send_exit(struct wk *w)
 	}
 	for (unsigned i = 0; i < n; i++)
 		cp[i] = &c[i];
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->ended) {
+		vm->end = EMT_END_POWER_OFF;
+		snprintf(vm->end_msg, sizeof(vm->end_msg), "powered off");
+	}
 	ex.reason = (VmExited__Reason)vm->end;
 	ex.code = vm->end_code;
 	ex.error_id = vm->end_id;
 	ex.message = vm->end_msg;
+	pthread_mutex_unlock(&vm->lock);
 	ex.n_counters = n;
 	ex.counters = cp;
+	if (w->broker.fd < 0)
+		return;
 	r = ipc_send_pb(&w->broker, MSG_VM_EXITED, &ex.base, NULL, 0);
 	if (r < 0)
 		LOG_ERR("cannot report the VM's end to the broker: %s",
 			strerror(-r));
-}
-
-static void wk_destruct_devices(struct emt_vm *vm)
-{
-	DevDestruct dd = DEV_DESTRUCT__INIT;
-
-	for (unsigned i = 0; i < vm->ndevs; i++) {
-		struct emt_dev *d = &vm->devs[i];
-
-		if (!d->dead && d->chan.fd >= 0)
-			ipc_send_pb(&d->chan, MSG_DEV_DESTRUCT, &dd.base, NULL, 0);
-	}
 }
 
 static const char *wk_kind_name(enum emt_image_kind k)
@@ -692,11 +967,16 @@ static const char *wk_kind_name(enum emt_image_kind k)
 static int wk_build(struct wk *w)
 {
 	struct emt_vm *vm = w->vm;
-	struct emt_boot boot;
 	char err[256] = "";
 	int r;
 
-	vm->ncpus = w->init->cpus;
+	r = emt_vm_init(vm, w->init->cpus);
+	if (r < 0) {
+		emt_vm_end(vm, EMT_END_ERROR, 0, "internal",
+			   "cannot set up the VM: %s", strerror(-r));
+		return r;
+	}
+	vm->broker = &w->broker;
 	r = wk_map_ram(w);
 	if (r < 0) {
 		emt_vm_end(vm, EMT_END_ERROR, 0, "internal",
@@ -715,14 +995,14 @@ static int wk_build(struct wk *w)
 			   "cannot map guest RAM into the VM: %s", strerror(-r));
 		return r;
 	}
-	r = wk_load(w, &boot, err, sizeof(err));
+	r = wk_load(w, err, sizeof(err));
 	if (r < 0) {
 		emt_vm_end(vm, EMT_END_ERROR, 0, "bad-image",
 			   "cannot load the image: %s", err);
 		return r;
 	}
-	w->image_kind = wk_kind_name(boot.kind);
-	r = wk_setup_vcpus(w, &boot);
+	w->image_kind = wk_kind_name(vm->boot.kind);
+	r = wk_setup_vcpus(w);
 	if (r < 0) {
 		emt_vm_end(vm, EMT_END_ERROR, 0, "kvm",
 			   "cannot set up the vCPUs: %s", strerror(-r));
@@ -737,8 +1017,23 @@ static int wk_build(struct wk *w)
 				   "%s", err);
 			return r;
 		}
+		wk_dev_build_phase(&vm->devs[i]);
 	}
-	return 0;
+	return vm_sm_set(&vm->sm, VM_STATE_CREATING, VM_STATE_CREATED);
+}
+
+static int wk_power_on_req(unsigned cpu, void *arg)
+{
+	struct emt_vm *vm = arg;
+	char err[160];
+	int r;
+
+	(void)cpu;
+	r = emt_vm_power_on(vm, err, sizeof(err));
+	if (r < 0)
+		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "power-on",
+				     "%s", err);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -759,8 +1054,6 @@ int main(int argc, char **argv)
 	if (!w.msg || !vm || emt_poke_init() < 0)
 		return 1;
 	w.vm = vm;
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->park_cond, NULL);
 	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->wake_fd < 0)
 		return 1;
@@ -776,22 +1069,30 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (wk_build(&w) == 0) {
-		ready.vcpus = vm->ncpus;
-		ready.image_kind = (char *)w.image_kind;
-		r = ipc_send_pb(&w.broker, MSG_WORKER_READY, &ready.base, NULL, 0);
-		if (r < 0) {
-			LOG_ERR("cannot reach the broker: %s", strerror(-r));
-			return 1;
-		}
-		r = emt_vm_start_emts(vm);
-		if (r < 0)
-			emt_vm_end(vm, EMT_END_ERROR, 0, "internal",
-				   "cannot start the EMTs: %s", strerror(-r));
-		wk_run_loop(&w);
+	if (wk_build(&w) < 0) {
+		/* Nothing ran: report why and go (devices see us go). */
+		wk_send_exit(&w);
+		return 0;
 	}
-	emt_vm_stop_emts(vm);
-	wk_destruct_devices(vm);
+	ready.vcpus = vm->ncpus;
+	ready.image_kind = (char *)w.image_kind;
+	r = ipc_send_pb(&w.broker, MSG_WORKER_READY, &ready.base, NULL, 0);
+	if (r < 0) {
+		LOG_ERR("cannot reach the broker: %s", strerror(-r));
+		return 1;
+	}
+	r = emt_vm_start_emts(vm);
+	if (r < 0) {
+		emt_vm_end(vm, EMT_END_ERROR, 0, "internal",
+			   "cannot start the EMTs: %s", strerror(-r));
+		emt_vm_stop_emts(vm);
+		wk_send_exit(&w);
+		return 0;
+	}
+	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+		    wk_power_on_req, vm, NULL);
+	wk_run_loop(&w);
+	wk_destroy(&w);
 	wk_send_exit(&w);
 	return 0;
 }

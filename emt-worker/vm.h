@@ -123,6 +123,10 @@ struct vm_sync {
 	struct vm_req *any_queue;           /* served by whichever EMT */
 	bool terminating;
 	unsigned wake_gen;                  /* bumped by vm_sync_wake_all */
+	/* Bumped (under lock) whenever an EMT may have work; EMTs read it
+	 * without the lock after each guest exit to decide whether to
+	 * call vm_emt_service. */
+	unsigned work_gen;
 	/* The rendezvous in progress, if any. */
 	struct {
 		bool active;
@@ -177,5 +181,16 @@ void vm_emt_wait(struct vm_sync *s, unsigned cpu, int timeout_ms);
 void vm_sync_wake_all(struct vm_sync *s);
 /* Make every EMT leave: waits end, new requests fail with -ESHUTDOWN. */
 void vm_sync_terminate(struct vm_sync *s);
+bool vm_sync_terminating(struct vm_sync *s);
+/* Cheap check from an EMT: has anything been queued since *seen? */
+static inline bool vm_sync_work_hint(struct vm_sync *s, unsigned *seen)
+{
+	unsigned g = __atomic_load_n(&s->work_gen, __ATOMIC_ACQUIRE);
+
+	if (g == *seen)
+		return false;
+	*seen = g;
+	return true;
+}
 
 #endif

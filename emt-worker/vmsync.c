@@ -277,6 +277,7 @@ int vm_rendezvous(struct vm_sync *s, unsigned flags, vm_req_fn fn, void *arg)
 	s->rdv.next = type == VM_RDV_DESCENDING ? (int)s->ncpus - 1 : 0;
 	s->rdv.busy = false;
 	s->rdv.status = 0;
+	__atomic_add_fetch(&s->work_gen, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < s->ncpus; i++)
@@ -308,6 +309,7 @@ static int vm_req_one(struct vm_sync *s, int target, unsigned flags,
 	}
 	vm_enqueue(target >= 0 ? &s->queue[target] : &s->any_queue, r);
 	s->wake_gen++;
+	__atomic_add_fetch(&s->work_gen, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	/* Every request kicks its EMT out of guest code unless the caller
@@ -432,8 +434,19 @@ void vm_sync_wake_all(struct vm_sync *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->wake_gen++;
+	__atomic_add_fetch(&s->work_gen, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+}
+
+bool vm_sync_terminating(struct vm_sync *s)
+{
+	bool t;
+
+	pthread_mutex_lock(&s->lock);
+	t = s->terminating;
+	pthread_mutex_unlock(&s->lock);
+	return t;
 }
 
 void vm_sync_terminate(struct vm_sync *s)
@@ -441,6 +454,7 @@ void vm_sync_terminate(struct vm_sync *s)
 	pthread_mutex_lock(&s->lock);
 	s->terminating = true;
 	s->wake_gen++;
+	__atomic_add_fetch(&s->work_gen, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < s->ncpus; i++)

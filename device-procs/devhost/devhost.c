@@ -3,10 +3,14 @@
  * devhost: the runtime of a device process.
  *
  *   fd 3: bootstrap channel from the broker, one DevInit frame carrying the
- *         channel to the worker, the access-ring memfd and backend fds.
- *   then: DevRegister to the worker, DevRegistered back with one irqfd per
- *         IRQ line; a thread serves the access ring while the main thread
- *         serves the channel and the backend input.
+ *         channel to the worker, the access-ring memfd, the guest-RAM memfd
+ *         (devices that do DMA) and backend fds.
+ *   then: DevRegister to the worker (regions, IRQ lines, doorbells);
+ *         DevRegistered back with the irqfds (plus resample fds for level
+ *         lines) and the doorbells' ioeventfds. A thread serves the access
+ *         ring; the main thread serves the channel (lifecycle
+ *         notifications), the backend input, doorbells, IRQ resamples and
+ *         timers.
  *
  * The worker is more trusted than a device, but a device still checks what
  * it is sent: every frame goes through a per-phase dispatch table.
@@ -19,6 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "device-procs/devhost/dev.h"
@@ -28,7 +37,6 @@
 #include "proto/msgtypes.h"
 
 #define DEVHOST_BOOTSTRAP_FD 3
-#define DEVHOST_MAX_IRQS 8u
 #define DEVHOST_MAX_BACKEND_FDS 2u
 /* How long the ring thread spins after an access before sleeping. */
 #define DEVHOST_SPIN_NS 200000ull
@@ -38,40 +46,144 @@
 struct devhost {
 	const struct dev_desc *desc;
 	struct dev *dev;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;        /* held around every core callback */
 	char label[48];              /* "uart#0" */
 	uint32_t instance;
+	struct dev_region regions[DEV_MAX_REGIONS];
+	unsigned irqs[DEV_MAX_IRQS];
+	bool placed;                 /* regions/irqs from DevInit */
+	struct dev_config cfg;
+	char serial[64];
 	struct ipc_chan chan;        /* to the worker */
 	struct ipc_ring *ring;
-	int irqfds[DEVHOST_MAX_IRQS];
-	bool irq_level[DEVHOST_MAX_IRQS];
-	int backend_in;
-	int backend_out;
+	/* IRQ lines. */
+	int irqfds[DEV_MAX_IRQS];
+	int resamplefds[DEV_MAX_IRQS];
+	bool irq_level[DEV_MAX_IRQS];
+	/* Doorbells (ioeventfds). */
+	int doorbells[DEV_MAX_DOORBELLS];
+	/* Backends. */
+	int backend_fd[DEVHOST_MAX_BACKEND_FDS];
+	unsigned nbackend;
+	int backend_in;              /* console input, -1 at EOF */
+	int backend_out;             /* console output */
+	/* Guest RAM, for DMA. */
+	uint8_t *ram;
+	uint64_t ram_size;
+	/* The virtual clock: stops while the VM is suspended. */
+	bool clock_running;
+	uint64_t clock_host_base;    /* host ns when it last started */
+	uint64_t clock_virt_base;    /* virtual ns at that moment */
+	uint64_t timer_when[DEV_MAX_TIMERS];  /* virtual ns, 0: off */
+	int timerfd;
 	atomic_bool exit_requested;  /* set by request_exit during an access */
 	bool stop;
 	int status;                  /* process exit status */
 	struct ipc_msg *msg;         /* receive buffer */
 };
 
-/* ---- host services for the core ----------------------------------------- */
+static uint64_t devhost_host_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the virtual clock and timers (lock held) ---------------------------- */
+
+static uint64_t devhost_clock_now(struct devhost *h)
+{
+	if (!h->clock_running)
+		return h->clock_virt_base;
+	return h->clock_virt_base + (devhost_host_ns() - h->clock_host_base);
+}
+
+/* Arm the timerfd for the earliest deadline, or disarm it. */
+static void devhost_timers_kick(struct devhost *h)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+	uint64_t first = 0;
+
+	for (unsigned i = 0; i < DEV_MAX_TIMERS; i++)
+		if (h->timer_when[i] && (!first || h->timer_when[i] < first))
+			first = h->timer_when[i];
+	if (first && h->clock_running) {
+		uint64_t host = h->clock_host_base +
+				(first > h->clock_virt_base ?
+				 first - h->clock_virt_base : 0);
+
+		if (host == 0)
+			host = 1;  /* 0 would disarm */
+		its.it_value.tv_sec = (time_t)(host / 1000000000ull);
+		its.it_value.tv_nsec = (long)(host % 1000000000ull);
+	}
+	if (timerfd_settime(h->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		LOG_WARN("%s: timerfd: %s", h->label, strerror(errno));
+}
+
+static void devhost_clock_pause(struct devhost *h)
+{
+	if (!h->clock_running)
+		return;
+	h->clock_virt_base = devhost_clock_now(h);
+	h->clock_running = false;
+	devhost_timers_kick(h);
+}
+
+static void devhost_clock_resume(struct devhost *h)
+{
+	if (h->clock_running)
+		return;
+	h->clock_host_base = devhost_host_ns();
+	h->clock_running = true;
+	devhost_timers_kick(h);
+}
+
+/* Run every timer that is due. */
+static void devhost_timers_fire(struct devhost *h)
+{
+	uint64_t expirations;
+
+	if (read(h->timerfd, &expirations, sizeof(expirations)) < 0 &&
+	    errno != EAGAIN)
+		LOG_WARN("%s: timerfd read: %s", h->label, strerror(errno));
+	pthread_mutex_lock(&h->lock);
+	for (unsigned i = 0; i < DEV_MAX_TIMERS; i++) {
+		uint64_t now = devhost_clock_now(h);
+
+		if (h->timer_when[i] && h->timer_when[i] <= now) {
+			h->timer_when[i] = 0;
+			if (h->desc->timer)
+				h->desc->timer(h->dev, i);
+		}
+	}
+	devhost_timers_kick(h);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* ---- host services for the core (called with the lock held) ------------- */
 
 static void devhost_irq_set(void *host, unsigned line, bool level)
 {
 	struct devhost *h = host;
 	uint64_t one = 1;
+	bool was;
 
-	if (line >= h->desc->nirqs || line >= DEVHOST_MAX_IRQS)
+	if (line >= h->desc->nirqs)
 		return;
+	was = h->irq_level[line];
+	h->irq_level[line] = level;
 	/*
-	 * ISA lines are edge-triggered at the PIC and IOAPIC as the MP table
-	 * describes them: a rising edge is one pulse on the irqfd.
+	 * Edge lines (ISA): a rising level is one pulse. Level lines: the
+	 * irqfd asserts the line until the guest's EOI; the resample fd
+	 * then tells us to assert again if the level is still high.
 	 */
-	if (level && !h->irq_level[line] && h->irqfds[line] >= 0) {
+	if (level && !was && h->irqfds[line] >= 0) {
 		if (write(h->irqfds[line], &one, sizeof(one)) < 0)
 			LOG_WARN("%s: cannot signal IRQ %u: %s", h->label,
-				 h->desc->irqs[line], strerror(errno));
+				 h->irqs[line], strerror(errno));
 	}
-	h->irq_level[line] = level;
 }
 
 static ssize_t devhost_backend_write(void *host, const void *buf, size_t len)
@@ -114,10 +226,146 @@ static void devhost_request_exit(void *host, uint32_t code)
 	atomic_store(&h->exit_requested, true);
 }
 
+static void devhost_request_reset(void *host)
+{
+	struct devhost *h = host;
+	DevRequestReset rr = DEV_REQUEST_RESET__INIT;
+
+	if (ipc_send_pb(&h->chan, MSG_DEV_REQUEST_RESET, &rr.base, NULL, 0) < 0)
+		LOG_ERR("%s: cannot ask for a reset", h->label);
+}
+
+static void devhost_request_poweroff(void *host)
+{
+	struct devhost *h = host;
+	DevRequestPowerOff po = DEV_REQUEST_POWER_OFF__INIT;
+
+	if (ipc_send_pb(&h->chan, MSG_DEV_REQUEST_POWEROFF, &po.base, NULL, 0) < 0)
+		LOG_ERR("%s: cannot ask for a power-off", h->label);
+}
+
+/* The only way a core reaches guest memory: bounds-checked, overflow-safe. */
+static void *devhost_mem_map(void *host, uint64_t gpa, uint64_t len)
+{
+	struct devhost *h = host;
+
+	if (!h->ram || gpa > h->ram_size || len > h->ram_size - gpa)
+		return NULL;
+	return h->ram + gpa;
+}
+
+static ssize_t devhost_blk_pread(void *host, void *buf, size_t len,
+				 uint64_t off)
+{
+	struct devhost *h = host;
+	size_t done = 0;
+
+	if (h->nbackend < 1)
+		return -ENODEV;
+	while (done < len) {
+		ssize_t n = pread(h->backend_fd[0], (uint8_t *)buf + done,
+				  len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			/* Past the end of a file that shrank: zeros. */
+			memset((uint8_t *)buf + done, 0, len - done);
+			break;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+static ssize_t devhost_blk_pwrite(void *host, const void *buf, size_t len,
+				  uint64_t off)
+{
+	struct devhost *h = host;
+	size_t done = 0;
+
+	if (h->nbackend < 1)
+		return -ENODEV;
+	if (h->cfg.readonly)
+		return -EROFS;
+	while (done < len) {
+		ssize_t n = pwrite(h->backend_fd[0], (const uint8_t *)buf + done,
+				   len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+static int devhost_blk_flush(void *host)
+{
+	struct devhost *h = host;
+
+	if (h->nbackend < 1)
+		return -ENODEV;
+	return fdatasync(h->backend_fd[0]) < 0 ? -errno : 0;
+}
+
+static uint64_t devhost_blk_size(void *host)
+{
+	struct devhost *h = host;
+	struct stat st;
+
+	if (h->nbackend < 1 || fstat(h->backend_fd[0], &st) < 0)
+		return 0;
+	return (uint64_t)st.st_size;
+}
+
+static ssize_t devhost_entropy(void *host, void *buf, size_t len)
+{
+	ssize_t n = getrandom(buf, len, 0);
+
+	(void)host;
+	return n < 0 ? -errno : n;
+}
+
+static uint64_t devhost_clock_ns(void *host)
+{
+	return devhost_clock_now(host);
+}
+
+static int64_t devhost_wall_clock(void *host)
+{
+	(void)host;
+	return (int64_t)time(NULL);
+}
+
+static void devhost_timer_arm(void *host, unsigned id, uint64_t when_ns)
+{
+	struct devhost *h = host;
+
+	if (id >= DEV_MAX_TIMERS)
+		return;
+	h->timer_when[id] = when_ns;
+	devhost_timers_kick(h);
+}
+
 static const struct dev_host_ops devhost_ops = {
 	.irq_set = devhost_irq_set,
 	.backend_write = devhost_backend_write,
 	.request_exit = devhost_request_exit,
+	.request_reset = devhost_request_reset,
+	.request_poweroff = devhost_request_poweroff,
+	.mem_map = devhost_mem_map,
+	.blk_pread = devhost_blk_pread,
+	.blk_pwrite = devhost_blk_pwrite,
+	.blk_flush = devhost_blk_flush,
+	.blk_size = devhost_blk_size,
+	.entropy = devhost_entropy,
+	.clock_ns = devhost_clock_ns,
+	.wall_clock = devhost_wall_clock,
+	.timer_arm = devhost_timer_arm,
 };
 
 /* ---- the access ring ---------------------------------------------------- */
@@ -130,14 +378,14 @@ static int devhost_serve_access(void *ctx, unsigned slot, struct ipc_access *a)
 	unsigned len = a->len;
 
 	a->flags = 0;
-	if (a->region >= h->desc->nregions ||
+	if (a->region >= h->dev->nregions ||
 	    (len != 1 && len != 2 && len != 4 && len != 8)) {
 		LOG_WARN("%s: malformed access (region %u, len %u) refused",
 			 h->label, a->region, len);
 		a->data = ~0ull;
 		return 0;
 	}
-	rg = &h->desc->regions[a->region];
+	rg = &h->dev->regions[a->region];
 	if (a->off >= rg->len) {
 		a->data = ~0ull;
 		return 0;
@@ -167,12 +415,31 @@ static void *devhost_ring_thread(void *arg)
 
 /* ---- bootstrap ---------------------------------------------------------- */
 
+static int devhost_map_ram(struct devhost *h, int fd)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size <= 0)
+		return -EINVAL;
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	h->ram = p;
+	h->ram_size = (uint64_t)st.st_size;
+	return 0;
+}
+
 static int devhost_on_init(void *ctx, struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
 	DevInit *init = ipc_msg_unpack(m, &dev_init__descriptor);
+	unsigned k = 0, want;
 	int r = -EPROTO;
-	int ring_fd;
+	int fd;
 
 	if (!init) {
 		LOG_ERR("malformed DevInit from the broker");
@@ -183,28 +450,61 @@ static int devhost_on_init(void *ctx, struct ipc_msg *m)
 			init->kind, h->desc->name);
 		goto out;
 	}
-	if (init->nbackend_fds > DEVHOST_MAX_BACKEND_FDS ||
-	    m->nfds != 2 + init->nbackend_fds) {
-		LOG_ERR("DevInit carries %u fds, expected %u", m->nfds,
-			2 + init->nbackend_fds);
+	want = 2 + (init->has_ram ? 1 : 0) + init->nbackend_fds;
+	if (init->nbackend_fds > DEVHOST_MAX_BACKEND_FDS || m->nfds != want) {
+		LOG_ERR("DevInit carries %u fds, expected %u", m->nfds, want);
 		goto out;
 	}
+	if ((init->n_regions && init->n_regions != h->desc->nregions) ||
+	    (init->n_irqs && init->n_irqs != h->desc->nirqs)) {
+		LOG_ERR("DevInit places %zu regions and %zu IRQs; the device "
+			"has %u and %u", init->n_regions, init->n_irqs,
+			h->desc->nregions, h->desc->nirqs);
+		goto out;
+	}
+	for (unsigned i = 0; i < h->desc->nregions; i++) {
+		h->regions[i] = h->desc->regions[i];
+		if (init->n_regions)
+			h->regions[i].base = init->regions[i]->addr;
+	}
+	for (unsigned i = 0; i < h->desc->nirqs; i++)
+		h->irqs[i] = init->n_irqs ? init->irqs[i] : h->desc->irqs[i];
+	h->placed = true;
 	h->instance = init->instance;
+	h->cfg.readonly = init->readonly;
+	snprintf(h->serial, sizeof(h->serial), "%s", init->serial);
+	h->cfg.serial = h->serial;
+	if (init->debug)
+		ipc_log_init("bulkhead-dev", (int)init->debug);
 	snprintf(h->label, sizeof(h->label), "%s#%u", h->desc->name,
 		 init->instance);
-	ipc_chan_init(&h->chan, ipc_msg_take_fd(m, 0), "worker");
-	ring_fd = ipc_msg_take_fd(m, 1);
-	r = ipc_ring_map(ring_fd, &h->ring);
-	close(ring_fd);
+	ipc_chan_init(&h->chan, ipc_msg_take_fd(m, k++), "worker");
+	fd = ipc_msg_take_fd(m, k++);
+	r = ipc_ring_map(fd, &h->ring);
+	close(fd);
 	if (r < 0) {
 		LOG_ERR("%s: cannot map the access ring: %s", h->label,
 			strerror(-r));
 		goto out;
 	}
-	if (init->nbackend_fds >= 1)
-		h->backend_in = ipc_msg_take_fd(m, 2);
-	if (init->nbackend_fds >= 2)
-		h->backend_out = ipc_msg_take_fd(m, 3);
+	if (init->has_ram) {
+		fd = ipc_msg_take_fd(m, k++);
+		r = devhost_map_ram(h, fd);
+		close(fd);
+		if (r < 0) {
+			LOG_ERR("%s: cannot map guest RAM: %s", h->label,
+				strerror(-r));
+			goto out;
+		}
+	}
+	h->nbackend = init->nbackend_fds;
+	for (unsigned i = 0; i < h->nbackend; i++)
+		h->backend_fd[i] = ipc_msg_take_fd(m, k++);
+	/* A console device reads the first backend fd and writes the second. */
+	if (h->desc->backend_input && h->nbackend == 2) {
+		h->backend_in = h->backend_fd[0];
+		h->backend_out = h->backend_fd[1];
+	}
 	r = 0;
 out:
 	dev_init__free_unpacked(init, NULL);
@@ -238,21 +538,37 @@ static int devhost_bootstrap(struct devhost *h)
 
 /* ---- registration with the worker --------------------------------------- */
 
+static bool devhost_irq_is_level(const struct devhost *h, unsigned line)
+{
+	return h->desc->irq_flags && (h->desc->irq_flags[line] & DEV_IRQ_LEVEL);
+}
+
 static int devhost_on_registered(void *ctx, struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
 	DevRegistered *reg = ipc_msg_unpack(m, &dev_registered__descriptor);
+	const struct dev_desc *desc = h->desc;
+	unsigned want = desc->nirqs + desc->ndoorbells, k = 0;
 	int r = -EPROTO;
 
 	if (!reg)
 		return -EPROTO;
-	if (reg->nirqfds != h->desc->nirqs || m->nfds != h->desc->nirqs) {
-		LOG_ERR("%s: worker sent %u irqfds for %u IRQ lines", h->label,
-			m->nfds, h->desc->nirqs);
+	for (unsigned i = 0; i < desc->nirqs; i++)
+		want += devhost_irq_is_level(h, i);
+	if (reg->nirqfds != desc->nirqs || reg->ndoorbells != desc->ndoorbells ||
+	    m->nfds != want) {
+		LOG_ERR("%s: worker sent %u fds for %u IRQ lines and %u "
+			"doorbells", h->label, m->nfds, desc->nirqs,
+			desc->ndoorbells);
 		goto out;
 	}
-	for (unsigned i = 0; i < m->nfds; i++)
-		h->irqfds[i] = ipc_msg_take_fd(m, i);
+	for (unsigned i = 0; i < desc->nirqs; i++) {
+		h->irqfds[i] = ipc_msg_take_fd(m, k++);
+		if (devhost_irq_is_level(h, i))
+			h->resamplefds[i] = ipc_msg_take_fd(m, k++);
+	}
+	for (unsigned i = 0; i < desc->ndoorbells; i++)
+		h->doorbells[i] = ipc_msg_take_fd(m, k++);
 	r = 0;
 out:
 	dev_registered__free_unpacked(reg, NULL);
@@ -268,30 +584,41 @@ static const struct ipc_phase devhost_register_phase = {
 
 static int devhost_register(struct devhost *h)
 {
-	DevRegion regions[8], *rp[8];
+	const struct dev_desc *desc = h->desc;
+	DevRegion regions[DEV_MAX_REGIONS], *rp[DEV_MAX_REGIONS];
+	DevDoorbell bells[DEV_MAX_DOORBELLS], *bp[DEV_MAX_DOORBELLS];
 	DevRegister reg = DEV_REGISTER__INIT;
 	struct ipc_phase_state st = { 0 };
-	uint32_t irqs[DEVHOST_MAX_IRQS];
-	unsigned nreg = h->desc->nregions;
+	uint32_t irqs[DEV_MAX_IRQS], flags[DEV_MAX_IRQS];
 	int r;
 
-	if (nreg > 8 || h->desc->nirqs > DEVHOST_MAX_IRQS)
-		return -EINVAL;
-	reg.kind = (char *)h->desc->name;
+	reg.kind = (char *)desc->name;
 	reg.instance = h->instance;
-	for (unsigned i = 0; i < nreg; i++) {
+	for (unsigned i = 0; i < h->dev->nregions; i++) {
 		dev_region__init(&regions[i]);
-		regions[i].space = h->desc->regions[i].space;
-		regions[i].addr = h->desc->regions[i].base;
-		regions[i].len = h->desc->regions[i].len;
+		regions[i].space = h->dev->regions[i].space;
+		regions[i].addr = h->dev->regions[i].base;
+		regions[i].len = h->dev->regions[i].len;
 		rp[i] = &regions[i];
 	}
-	reg.n_regions = nreg;
+	reg.n_regions = h->dev->nregions;
 	reg.regions = rp;
-	for (unsigned i = 0; i < h->desc->nirqs; i++)
-		irqs[i] = h->desc->irqs[i];
-	reg.n_irqs = h->desc->nirqs;
+	for (unsigned i = 0; i < h->dev->nirqs; i++) {
+		irqs[i] = h->dev->irqs[i];
+		flags[i] = devhost_irq_is_level(h, i) ? 1 : 0;
+	}
+	reg.n_irqs = reg.n_irq_flags = h->dev->nirqs;
 	reg.irqs = irqs;
+	reg.irq_flags = flags;
+	for (unsigned i = 0; i < desc->ndoorbells; i++) {
+		dev_doorbell__init(&bells[i]);
+		bells[i].region = desc->doorbells[i].region;
+		bells[i].off = desc->doorbells[i].off;
+		bells[i].len = desc->doorbells[i].len;
+		bp[i] = &bells[i];
+	}
+	reg.n_doorbells = desc->ndoorbells;
+	reg.doorbells = bp;
 	r = ipc_send_pb(&h->chan, MSG_DEV_REGISTER, &reg.base, NULL, 0);
 	if (r < 0)
 		return r;
@@ -308,16 +635,65 @@ static int devhost_register(struct devhost *h)
 static int devhost_on_destruct(void *ctx, struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
+	DevDestructDone done = DEV_DESTRUCT_DONE__INIT;
 
 	h->stop = true;
-	return 0;
+	return ipc_send_pb(&h->chan, MSG_DEV_DESTRUCT_DONE, &done.base, NULL, 0);
+}
+
+/* A lifecycle notification from EMT(0): run the core's callback, answer. */
+static int devhost_on_notify(void *ctx, struct ipc_msg *m)
+{
+	struct devhost *h = ctx;
+	DevNotify *n = ipc_msg_unpack(m, &dev_notify__descriptor);
+	DevNotifyDone done = DEV_NOTIFY_DONE__INIT;
+	const struct dev_desc *desc = h->desc;
+
+	if (!n)
+		return -EPROTO;
+	done.event = n->event;
+	done.seq = n->seq;
+	pthread_mutex_lock(&h->lock);
+	switch (n->event) {
+	case DEV_NOTIFY__EVENT__POWER_ON:
+		devhost_clock_resume(h);
+		if (desc->power_on)
+			desc->power_on(h->dev);
+		break;
+	case DEV_NOTIFY__EVENT__RESET:
+		if (desc->reset)
+			desc->reset(h->dev);
+		break;
+	case DEV_NOTIFY__EVENT__SUSPEND:
+		devhost_clock_pause(h);
+		if (desc->suspend)
+			desc->suspend(h->dev);
+		break;
+	case DEV_NOTIFY__EVENT__RESUME:
+		devhost_clock_resume(h);
+		if (desc->resume)
+			desc->resume(h->dev);
+		break;
+	case DEV_NOTIFY__EVENT__POWER_OFF:
+		devhost_clock_pause(h);
+		if (desc->power_off)
+			desc->power_off(h->dev);
+		break;
+	default:
+		done.status = -EINVAL;
+		break;
+	}
+	pthread_mutex_unlock(&h->lock);
+	dev_notify__free_unpacked(n, NULL);
+	return ipc_send_pb(&h->chan, MSG_DEV_NOTIFY_DONE, &done.base, NULL, 0);
 }
 
 static const struct ipc_handler devhost_running_tab[] = {
+	{ MSG_DEV_NOTIFY, IPC_PERMIT, devhost_on_notify },
 	{ MSG_DEV_DESTRUCT, IPC_PERMIT | IPC_ONCE, devhost_on_destruct },
 };
 static const struct ipc_phase devhost_running_phase = {
-	"running", devhost_running_tab, 1
+	"running", devhost_running_tab, 2
 };
 
 /* Read what the device has room for from its backend input. */
@@ -339,7 +715,6 @@ static void devhost_pump_input(struct devhost *h)
 		return;
 	if (n <= 0) {
 		/* EOF or error: no more input, as if the line went quiet. */
-		close(h->backend_in);
 		h->backend_in = -1;
 		return;
 	}
@@ -348,30 +723,66 @@ static void devhost_pump_input(struct devhost *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
+static void devhost_doorbell(struct devhost *h, unsigned idx)
+{
+	uint64_t v;
+
+	if (read(h->doorbells[idx], &v, sizeof(v)) < 0)
+		return;
+	pthread_mutex_lock(&h->lock);
+	if (h->desc->notify)
+		h->desc->notify(h->dev, idx);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* The guest acknowledged a level line: assert it again if still high. */
+static void devhost_resample(struct devhost *h, unsigned line)
+{
+	uint64_t v, one = 1;
+
+	if (read(h->resamplefds[line], &v, sizeof(v)) < 0)
+		return;
+	pthread_mutex_lock(&h->lock);
+	if (h->irq_level[line] &&
+	    write(h->irqfds[line], &one, sizeof(one)) < 0)
+		LOG_WARN("%s: cannot re-assert IRQ %u", h->label, h->irqs[line]);
+	pthread_mutex_unlock(&h->lock);
+}
+
+enum { DH_CHAN, DH_INPUT, DH_TIMER, DH_BELL0 };
+
 static void devhost_loop(struct devhost *h)
 {
 	struct ipc_phase_state st = { 0 };
+	const unsigned nb = h->desc->ndoorbells, ni = h->desc->nirqs;
 
 	while (!h->stop) {
-		struct pollfd p[2] = {
-			{ .fd = h->chan.fd, .events = POLLIN },
-			{ .fd = -1, .events = POLLIN },
-		};
+		struct pollfd p[DH_BELL0 + DEV_MAX_DOORBELLS + DEV_MAX_IRQS];
 		bool has_input = h->backend_in >= 0 && h->desc->backend_input;
-		bool room = false;
 		int timeout = -1;
 		int r;
 
+		p[DH_CHAN] = (struct pollfd){ .fd = h->chan.fd, .events = POLLIN };
+		p[DH_INPUT] = (struct pollfd){ .fd = -1, .events = POLLIN };
+		p[DH_TIMER] = (struct pollfd){ .fd = h->timerfd, .events = POLLIN };
+		for (unsigned i = 0; i < nb; i++)
+			p[DH_BELL0 + i] = (struct pollfd){ .fd = h->doorbells[i],
+							   .events = POLLIN };
+		for (unsigned i = 0; i < ni; i++)
+			p[DH_BELL0 + nb + i] = (struct pollfd){
+				.fd = h->resamplefds[i], .events = POLLIN };
 		if (has_input) {
+			bool room;
+
 			pthread_mutex_lock(&h->lock);
 			room = h->desc->backend_room(h->dev) > 0;
 			pthread_mutex_unlock(&h->lock);
 			if (room)
-				p[1].fd = h->backend_in;
+				p[DH_INPUT].fd = h->backend_in;
 			else
 				timeout = DEVHOST_INPUT_RETRY_MS;
 		}
-		r = poll(p, 2, timeout);
+		r = poll(p, DH_BELL0 + nb + ni, timeout);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -379,7 +790,16 @@ static void devhost_loop(struct devhost *h)
 			h->status = 1;
 			return;
 		}
-		if (p[0].revents) {
+		for (unsigned i = 0; i < nb; i++)
+			if (p[DH_BELL0 + i].revents)
+				devhost_doorbell(h, i);
+		for (unsigned i = 0; i < ni; i++)
+			if (p[DH_BELL0 + nb + i].fd >= 0 &&
+			    p[DH_BELL0 + nb + i].revents)
+				devhost_resample(h, i);
+		if (p[DH_TIMER].revents)
+			devhost_timers_fire(h);
+		if (p[DH_CHAN].revents) {
 			r = ipc_recv(&h->chan, h->msg);
 			if (r == -ECONNRESET) {
 				/* The worker has gone: nothing left to serve. */
@@ -397,7 +817,7 @@ static void devhost_loop(struct devhost *h)
 				return;
 			}
 		}
-		if (p[1].revents)
+		if (p[DH_INPUT].fd >= 0 && p[DH_INPUT].revents)
 			devhost_pump_input(h);
 	}
 }
@@ -406,24 +826,33 @@ int dev_main(int argc, char **argv, const struct dev_desc *desc)
 {
 	struct devhost h = {
 		.desc = desc, .backend_in = -1, .backend_out = -1,
-		.chan = { .fd = -1 },
+		.chan = { .fd = -1 }, .timerfd = -1,
 	};
 	pthread_t ring_thread;
 	char name[64];
 	int r;
 
+	(void)argc;
+	(void)argv;
 	snprintf(name, sizeof(name), "bulkhead-dev-%s", desc->name);
 	ipc_log_init(name, IPC_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
-	for (unsigned i = 0; i < DEVHOST_MAX_IRQS; i++)
-		h.irqfds[i] = -1;
+	for (unsigned i = 0; i < DEV_MAX_IRQS; i++)
+		h.irqfds[i] = h.resamplefds[i] = -1;
+	for (unsigned i = 0; i < DEV_MAX_DOORBELLS; i++)
+		h.doorbells[i] = -1;
+	for (unsigned i = 0; i < DEVHOST_MAX_BACKEND_FDS; i++)
+		h.backend_fd[i] = -1;
 	pthread_mutex_init(&h.lock, NULL);
 	h.msg = malloc(sizeof(*h.msg));
-	if (!h.msg)
+	h.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (!h.msg || h.timerfd < 0 || desc->nregions > DEV_MAX_REGIONS ||
+	    desc->nirqs > DEV_MAX_IRQS || desc->ndoorbells > DEV_MAX_DOORBELLS)
 		return 1;
 	if (devhost_bootstrap(&h) < 0)
 		return 1;
-	r = dev_new(desc, h.instance, &devhost_ops, &h, &h.dev);
+	r = dev_new_at(desc, h.instance, h.regions, h.irqs, &h.cfg, &devhost_ops,
+		       &h, &h.dev);
 	if (r < 0) {
 		LOG_ERR("%s: cannot construct the device: %s", h.label,
 			strerror(-r));

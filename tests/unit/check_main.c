@@ -11,6 +11,7 @@ int main(void)
 		ipc_suite, ring_suite, loader_suite, uart_suite, vmstate_suite,
 		vmreq_suite, ssm_suite, policy_suite, rtc_suite, i8042_suite,
 		virtio_suite, bzimage_suite, fuzzreplay_suite, acpi_suite,
+		mptable_suite,
 	};
 	SRunner *sr = srunner_create(NULL);
 	unsigned n = 0;

@@ -25,5 +25,6 @@ SUITE_DECL(virtio);
 SUITE_DECL(bzimage);
 SUITE_DECL(fuzzreplay);
 SUITE_DECL(acpi);
+SUITE_DECL(mptable);
 
 #endif
