@@ -373,13 +373,43 @@ static int brk_on_control_reply(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
+static int brk_on_state(void *ctx, struct ipc_msg *m)
+{
+	VmStateChanged *ev = ipc_msg_unpack(m, &vm_state_changed__descriptor);
+
+	if (!ev)
+		return -EPROTO;
+	LOG_DBG("VM state %s -> %s", ev->old_state, ev->new_state);
+	vm_state_changed__free_unpacked(ev, NULL);
+	return 0;
+}
+
+/* In the foreground a runtime error that suspends the VM ends the run:
+ * nobody is there to resume it. */
+static int brk_on_runtime_error(void *ctx, struct ipc_msg *m)
+{
+	struct brk_vm *vm = ctx;
+	VmRuntimeError *ev = ipc_msg_unpack(m, &vm_runtime_error__descriptor);
+	VmControl vc = VM_CONTROL__INIT;
+
+	if (!ev)
+		return -EPROTO;
+	LOG_ERR("VM %s: %s", (ev->flags & 1) ? "stopped" : "suspended",
+		ev->message);
+	vm_runtime_error__free_unpacked(ev, NULL);
+	vc.op = VM_CONTROL__OP__POWER_OFF;
+	return ipc_send_pb(&vm->chan, MSG_VM_CONTROL, &vc.base, NULL, 0);
+}
+
 static const struct ipc_handler brk_worker_tab[] = {
 	{ MSG_WORKER_READY, IPC_PERMIT | IPC_ONCE, brk_on_ready },
 	{ MSG_VM_EXITED, IPC_PERMIT | IPC_ONCE, brk_on_exited },
 	{ MSG_VM_CONTROL_REPLY, IPC_PERMIT, brk_on_control_reply },
+	{ MSG_VM_STATE, IPC_PERMIT, brk_on_state },
+	{ MSG_VM_RUNTIME_ERROR, IPC_PERMIT, brk_on_runtime_error },
 };
 static const struct ipc_phase brk_worker_phase = {
-	"running", brk_worker_tab, 3
+	"running", brk_worker_tab, 5
 };
 
 /* The status `bulkhead run` exits with, and the error text if any. */
