@@ -26,12 +26,16 @@ GUEST_LDFLAGS := -m elf_x86_64 -nostdlib -static -z max-page-size=0x1000 \
 	-z noexecstack -z noseparate-code --build-id=none -T $(GUEST_LDSCRIPT)
 
 GUEST_LIB_OBJS := $(GUEST_OBJ)/lib/boot.o $(GUEST_OBJ)/lib/guest.o
-GUEST_KERNELS := hello nullio echo
+# Multiprocessor support (MP table, AP start-up), linked only where used.
+GUEST_SMP_OBJS := $(GUEST_OBJ)/lib/smp.o $(GUEST_OBJ)/lib/ap.o
+GUEST_SMP_KERNELS := smp count spin
+GUEST_KERNELS := hello nullio echo reset $(GUEST_SMP_KERNELS)
 GUEST_ELF64 := $(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_KERNELS))
 GUEST_ELF := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_KERNELS))
 
 GUESTS += $(BUILD)/guests/hello.elf $(BUILD)/guests/bootsect.bin $(BUILD)/guests/nullio.elf
-GUESTS += $(BUILD)/guests/echo.elf
+GUESTS += $(BUILD)/guests/echo.elf $(BUILD)/guests/reset.elf
+GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_SMP_KERNELS))
 DEMO_GUEST := $(BUILD)/guests/hello.elf
 
 $(GUEST_OBJ)/%.o: $(GUEST_DIR)/%.c
@@ -48,6 +52,8 @@ $(GUEST_OBJ)/%.o: $(GUEST_DIR)/%.S
 $(GUEST_ELF64): $(GUEST_OUT)/%.elf64: $(GUEST_OBJ)/%.o $(GUEST_LIB_OBJS) $(GUEST_LDSCRIPT)
 	$(call msg,GLD,$@)
 	$(Q)$(GUEST_LD) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
+
+$(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_SMP_KERNELS)): $(GUEST_SMP_OBJS)
 
 # Multiboot loaders (QEMU's -kernel included) only take ELF32.
 $(GUEST_ELF): $(GUEST_OUT)/%.elf: $(GUEST_OUT)/%.elf64
