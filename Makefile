@@ -7,7 +7,8 @@
 #   make bench      benchmarks (prints ratios measured side by side)
 #   make clean
 #
-# Options: V=1 (show commands), WERROR=0 (warnings are not errors).
+# Options: V=1 (show commands), WERROR=0 (warnings are not errors),
+# SECCOMP_DEBUG=1 (seccomp violations are logged instead of killing).
 
 BUILD ?= build
 CC ?= gcc
@@ -35,7 +36,7 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -pthread -MD -MP \
 	-I. -I$(BUILD)/proto $(PKG_CFLAGS)
 LDFLAGS ?=
-LDLIBS_COMMON := -pthread -lprotobuf-c
+LDLIBS_COMMON := -pthread -lprotobuf-c -llzf -lz
 
 all:
 
@@ -66,6 +67,7 @@ include kdriver/module.mk
 include emt-worker/module.mk
 include device-procs/module.mk
 include broker/module.mk
+include policy/module.mk
 include tests/module.mk
 include bench/module.mk
 
@@ -85,12 +87,18 @@ WORKER_MAIN_OBJS := $(call obj,$(worker_main_SRCS))
 DEVHOST_OBJS := $(call obj,$(devhost_SRCS))
 BROKER_LIB_OBJS := $(call obj,$(broker_lib_SRCS))
 CLI_OBJS := $(call obj,$(cli_SRCS))
+BROKERD_OBJS := $(call obj,$(brokerd_SRCS))
 
 BIN := $(BUILD)/bin
-BINARIES := $(BIN)/bulkhead $(BIN)/bulkhead-worker \
+BINARIES := $(BIN)/bulkhead $(BIN)/bulkheadd $(BIN)/bulkhead-worker \
 	$(foreach d,$(DEVICES),$(BIN)/bulkhead-dev-$(d))
 
 $(BIN)/bulkhead: $(CLI_OBJS) $(BROKER_LIB_OBJS) $(KD_OBJS) $(IPC_OBJS) $(PROTO_OBJS)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(BIN)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON) -ljson-c
+
+$(BIN)/bulkheadd: $(BROKERD_OBJS) $(BROKER_LIB_OBJS) $(KD_OBJS) $(IPC_OBJS) $(PROTO_OBJS)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(BIN)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
@@ -122,9 +130,11 @@ PREFIX ?= /usr/local
 # The CLI goes on PATH; the worker and device binaries beside each other in
 # libexec, where the CLI looks for them.
 install: $(BINARIES)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/bulkhead
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
+		$(DESTDIR)$(PREFIX)/libexec/bulkhead
 	install -m 755 $(BIN)/bulkhead $(DESTDIR)$(PREFIX)/bin/bulkhead
-	install -m 755 $(filter-out $(BIN)/bulkhead,$(BINARIES)) \
+	install -m 755 $(BIN)/bulkheadd $(DESTDIR)$(PREFIX)/sbin/bulkheadd
+	install -m 755 $(filter-out $(BIN)/bulkhead $(BIN)/bulkheadd,$(BINARIES)) \
 		$(DESTDIR)$(PREFIX)/libexec/bulkhead/
 
 check: all $(TEST_BINS)

@@ -3,9 +3,11 @@
  * bulkhead: the command-line interface.
  *
  *   bulkhead run [VM options] IMAGE
+ *   bulkhead [--socket PATH] [--json] COMMAND ...   (broker/cli_ctl.c)
  *
- * `run` needs no daemon: this process plays the broker for one VM. It opens
- * every file with the user's own rights and hands the fds on.
+ * `run` needs no daemon: this process plays the broker for one VM. The
+ * other commands talk to bulkheadd. Either way every file is opened with the
+ * user's own rights and the fds are handed on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,27 +29,54 @@ static void cli_usage(FILE *f)
 {
 	fprintf(f,
 "usage: bulkhead run [VM options] IMAGE\n"
+"       bulkhead run --restore FILE [VM options] [IMAGE]\n"
+"       bulkhead [--socket PATH] [--json] COMMAND [options] [NAME] ...\n"
 "\n"
 "Run one VM in the foreground: the worker (which runs the vCPUs) and every\n"
 "device run in processes of their own. IMAGE is a multiboot (v1) ELF kernel\n"
 "or a raw real-mode boot sector / flat binary; the format is detected.\n"
+"Every virtio-mmio device is announced on the guest's command line as\n"
+"virtio_mmio.device=<size>@<base>:<irq>, after --cmdline.\n"
 "\n"
 "VM options:\n"
 "  --mem SIZE         guest RAM, e.g. 64M or 1G (default 64M, 2M..3G)\n"
 "  --cpus N           virtual CPUs, 1..16 (default 1)\n"
 "  --cmdline STRING   kernel command line (multiboot)\n"
 "  --initrd FILE      passed as multiboot module 0\n"
-"  --serial MODE      the UART's backend: stdio (default), null, file:PATH\n"
+"  --serial MODE      the UART's backend: stdio (run's default), null,\n"
+"                     file:PATH, console (create's default)\n"
+"  --disk PATH[,ro]   a virtio-blk disk on the raw image PATH (,ro: the\n"
+"                     guest cannot write it)\n"
+"  --rng              a virtio-rng entropy device\n"
 "  --null-dev         add the null device (ports 0x510-0x517) in its own\n"
 "                     process; for benchmarks\n"
-"  -v, --verbose      report exit counters when the VM ends\n"
+"  --restore FILE     (run) resume the VM saved in FILE instead of booting\n"
+"                     IMAGE (which may be left out); the VM options must\n"
+"                     match the saved VM's (RAM, vCPUs, devices)\n"
+"  -v, --verbose      (run) report exit counters when the VM ends\n"
 "  -h, --help         this text\n"
 "\n"
-"Exit status: 0 when the guest powered off, (v << 1) | 1 when it wrote v to\n"
-"the debug-exit port 0xf4, and an even code when Bulkhead failed:\n"
+"Exit status of run: 0 when the guest powered off, (v << 1) | 1 when it\n"
+"wrote v to the debug-exit port 0xf4, and an even code when Bulkhead failed:\n"
 "  2 bad arguments, 4 a file could not be opened, 6 /dev/kvm is missing or\n"
 "  lacks a capability, 8 the image was refused, 10 a device process died or\n"
-"  broke protocol, 12 the guest faulted, 14 internal error.\n");
+"  broke protocol, 12 the guest faulted, 14 internal error.\n"
+"\n"
+"Commands served by the broker, bulkheadd (NAME may be UID/NAME for root):\n"
+"  create NAME [VM options] IMAGE   record a VM (state CREATED)\n"
+"  start NAME                       launch its processes; RUNNING\n"
+"  pause NAME | resume NAME | reset NAME\n"
+"  poweroff NAME                    power off; the VM stays, OFF\n"
+"  destroy NAME                     power off if needed and forget it\n"
+"  status NAME | list | stats NAME  tables, or JSON with --json\n"
+"  console [--no-replay] NAME       attach to the UART (Ctrl-] detaches)\n"
+"\n"
+"  --socket PATH      bulkheadd's socket (default $%s, else %s)\n"
+"  --json             print JSON on stdout (errors too, as {\"error\": ...})\n"
+"\n"
+"Exit status of these: 0 done, 1 refused or failed (the message says why),\n"
+"2 bad arguments, 3 bulkheadd cannot be reached, 4 a file cannot be opened.\n",
+		BRK_SOCKET_ENV, BRK_DEFAULT_SOCKET);
 }
 
 static int cli_open(const char *what, const char *path, int flags, int *out)
@@ -64,7 +93,7 @@ static int cli_open(const char *what, const char *path, int flags, int *out)
 }
 
 enum { OPT_MEM = 256, OPT_CPUS, OPT_CMDLINE, OPT_INITRD, OPT_SERIAL,
-       OPT_NULL_DEV };
+       OPT_NULL_DEV, OPT_DISK, OPT_RNG, OPT_RESTORE };
 
 static const struct option cli_run_opts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -73,6 +102,9 @@ static const struct option cli_run_opts[] = {
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "null-dev", no_argument, NULL, OPT_NULL_DEV },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -96,14 +128,16 @@ static int cli_run(int argc, char **argv)
 	struct brk_vm_config cfg = {
 		.mem_size = BRK_DEFAULT_MEM, .cpus = 1, .image_fd = -1,
 		.initrd_fd = -1, .serial = BRK_SERIAL_STDIO, .serial_out_fd = -1,
+		.disk_fd = -1, .restore_fd = -1,
 	};
-	const char *initrd = NULL, *serial_path = NULL;
+	const char *initrd = NULL, *serial_path = NULL, *disk = NULL;
+	const char *restore = NULL;
 	struct brk_vm *vm = NULL;
 	bool verbose = false;
 	char err[512] = "";
 	int opt, r, kvm_fd = -1;
 
-	optind = 1;
+	optind = 0;  /* a fresh scan of this argv */
 	opterr = 0;  /* we word the errors ourselves */
 	while ((opt = getopt_long(argc, argv, "+:vh", cli_run_opts, NULL)) != -1) {
 		switch (opt) {
@@ -149,6 +183,26 @@ static int cli_run(int argc, char **argv)
 		case OPT_NULL_DEV:
 			cfg.null_dev = true;
 			break;
+		case OPT_DISK: {
+			size_t n = strlen(optarg);
+
+			if (disk)
+				return cli_bad("--disk: only one disk is supported");
+			if (n > 3 && strcmp(optarg + n - 3, ",ro") == 0) {
+				cfg.disk_ro = true;
+				optarg[n - 3] = '\0';
+			}
+			if (!*optarg)
+				return cli_bad("--disk: no path given");
+			disk = optarg;
+			break;
+		}
+		case OPT_RNG:
+			cfg.rng = true;
+			break;
+		case OPT_RESTORE:
+			restore = optarg;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -163,7 +217,9 @@ static int cli_run(int argc, char **argv)
 				       argv[optind - 1]);
 		}
 	}
-	if (optind != argc - 1) {
+	if (restore && optind == argc) {
+		/* The image comes with the saved state. */
+	} else if (optind != argc - 1) {
 		if (optind >= argc)
 			return cli_bad("run: no IMAGE given");
 		return cli_bad("run: unexpected argument '%s' after IMAGE",
@@ -172,7 +228,13 @@ static int cli_run(int argc, char **argv)
 	if (verbose)
 		ipc_log_init("bulkhead", IPC_LOG_DEBUG);
 
-	r = cli_open("image", argv[optind], O_RDONLY, &cfg.image_fd);
+	r = optind < argc ? cli_open("image", argv[optind], O_RDONLY,
+				     &cfg.image_fd) : 0;
+	if (!r && disk)
+		r = cli_open("disk image", disk, cfg.disk_ro ? O_RDONLY : O_RDWR,
+			     &cfg.disk_fd);
+	if (!r && restore)
+		r = cli_open("saved state", restore, O_RDONLY, &cfg.restore_fd);
 	if (!r && initrd)
 		r = cli_open("initrd", initrd, O_RDONLY, &cfg.initrd_fd);
 	if (!r && serial_path)
@@ -196,7 +258,7 @@ static int cli_run(int argc, char **argv)
 	close(kvm_fd);
 	kvm_fd = -1;
 	r = brk_vm_run_foreground(vm, verbose, err, sizeof(err));
-	if (r && !(r & 1))
+	if (r && !(r & 1) && err[0])
 		fprintf(stderr, "bulkhead: VM failed: %s\n", err);
 	brk_vm_free(vm);
 out:
@@ -208,28 +270,78 @@ out:
 		close(cfg.initrd_fd);
 	if (cfg.serial_out_fd >= 0)
 		close(cfg.serial_out_fd);
+	if (cfg.disk_fd >= 0)
+		close(cfg.disk_fd);
+	if (cfg.restore_fd >= 0)
+		close(cfg.restore_fd);
 	return r;
 }
 
+enum { OPT_G_SOCKET = 400, OPT_G_JSON, OPT_G_VERSION };
+
+static const struct option cli_global_opts[] = {
+	{ "socket", required_argument, NULL, OPT_G_SOCKET },
+	{ "json", no_argument, NULL, OPT_G_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_G_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
 int main(int argc, char **argv)
 {
+	const char *socket_path = getenv(BRK_SOCKET_ENV);
+	bool json = false;
+	const char *cmd;
+	int opt;
+
 	ipc_log_init("bulkhead", IPC_LOG_INFO);
-	if (argc < 2) {
+	if (socket_path && !*socket_path)
+		socket_path = NULL;
+	opterr = 0;
+	/* Options before the command; "+" stops at the command. */
+	while ((opt = getopt_long(argc, argv, "+:h", cli_global_opts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case OPT_G_SOCKET:
+			socket_path = optarg;
+			break;
+		case OPT_G_JSON:
+			json = true;
+			break;
+		case 'h':
+			cli_usage(stdout);
+			return 0;
+		case OPT_G_VERSION:
+			printf("bulkhead %s (control protocol %u)\n", CLI_VERSION,
+			       BRK_PROTO_VERSION);
+			return 0;
+		case ':':
+			fprintf(stderr, "bulkhead: option '%s' needs a value\n",
+				argv[optind - 1]);
+			cli_usage(stderr);
+			return BRK_EXIT_USAGE;
+		default:
+			fprintf(stderr, "bulkhead: unknown option '%s'\n",
+				argv[optind - 1]);
+			cli_usage(stderr);
+			return BRK_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
 		cli_usage(stderr);
 		return BRK_EXIT_USAGE;
 	}
-	if (strcmp(argv[1], "run") == 0)
-		return cli_run(argc - 1, argv + 1);
-	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0) {
+	cmd = argv[optind];
+	if (strcmp(cmd, "run") == 0)
+		return cli_run(argc - optind, argv + optind);
+	if (cli_ctl_is_command(cmd))
+		return cli_ctl_main(socket_path, json, argc - optind,
+				    argv + optind);
+	if (strcmp(cmd, "help") == 0) {
 		cli_usage(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("bulkhead %s\n", CLI_VERSION);
-		return 0;
-	}
-	fprintf(stderr, "bulkhead: unknown command '%s'\n", argv[1]);
+	fprintf(stderr, "bulkhead: unknown command '%s'\n", cmd);
 	cli_usage(stderr);
 	return BRK_EXIT_USAGE;
 }

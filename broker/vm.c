@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Launching one VM (memfd, rings, channels, worker and device processes)
- * and supervising it in the foreground for `bulkhead run`.
+ * Launching one VM (memfd, rings, channels, worker and device processes),
+ * the broker's side of the worker protocol (one dispatch table, shared by
+ * `bulkhead run` and bulkheadd through hooks), and supervising one VM in the
+ * foreground for `bulkhead run`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,26 +30,65 @@
 #define BRK_DEVICE_GRACE_MS 2000
 
 /* The device kinds the broker can configure, and what each may claim. */
+enum brk_backend { BRK_BACKEND_NONE, BRK_BACKEND_CONSOLE, BRK_BACKEND_DISK };
+
 struct brk_dev_kind {
 	const char *kind;
 	const char *binary;
-	uint32_t space;
-	uint64_t base;
-	uint64_t len;
-	int irq;                /* GSI, -1: none */
+	struct {
+		uint32_t space;
+		uint64_t base;
+		uint64_t len;
+	} regions[2];
+	unsigned nregions;
+	int irq;                /* GSI of the first line, -1: none */
+	int irq2;               /* a second line (i8042 aux), 0: none */
 	bool may_request_exit;
-	bool console;           /* gets the serial backend fds */
+	bool may_request_reset;
+	bool dma;               /* maps guest RAM (virtio) */
+	bool virtio;            /* placed at the next virtio-mmio slot */
+	enum brk_backend backend;
 };
 
 static const struct brk_dev_kind brk_dev_uart = {
-	"uart", "bulkhead-dev-uart", IPC_SPACE_PIO, 0x3f8, 8, 4, false, true,
+	.kind = "uart", .binary = "bulkhead-dev-uart",
+	.regions = { { IPC_SPACE_PIO, 0x3f8, 8 } }, .nregions = 1, .irq = 4,
+	.backend = BRK_BACKEND_CONSOLE,
 };
 static const struct brk_dev_kind brk_dev_debugexit = {
-	"debug-exit", "bulkhead-dev-debugexit", IPC_SPACE_PIO, 0xf4, 1, -1,
-	true, false,
+	.kind = "debug-exit", .binary = "bulkhead-dev-debugexit",
+	.regions = { { IPC_SPACE_PIO, 0xf4, 1 } }, .nregions = 1, .irq = -1,
+	.may_request_exit = true,
+};
+static const struct brk_dev_kind brk_dev_rtc = {
+	.kind = "rtc", .binary = "bulkhead-dev-rtc",
+	.regions = { { IPC_SPACE_PIO, 0x70, 2 } }, .nregions = 1, .irq = 8,
+};
+static const struct brk_dev_kind brk_dev_i8042 = {
+	.kind = "i8042", .binary = "bulkhead-dev-i8042",
+	.regions = { { IPC_SPACE_PIO, 0x60, 1 }, { IPC_SPACE_PIO, 0x64, 1 } },
+	.nregions = 2, .irq = 1, .irq2 = 12, .may_request_reset = true,
+};
+static const struct brk_dev_kind brk_dev_vblk = {
+	.kind = "virtio-blk", .binary = "bulkhead-dev-virtio-blk",
+	.regions = { { IPC_SPACE_MMIO, 0, BRK_VIRTIO_SIZE } }, .nregions = 1,
+	.irq = 0, .dma = true, .virtio = true, .backend = BRK_BACKEND_DISK,
+};
+static const struct brk_dev_kind brk_dev_vrng = {
+	.kind = "virtio-rng", .binary = "bulkhead-dev-virtio-rng",
+	.regions = { { IPC_SPACE_MMIO, 0, BRK_VIRTIO_SIZE } }, .nregions = 1,
+	.irq = 0, .dma = true, .virtio = true,
 };
 static const struct brk_dev_kind brk_dev_null = {
-	"null", "bulkhead-dev-null", IPC_SPACE_PIO, 0x510, 8, -1, false, false,
+	.kind = "null", .binary = "bulkhead-dev-null",
+	.regions = { { IPC_SPACE_PIO, 0x510, 8 } }, .nregions = 1, .irq = -1,
+};
+
+/* One device of this VM: its kind and where it was placed. */
+struct brk_dev_slot {
+	const struct brk_dev_kind *k;
+	uint64_t base[2];
+	int irq;
 };
 
 static int brk_make_ram(uint64_t size)
@@ -69,19 +110,22 @@ static int brk_make_ram(uint64_t size)
 /* Spawn one device process and send it its DevInit; *chan_out is the
  * worker's end of its channel, *ring_out the ring memfd. */
 static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
-			     const struct brk_dev_kind *k, unsigned instance,
+			     const struct brk_dev_slot *slot, int ram,
 			     int *chan_out, int *ring_out, char *err,
 			     size_t errlen)
 {
+	const struct brk_dev_kind *k = slot->k;
 	struct brk_child *c = &vm->devs[vm->ndevs];
 	DevInit init = DEV_INIT__INIT;
+	DevRegion reg[2], *regp[2];
+	uint32_t irq;
 	int boot[2] = { -1, -1 }, chan[2] = { -1, -1 };
-	int fds[4], nfds = 0, ring = -1, in_fd = -1, out_fd = -1;
+	int fds[6], nfds = 0, ring = -1, in_fd = -1, out_fd = -1;
 	char label[48];
 	struct ipc_chan bc;
 	int r;
 
-	snprintf(label, sizeof(label), "%s#%u", k->kind, instance);
+	snprintf(label, sizeof(label), "%s#0", k->kind);
 	ring = ipc_ring_create(cfg->cpus, label);
 	if (ring < 0) {
 		r = ring;
@@ -100,7 +144,11 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 	vm->ndevs++;
 	fds[nfds++] = chan[1];
 	fds[nfds++] = ring;
-	if (k->console) {
+	if (k->dma) {
+		fds[nfds++] = ram;
+		init.has_ram = true;
+	}
+	if (k->backend == BRK_BACKEND_CONSOLE) {
 		switch (cfg->serial) {
 		case BRK_SERIAL_STDIO:
 			in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
@@ -114,6 +162,10 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 			in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 			out_fd = fcntl(cfg->serial_out_fd, F_DUPFD_CLOEXEC, 0);
 			break;
+		case BRK_SERIAL_CONSOLE:
+			in_fd = fcntl(cfg->console_fd, F_DUPFD_CLOEXEC, 0);
+			out_fd = fcntl(cfg->console_fd, F_DUPFD_CLOEXEC, 0);
+			break;
 		}
 		if (in_fd < 0 || out_fd < 0) {
 			r = -errno;
@@ -124,9 +176,29 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 		fds[nfds++] = in_fd;
 		fds[nfds++] = out_fd;
 		init.nbackend_fds = 2;
+	} else if (k->backend == BRK_BACKEND_DISK) {
+		fds[nfds++] = cfg->disk_fd;
+		init.nbackend_fds = 1;
+		init.readonly = cfg->disk_ro;
+		init.serial = "bulkhead-disk0";
+	}
+	if (k->virtio) {
+		/* Placed by us, not at the device's defaults. */
+		for (unsigned i = 0; i < k->nregions; i++) {
+			dev_region__init(&reg[i]);
+			reg[i].space = k->regions[i].space;
+			reg[i].addr = slot->base[i];
+			reg[i].len = k->regions[i].len;
+			regp[i] = &reg[i];
+		}
+		init.n_regions = k->nregions;
+		init.regions = regp;
+		irq = (uint32_t)slot->irq;
+		init.n_irqs = 1;
+		init.irqs = &irq;
 	}
 	init.kind = (char *)k->kind;
-	init.instance = instance;
+	init.instance = 0;
 	ipc_chan_init(&bc, boot[0], label);
 	boot[0] = -1;
 	r = ipc_send_pb(&bc, MSG_DEV_INIT, &init.base, fds, (unsigned)nfds);
@@ -158,36 +230,103 @@ out:
 }
 
 static void brk_fill_spec(DeviceSpec *s, RegionSpec *rg, RegionSpec **rgp,
-			  uint32_t *irq, const struct brk_dev_kind *k,
-			  unsigned instance)
+			  uint32_t *irq, const struct brk_dev_slot *slot)
 {
+	const struct brk_dev_kind *k = slot->k;
+
 	device_spec__init(s);
-	region_spec__init(rg);
 	s->kind = (char *)k->kind;
-	s->instance = instance;
-	rg->space = k->space;
-	rg->addr = k->base;
-	rg->len = k->len;
-	*rgp = rg;
-	s->n_regions = 1;
+	s->instance = 0;
+	for (unsigned i = 0; i < k->nregions; i++) {
+		region_spec__init(&rg[i]);
+		rg[i].space = k->regions[i].space;
+		rg[i].addr = slot->base[i];
+		rg[i].len = k->regions[i].len;
+		rgp[i] = &rg[i];
+	}
+	s->n_regions = k->nregions;
 	s->regions = rgp;
-	if (k->irq >= 0) {
-		*irq = (uint32_t)k->irq;
+	if (slot->irq >= 0) {
+		irq[0] = (uint32_t)slot->irq;
 		s->n_irqs = 1;
+		if (k->irq2 > 0)
+			irq[s->n_irqs++] = (uint32_t)k->irq2;
 		s->irqs = irq;
 	}
 	s->may_request_exit = k->may_request_exit;
+	s->may_request_reset = k->may_request_reset;
+}
+
+/* The VM's devices, in order, with virtio-mmio devices given slots. */
+static unsigned brk_plan_devices(const struct brk_vm_config *cfg,
+				 struct brk_dev_slot *slots)
+{
+	const struct brk_dev_kind *kinds[BRK_MAX_DEVICES];
+	unsigned n = 0, nvirtio = 0;
+
+	kinds[n++] = &brk_dev_uart;
+	kinds[n++] = &brk_dev_debugexit;
+	kinds[n++] = &brk_dev_rtc;
+	kinds[n++] = &brk_dev_i8042;
+	if (cfg->disk_fd >= 0)
+		kinds[n++] = &brk_dev_vblk;
+	if (cfg->rng)
+		kinds[n++] = &brk_dev_vrng;
+	if (cfg->null_dev)
+		kinds[n++] = &brk_dev_null;
+	for (unsigned i = 0; i < n; i++) {
+		const struct brk_dev_kind *k = kinds[i];
+
+		slots[i].k = k;
+		slots[i].irq = k->irq;
+		for (unsigned j = 0; j < k->nregions; j++)
+			slots[i].base[j] = k->regions[j].base;
+		if (k->virtio) {
+			slots[i].base[0] = BRK_VIRTIO_BASE + nvirtio * BRK_VIRTIO_SIZE;
+			slots[i].irq = (int)(BRK_VIRTIO_IRQ + nvirtio);
+			nvirtio++;
+		}
+	}
+	return n;
+}
+
+/*
+ * The guest's command line: the user's, then every virtio-mmio device in
+ * the form Linux parses, virtio_mmio.device=<size>@<base>:<irq>.
+ */
+static char *brk_compose_cmdline(const char *user,
+				 const struct brk_dev_slot *slots, unsigned n)
+{
+	size_t len = strlen(user ? user : "") + 1 + n * 64;
+	char *s = malloc(len);
+	size_t off;
+
+	if (!s)
+		return NULL;
+	off = (size_t)snprintf(s, len, "%s", user ? user : "");
+	for (unsigned i = 0; i < n; i++) {
+		if (!slots[i].k->virtio)
+			continue;
+		off += (size_t)snprintf(s + off, len - off,
+					"%svirtio_mmio.device=%llu@0x%llx:%d",
+					off ? " " : "",
+					(unsigned long long)slots[i].k->regions[0].len,
+					(unsigned long long)slots[i].base[0],
+					slots[i].irq);
+	}
+	return s;
 }
 
 int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 		  struct brk_vm **out, char *err, size_t errlen)
 {
-	const struct brk_dev_kind *kinds[BRK_MAX_DEVICES];
+	struct brk_dev_slot slots[BRK_MAX_DEVICES];
 	DeviceSpec specs[BRK_MAX_DEVICES], *specp[BRK_MAX_DEVICES];
-	RegionSpec regions[BRK_MAX_DEVICES], *regionp[BRK_MAX_DEVICES];
-	uint32_t irqs[BRK_MAX_DEVICES];
+	RegionSpec regions[BRK_MAX_DEVICES][2], *regionp[BRK_MAX_DEVICES][2];
+	uint32_t irqs[BRK_MAX_DEVICES][2];
+	char *cmdline = NULL;
 	int dev_chan[BRK_MAX_DEVICES], dev_ring[BRK_MAX_DEVICES];
-	int fds[4 + 2 * BRK_MAX_DEVICES];
+	int fds[5 + 2 * BRK_MAX_DEVICES];
 	WorkerInit init = WORKER_INIT__INIT;
 	unsigned nkinds = 0, nfds = 0;
 	int wchan[2] = { -1, -1 }, ram = -1;
@@ -204,13 +343,26 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	}
 	vm->chan.fd = -1;
 	vm->worker.pidfd = -1;
+	snprintf(vm->state, sizeof(vm->state), "STARTING");
 	for (unsigned i = 0; i < BRK_MAX_DEVICES; i++)
 		dev_chan[i] = dev_ring[i] = -1;
+	/*
+	 * The worker reads the image from the start of the open file, which it
+	 * shares with us (and the user); a VM started again reads it again.
+	 */
+	if (cfg->image_fd >= 0)
+		lseek(cfg->image_fd, 0, SEEK_SET);
+	if (cfg->initrd_fd >= 0)
+		lseek(cfg->initrd_fd, 0, SEEK_SET);
+	if (cfg->restore_fd >= 0)
+		lseek(cfg->restore_fd, 0, SEEK_SET);
 
-	kinds[nkinds++] = &brk_dev_uart;
-	kinds[nkinds++] = &brk_dev_debugexit;
-	if (cfg->null_dev)
-		kinds[nkinds++] = &brk_dev_null;
+	nkinds = brk_plan_devices(cfg, slots);
+	cmdline = brk_compose_cmdline(cfg->cmdline, slots, nkinds);
+	if (!cmdline) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 
 	ram = brk_make_ram(cfg->mem_size);
 	if (ram < 0) {
@@ -219,12 +371,12 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 		goto out;
 	}
 	for (unsigned i = 0; i < nkinds; i++) {
-		r = brk_launch_device(vm, cfg, kinds[i], 0, &dev_chan[i],
+		r = brk_launch_device(vm, cfg, &slots[i], ram, &dev_chan[i],
 				      &dev_ring[i], err, errlen);
 		if (r < 0)
 			goto out;
-		brk_fill_spec(&specs[i], &regions[i], &regionp[i], &irqs[i],
-			      kinds[i], 0);
+		brk_fill_spec(&specs[i], regions[i], regionp[i], irqs[i],
+			      &slots[i]);
 		specp[i] = &specs[i];
 	}
 
@@ -243,15 +395,20 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 
 	init.mem_size = cfg->mem_size;
 	init.cpus = cfg->cpus;
-	init.cmdline = (char *)(cfg->cmdline ? cfg->cmdline : "");
+	init.cmdline = cmdline;
 	init.has_initrd = cfg->initrd_fd >= 0;
+	init.restore = cfg->restore_fd >= 0;
+	init.no_image = cfg->image_fd < 0;
 	init.n_devices = nkinds;
 	init.devices = specp;
 	fds[nfds++] = kvm_fd;
 	fds[nfds++] = ram;
-	fds[nfds++] = cfg->image_fd;
+	if (cfg->image_fd >= 0)
+		fds[nfds++] = cfg->image_fd;
 	if (cfg->initrd_fd >= 0)
 		fds[nfds++] = cfg->initrd_fd;
+	if (cfg->restore_fd >= 0)
+		fds[nfds++] = cfg->restore_fd;
 	for (unsigned i = 0; i < nkinds; i++) {
 		fds[nfds++] = dev_chan[i];
 		fds[nfds++] = dev_ring[i];
@@ -276,6 +433,7 @@ out:
 			close(wchan[i]);
 	if (ram >= 0)
 		close(ram);
+	free(cmdline);
 	if (code) {
 		/* Whatever was started goes; the caller reports err. */
 		brk_vm_free(vm);
@@ -285,15 +443,17 @@ out:
 
 /* ---- supervision -------------------------------------------------------- */
 
-static void brk_reap(struct brk_child *c)
+bool brk_child_reap(struct brk_child *c)
 {
 	siginfo_t si = { 0 };
 
-	if (c->reaped || c->pidfd < 0)
-		return;
+	if (c->reaped)
+		return true;
+	if (c->pidfd < 0)
+		return false;
 	if (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG) < 0 ||
 	    si.si_pid == 0)
-		return;
+		return false;
 	if (si.si_code == CLD_EXITED)
 		c->wstatus = (si.si_status & 0xff) << 8;
 	else
@@ -301,9 +461,10 @@ static void brk_reap(struct brk_child *c)
 	c->reaped = true;
 	close(c->pidfd);
 	c->pidfd = -1;
+	return true;
 }
 
-static void brk_kill_all(struct brk_vm *vm)
+void brk_vm_kill_all(struct brk_vm *vm)
 {
 	if (!vm->worker.reaped && vm->worker.pid > 0)
 		kill(vm->worker.pid, SIGKILL);
@@ -312,7 +473,7 @@ static void brk_kill_all(struct brk_vm *vm)
 			kill(vm->devs[i].pid, SIGKILL);
 }
 
-static bool brk_all_reaped(const struct brk_vm *vm)
+bool brk_vm_all_reaped(const struct brk_vm *vm)
 {
 	if (vm->worker.pid > 0 && !vm->worker.reaped)
 		return false;
@@ -322,7 +483,13 @@ static bool brk_all_reaped(const struct brk_vm *vm)
 	return true;
 }
 
-static int brk_on_ready(void *ctx, struct ipc_msg *m)
+/* The worker is less trusted: whatever it says is copied, bounded. */
+static void brk_copy_str(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+static int brk_answer_ready(void *ctx, struct ipc_msg *m)
 {
 	struct brk_vm *vm = ctx;
 	WorkerReady *wr = ipc_msg_unpack(m, &worker_ready__descriptor);
@@ -330,12 +497,17 @@ static int brk_on_ready(void *ctx, struct ipc_msg *m)
 	if (!wr)
 		return -EPROTO;
 	vm->ready = true;
+	/* A worker that reports its states says RUNNING itself. */
+	if (!vm->state_events)
+		snprintf(vm->state, sizeof(vm->state), "RUNNING");
 	LOG_DBG("worker ready: %u vCPUs, %s image", wr->vcpus, wr->image_kind);
 	worker_ready__free_unpacked(wr, NULL);
+	if (vm->hooks && vm->hooks->ready)
+		vm->hooks->ready(vm);
 	return 0;
 }
 
-static int brk_on_exited(void *ctx, struct ipc_msg *m)
+static int brk_answer_exited(void *ctx, struct ipc_msg *m)
 {
 	struct brk_vm *vm = ctx;
 	VmExited *ex = ipc_msg_unpack(m, &vm_exited__descriptor);
@@ -346,8 +518,9 @@ static int brk_on_exited(void *ctx, struct ipc_msg *m)
 	vm->have_end = true;
 	vm->end_reason = ex->reason;
 	vm->end_code = ex->code;
-	snprintf(vm->end_id, sizeof(vm->end_id), "%s", ex->error_id);
-	snprintf(vm->end_msg, sizeof(vm->end_msg), "%s", ex->message);
+	brk_copy_str(vm->end_id, sizeof(vm->end_id), ex->error_id);
+	brk_copy_str(vm->end_msg, sizeof(vm->end_msg), ex->message);
+	snprintf(vm->state, sizeof(vm->state), "OFF");
 	vm->counters[0] = '\0';
 	for (size_t i = 0; i < ex->n_counters && off < sizeof(vm->counters); i++) {
 		int n = snprintf(vm->counters + off, sizeof(vm->counters) - off,
@@ -358,65 +531,185 @@ static int brk_on_exited(void *ctx, struct ipc_msg *m)
 		off += (size_t)n;
 	}
 	vm_exited__free_unpacked(ex, NULL);
+	if (vm->hooks && vm->hooks->exited)
+		vm->hooks->exited(vm);
 	return 0;
 }
 
-static int brk_on_control_reply(void *ctx, struct ipc_msg *m)
+static int brk_answer_control(void *ctx, struct ipc_msg *m)
 {
+	struct brk_vm *vm = ctx;
 	VmControlReply *rep = ipc_msg_unpack(m, &vm_control_reply__descriptor);
 
 	if (!rep)
 		return -EPROTO;
-	if (rep->status < 0)
+	if (rep->state && rep->state[0] && !vm->have_end)
+		brk_copy_str(vm->state, sizeof(vm->state), rep->state);
+	if (vm->hooks && vm->hooks->control_reply)
+		vm->hooks->control_reply(vm, rep);
+	else if (rep->status < 0)
 		LOG_WARN("worker refused the operation: %s", rep->message);
 	vm_control_reply__free_unpacked(rep, NULL);
 	return 0;
 }
 
-static int brk_on_state(void *ctx, struct ipc_msg *m)
+static int brk_answer_stats(void *ctx, struct ipc_msg *m)
 {
-	VmStateChanged *ev = ipc_msg_unpack(m, &vm_state_changed__descriptor);
+	struct brk_vm *vm = ctx;
+	VmStats *st = ipc_msg_unpack(m, &vm_stats__descriptor);
 
-	if (!ev)
+	if (!st)
 		return -EPROTO;
-	LOG_DBG("VM state %s -> %s", ev->old_state, ev->new_state);
-	vm_state_changed__free_unpacked(ev, NULL);
+	if (vm->hooks && vm->hooks->stats)
+		vm->hooks->stats(vm, st);
+	vm_stats__free_unpacked(st, NULL);
 	return 0;
 }
 
-/* In the foreground a runtime error that suspends the VM ends the run:
- * nobody is there to resume it. */
-static int brk_on_runtime_error(void *ctx, struct ipc_msg *m)
+static int brk_answer_state(void *ctx, struct ipc_msg *m)
 {
 	struct brk_vm *vm = ctx;
-	VmRuntimeError *ev = ipc_msg_unpack(m, &vm_runtime_error__descriptor);
+	VmStateChanged *sc = ipc_msg_unpack(m, &vm_state_changed__descriptor);
+
+	if (!sc)
+		return -EPROTO;
+	vm->state_events++;
+	if (!vm->have_end)
+		brk_copy_str(vm->state, sizeof(vm->state), sc->new_state);
+	LOG_DBG("VM state %s -> %s", sc->old_state, sc->new_state);
+	vm_state_changed__free_unpacked(sc, NULL);
+	if (vm->hooks && vm->hooks->state_changed)
+		vm->hooks->state_changed(vm);
+	return 0;
+}
+
+static int brk_answer_runtime_error(void *ctx, struct ipc_msg *m)
+{
+	struct brk_vm *vm = ctx;
+	VmRuntimeError *re = ipc_msg_unpack(m, &vm_runtime_error__descriptor);
+
+	if (!re)
+		return -EPROTO;
+	vm->have_rt_error = true;
+	vm->rt_flags = re->flags;
+	brk_copy_str(vm->rt_id, sizeof(vm->rt_id), re->error_id);
+	brk_copy_str(vm->rt_msg, sizeof(vm->rt_msg), re->message);
+	vm_runtime_error__free_unpacked(re, NULL);
+	if (vm->hooks && vm->hooks->runtime_error)
+		vm->hooks->runtime_error(vm);
+	return 0;
+}
+
+/* Everything a worker may send once it has its WorkerInit. */
+static const struct ipc_handler brk_worker_tab[] = {
+	{ MSG_WORKER_READY, IPC_PERMIT | IPC_ONCE, brk_answer_ready },
+	{ MSG_VM_EXITED, IPC_PERMIT | IPC_ONCE, brk_answer_exited },
+	{ MSG_VM_CONTROL_REPLY, IPC_PERMIT, brk_answer_control },
+	{ MSG_VM_STATS_REPLY, IPC_PERMIT, brk_answer_stats },
+	{ MSG_VM_STATE, IPC_PERMIT, brk_answer_state },
+	{ MSG_VM_RUNTIME_ERROR, IPC_PERMIT, brk_answer_runtime_error },
+};
+static const struct ipc_phase brk_worker_phase = {
+	"running", brk_worker_tab,
+	sizeof(brk_worker_tab) / sizeof(brk_worker_tab[0]),
+};
+
+int brk_vm_worker_recv(struct brk_vm *vm, struct ipc_msg *msg)
+{
+	int r = ipc_recv(&vm->chan, msg);
+
+	if (r == -EAGAIN)
+		return r;
+	if (r == 0) {
+		/* A worker that sends fds to the broker breaks protocol. */
+		if (msg->nfds) {
+			LOG_ERR("worker sent %u unexpected fds", msg->nfds);
+			r = -EPROTO;
+		} else {
+			r = ipc_dispatch(&vm->chan, &brk_worker_phase,
+					 &vm->chan_st, vm, msg);
+		}
+		ipc_msg_close_fds(msg);
+	}
+	if (r < 0) {
+		if (r != -ECONNRESET && r != -EBADF)
+			LOG_ERR("worker broke protocol: %s", strerror(-r));
+		ipc_chan_close(&vm->chan);
+	}
+	return r;
+}
+
+int brk_vm_send_control(struct brk_vm *vm, int op, uint32_t seq)
+{
 	VmControl vc = VM_CONTROL__INIT;
 
-	if (!ev)
-		return -EPROTO;
-	LOG_ERR("VM %s: %s", (ev->flags & 1) ? "stopped" : "suspended",
-		ev->message);
-	vm_runtime_error__free_unpacked(ev, NULL);
-	vc.op = VM_CONTROL__OP__POWER_OFF;
+	vc.op = (VmControl__Op)op;
+	vc.seq = seq;
 	return ipc_send_pb(&vm->chan, MSG_VM_CONTROL, &vc.base, NULL, 0);
 }
 
-static const struct ipc_handler brk_worker_tab[] = {
-	{ MSG_WORKER_READY, IPC_PERMIT | IPC_ONCE, brk_on_ready },
-	{ MSG_VM_EXITED, IPC_PERMIT | IPC_ONCE, brk_on_exited },
-	{ MSG_VM_CONTROL_REPLY, IPC_PERMIT, brk_on_control_reply },
-	{ MSG_VM_STATE, IPC_PERMIT, brk_on_state },
-	{ MSG_VM_RUNTIME_ERROR, IPC_PERMIT, brk_on_runtime_error },
-};
-static const struct ipc_phase brk_worker_phase = {
-	"running", brk_worker_tab, 5
-};
+int brk_vm_send_stats_req(struct brk_vm *vm, uint32_t seq)
+{
+	VmStatsReq req = VM_STATS_REQ__INIT;
 
-/* The status `bulkhead run` exits with, and the error text if any. */
-static int brk_vm_status(struct brk_vm *vm, char *err, size_t errlen)
+	req.seq = seq;
+	return ipc_send_pb(&vm->chan, MSG_VM_STATS, &req.base, NULL, 0);
+}
+
+/* The device a "device-died" message names, if it is reaped. */
+static const struct brk_child *brk_vm_dead_device(const struct brk_vm *vm,
+						  const char *msg)
+{
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		const struct brk_child *c = &vm->devs[i];
+		const char *at = strstr(msg, c->label);
+		size_t n = strlen(c->label);
+
+		/* "uart#0" must not match inside "uart#01". */
+		if (c->reaped && at && !(at[n] >= '0' && at[n] <= '9'))
+			return c;
+	}
+	return NULL;
+}
+
+void brk_vm_explain(const struct brk_vm *vm, const char *error_id,
+		    const char *msg, char *buf, size_t len)
+{
+	const struct brk_child *c = NULL;
+	char how[96];
+
+	if (strcmp(error_id, "device-died") == 0)
+		c = brk_vm_dead_device(vm, msg);
+	if (c) {
+		brk_child_describe(c, how, sizeof(how));
+		snprintf(buf, len, "device %s %s", c->label, how);
+	} else {
+		snprintf(buf, len, "%s", msg);
+	}
+}
+
+/* The run exit status an error id stands for. */
+static int brk_exit_for_id(const char *id)
+{
+	if (strcmp(id, "bad-image") == 0)
+		return BRK_EXIT_BADIMAGE;
+	if (strncmp(id, "device-", 7) == 0)
+		return BRK_EXIT_DEVICE;
+	if (strcmp(id, "guest-fault") == 0)
+		return BRK_EXIT_GUEST;
+	return BRK_EXIT_INTERNAL;
+}
+
+int brk_vm_exit_status(const struct brk_vm *vm, char *err, size_t errlen)
 {
 	char how[96];
 
+	err[0] = '\0';
+	/* A runtime error that stopped the VM outranks how it then ended. */
+	if (vm->have_rt_error && (vm->rt_flags & (BRK_RT_FATAL | BRK_RT_SUSPEND))) {
+		brk_vm_explain(vm, vm->rt_id, vm->rt_msg, err, errlen);
+		return brk_exit_for_id(vm->rt_id);
+	}
 	if (!vm->have_end) {
 		brk_child_describe(&vm->worker, how, sizeof(how));
 		snprintf(err, errlen, "the worker %s before the VM ended", how);
@@ -430,30 +723,11 @@ static int brk_vm_status(struct brk_vm *vm, char *err, size_t errlen)
 	default:
 		break;
 	}
-	if (strcmp(vm->end_id, "device-died") == 0) {
-		/* Say how it died: we are its parent, the worker is not. */
-		for (unsigned i = 0; i < vm->ndevs; i++) {
-			struct brk_child *c = &vm->devs[i];
-
-			if (c->reaped && strstr(vm->end_msg, c->label)) {
-				brk_child_describe(c, how, sizeof(how));
-				snprintf(err, errlen, "device %s %s", c->label,
-					 how);
-				return BRK_EXIT_DEVICE;
-			}
-		}
-	}
-	snprintf(err, errlen, "%s", vm->end_msg);
-	if (strcmp(vm->end_id, "bad-image") == 0)
-		return BRK_EXIT_BADIMAGE;
-	if (strncmp(vm->end_id, "device-", 7) == 0)
-		return BRK_EXIT_DEVICE;
-	if (strcmp(vm->end_id, "guest-fault") == 0)
-		return BRK_EXIT_GUEST;
-	return BRK_EXIT_INTERNAL;
+	brk_vm_explain(vm, vm->end_id, vm->end_msg, err, errlen);
+	return brk_exit_for_id(vm->end_id);
 }
 
-static int64_t brk_now_ms(void)
+int64_t brk_now_ms(void)
 {
 	struct timespec ts;
 
@@ -461,11 +735,80 @@ static int64_t brk_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* How long `run` waits for the device a runtime error names to be reaped
+ * before it reports the error without saying how the device died. */
+#define BRK_RT_REPORT_WAIT_MS 500
+
+/* Foreground supervision state, the hooks' context. */
+struct brk_fg {
+	bool powering_off;     /* we sent POWER_OFF */
+	bool rt_report;        /* a runtime error waits to be printed */
+	bool rt_reported;      /* and was */
+	int64_t rt_at;
+};
+
+static void brk_fg_power_off(struct brk_vm *vm, struct brk_fg *fg)
+{
+	if (fg->powering_off || vm->chan.fd < 0)
+		return;
+	fg->powering_off = true;
+	brk_vm_send_control(vm, VM_CONTROL__OP__POWER_OFF, 0);
+}
+
+/* A runtime error that suspended (or would stop) the VM: nobody can resume
+ * it in the foreground, so report it and power the VM off. */
+static void brk_fg_runtime_error(struct brk_vm *vm)
+{
+	struct brk_fg *fg = vm->hook_ctx;
+
+	if (!(vm->rt_flags & (BRK_RT_FATAL | BRK_RT_SUSPEND))) {
+		LOG_WARN("runtime error: %s", vm->rt_msg);
+		return;
+	}
+	fg->rt_report = true;
+	fg->rt_at = brk_now_ms();
+	brk_fg_power_off(vm, fg);
+}
+
+static void brk_fg_report(struct brk_vm *vm, struct brk_fg *fg, bool force)
+{
+	char msg[384];
+
+	if (!fg->rt_report)
+		return;
+	if (!force && strcmp(vm->rt_id, "device-died") == 0 &&
+	    !brk_vm_dead_device(vm, vm->rt_msg) &&
+	    brk_now_ms() - fg->rt_at < BRK_RT_REPORT_WAIT_MS)
+		return;  /* say how the device died, once we know */
+	brk_vm_explain(vm, vm->rt_id, vm->rt_msg, msg, sizeof(msg));
+	LOG_ERR("VM %s: %s",
+		(vm->rt_flags & BRK_RT_SUSPEND) ? "suspended" : "stopped", msg);
+	fg->rt_report = false;
+	fg->rt_reported = true;
+}
+
+static const struct brk_vm_hooks brk_fg_hooks = {
+	.runtime_error = brk_fg_runtime_error,
+};
+
+/* Drain what the worker said before it went. */
+static void brk_fg_drain(struct brk_vm *vm, struct ipc_msg *msg)
+{
+	while (vm->chan.fd >= 0) {
+		struct pollfd q = { .fd = vm->chan.fd, .events = POLLIN };
+
+		if (poll(&q, 1, 0) <= 0)
+			break;
+		if (brk_vm_worker_recv(vm, msg) < 0)
+			break;
+	}
+}
+
 int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 			  size_t errlen)
 {
 	struct ipc_msg *msg = malloc(sizeof(*msg));
-	struct ipc_phase_state st = { 0 };
+	struct brk_fg fg = { 0 };
 	sigset_t sigs;
 	int sigfd, signals = 0, status;
 	int64_t worker_gone_at = -1;
@@ -474,6 +817,8 @@ int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 		snprintf(err, errlen, "out of memory");
 		return BRK_EXIT_INTERNAL;
 	}
+	vm->hooks = &brk_fg_hooks;
+	vm->hook_ctx = &fg;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
@@ -481,7 +826,7 @@ int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
-	while (!brk_all_reaped(vm)) {
+	while (!brk_vm_all_reaped(vm)) {
 		struct pollfd p[3 + BRK_MAX_DEVICES];
 		unsigned n = 0;
 		int timeout = -1, r;
@@ -492,15 +837,18 @@ int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 		for (unsigned i = 0; i < vm->ndevs; i++)
 			p[n++] = (struct pollfd){ .fd = vm->devs[i].pidfd,
 						  .events = POLLIN };
+		if (fg.rt_report)
+			timeout = BRK_RT_REPORT_WAIT_MS / 5;
 		if (worker_gone_at >= 0) {
 			int64_t left = worker_gone_at + BRK_DEVICE_GRACE_MS -
 				       brk_now_ms();
 
 			if (left <= 0) {
-				brk_kill_all(vm);
+				brk_vm_kill_all(vm);
 				left = 100;
 			}
-			timeout = (int)left;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
 		}
 		r = poll(p, n, timeout);
 		if (r < 0 && errno == EINTR)
@@ -512,68 +860,44 @@ int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 
 			if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
 				signals++;
-				if (signals == 1 && vm->chan.fd >= 0) {
-					VmControl vc = VM_CONTROL__INIT;
-
-					vc.op = VM_CONTROL__OP__POWER_OFF;
+				if (signals == 1 && vm->chan.fd >= 0 &&
+				    !fg.powering_off) {
 					LOG_INFO("%s: powering the VM off",
 						 strsignal((int)si.ssi_signo));
-					ipc_send_pb(&vm->chan, MSG_VM_CONTROL,
-						    &vc.base, NULL, 0);
+					brk_fg_power_off(vm, &fg);
 				} else {
 					LOG_INFO("%s again: killing the VM",
 						 strsignal((int)si.ssi_signo));
-					brk_kill_all(vm);
+					brk_vm_kill_all(vm);
 				}
 			}
 		}
-		if (p[1].revents) {
-			r = ipc_recv(&vm->chan, msg);
-			if (r == 0) {
-				r = ipc_dispatch(&vm->chan, &brk_worker_phase, &st,
-						 vm, msg);
-				ipc_msg_close_fds(msg);
-			}
-			if (r < 0) {
-				if (r != -ECONNRESET)
-					LOG_ERR("worker broke protocol: %s",
-						strerror(-r));
-				ipc_chan_close(&vm->chan);
-			}
-		}
+		if (p[1].revents)
+			brk_vm_worker_recv(vm, msg);
 		if (p[2].revents) {
-			brk_reap(&vm->worker);
+			brk_child_reap(&vm->worker);
 			if (worker_gone_at < 0)
 				worker_gone_at = brk_now_ms();
-			/* Drain what the worker said before it went. */
-			while (vm->chan.fd >= 0) {
-				struct pollfd q = { .fd = vm->chan.fd, .events = POLLIN };
-
-				if (poll(&q, 1, 0) <= 0)
-					break;
-				r = ipc_recv(&vm->chan, msg);
-				if (r == 0) {
-					r = ipc_dispatch(&vm->chan,
-							 &brk_worker_phase, &st,
-							 vm, msg);
-					ipc_msg_close_fds(msg);
-				}
-				if (r < 0)
-					ipc_chan_close(&vm->chan);
-			}
+			brk_fg_drain(vm, msg);
 		}
 		for (unsigned i = 0; i < vm->ndevs; i++) {
 			if (p[3 + i].revents)
-				brk_reap(&vm->devs[i]);
+				brk_child_reap(&vm->devs[i]);
 		}
+		brk_fg_report(vm, &fg, false);
 	}
 	if (sigfd >= 0)
 		close(sigfd);
 	sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+	brk_fg_report(vm, &fg, true);
 	free(msg);
-	status = brk_vm_status(vm, err, errlen);
+	status = brk_vm_exit_status(vm, err, errlen);
+	if (fg.rt_reported)
+		err[0] = '\0';  /* said already */
 	if (verbose && vm->counters[0])
 		LOG_INFO("counters: %s", vm->counters);
+	vm->hooks = NULL;
+	vm->hook_ctx = NULL;
 	return status;
 }
 
@@ -581,7 +905,7 @@ void brk_vm_free(struct brk_vm *vm)
 {
 	if (!vm)
 		return;
-	brk_kill_all(vm);
+	brk_vm_kill_all(vm);
 	if (vm->worker.pidfd >= 0) {
 		waitpid(vm->worker.pid, NULL, 0);
 		close(vm->worker.pidfd);

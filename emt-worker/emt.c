@@ -23,6 +23,7 @@
 
 #include "emt-worker/emt.h"
 #include "ipc/log.h"
+#include "policy/sbx.h"
 #include "proto/msgtypes.h"
 #include "worker.pb-c.h"
 
@@ -384,6 +385,7 @@ static void *emt_thread(void *arg)
 	bool may_run = true;  /* false after an exit this vCPU cannot pass */
 	sigset_t set;
 
+	sbx_thread_enter("emt", "emt-%u", id);
 	vm_sync_emt_register(id);
 	sigemptyset(&set);
 	sigaddset(&set, EMT_POKE_SIGNAL);
@@ -439,14 +441,13 @@ int emt_vm_start_emts(struct emt_vm *vm)
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct emt_vcpu *c = &vm->vcpus[i];
-		char name[16];
 
+		/* Each EMT names itself ("emt-N") as it enters its sandbox:
+		 * naming another thread needs /proc, which the sandbox lacks. */
 		r = -pthread_create(&c->thread, NULL, emt_thread, c);
 		if (r < 0)
 			break;
 		c->started = true;
-		snprintf(name, sizeof(name), "emt-%u", i);
-		pthread_setname_np(c->thread, name);
 	}
 	return r;
 }
@@ -518,6 +519,9 @@ int emt_vcpu_boot(struct emt_vcpu *c, const struct emt_boot *boot)
 
 	if (boot->mode == EMT_MODE_REAL)
 		r = kd_vcpu_setup_real(bsp, 0, (uint16_t)boot->rip);
+	else if (boot->mode == EMT_MODE_LONG64)
+		r = kd_vcpu_setup_long64(bsp, boot->rip, boot->cr3,
+					 boot->gdt_base, boot->gdt_limit);
 	else
 		r = kd_vcpu_setup_prot32(bsp, (uint32_t)boot->rip);
 	if (r < 0)
@@ -528,6 +532,7 @@ int emt_vcpu_boot(struct emt_vcpu *c, const struct emt_boot *boot)
 	regs.rax = boot->rax;
 	regs.rbx = boot->rbx;
 	regs.rdx = boot->rdx;
+	regs.rsi = boot->rsi;
 	regs.rsp = boot->rsp;
 	return kd_vcpu_set_regs(bsp, &regs);
 }

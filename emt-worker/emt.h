@@ -156,6 +156,8 @@ struct emt_dev {
 	int notify_status;
 	int notify_event;
 	bool destructed;
+	uint16_t call_expect;         /* answer type awaited, 0: none */
+	void *call_answer;            /* DevStateData, unpacked */
 	/* Counters. */
 	atomic_uint_fast64_t accesses;
 	atomic_uint_fast64_t access_ns;
@@ -282,6 +284,48 @@ int emt_notify_answer(struct emt_vm *vm, struct emt_dev *d, int event,
 /* Mark a device failed: ring shut, channel closed, runtime error. */
 void emt_dev_fail(struct emt_vm *vm, struct emt_dev *d, const char *error_id,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Send a request to device d and wait (up to timeout_ms) for its answer of
+ * type answer, which the main thread routes back; *out is the unpacked
+ * DevStateData (free with dev_state_data__free_unpacked). From an EMT.
+ */
+struct DevStateData;
+int emt_dev_call(struct emt_vm *vm, struct emt_dev *d, uint16_t type,
+		 const ProtobufCMessage *req, uint16_t answer, int timeout_ms,
+		 struct DevStateData **out);
+/* The main thread's side: a DevStateData answer of `type` arrived. */
+int emt_dev_answer(struct emt_vm *vm, struct emt_dev *d, uint16_t type,
+		   struct DevStateData *msg);
+
+/* ---- saved state ---------------------------------------------------------- */
+
+struct emt_save_result {
+	uint64_t bytes;
+	uint32_t passes;
+	uint64_t pages;
+	uint32_t downtime_ms;
+};
+
+#define EMT_SAVE_KEEP_RUNNING 0x1u
+#define EMT_SAVE_LIVE 0x2u
+
+/*
+ * Save the VM to fd (a pipe): suspend it if it runs, SAVING, every unit
+ * (vCPUs, irqchip, PIT, clock, RAM, boot image, each device's unit fetched
+ * over its channel), then resume it (EMT_SAVE_KEEP_RUNNING) or power it
+ * off. On an EMT. Returns 0 or a negative errno with the reason in err.
+ */
+int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
+		unsigned max_downtime_ms, struct emt_save_result *res,
+		char *err, size_t errlen);
+/*
+ * Load a VM in CREATED state from fd: LOADING, every unit checked against
+ * this VM's configuration (vCPU count, RAM size, device set), SUSPENDED.
+ * A bad stream leaves it in LOAD_FAILURE with the reason (naming the unit
+ * and stream offset) in err. On an EMT.
+ */
+int emt_vm_load(struct emt_vm *vm, int fd, char *err, size_t errlen);
 
 /* The MP table (Intel MP spec 1.4) for ncpus processors, at 0xF0000. */
 #define EMT_MPTABLE_ADDR 0xf0000ull

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Image loaders: multiboot v1 kernels (ELF32, ELF64 or the a.out kludge),
- * raw boot sectors, and detection (only) of Linux bzImage.
+ * raw boot sectors, and Linux bzImages (64-bit boot protocol).
  *
  * The image is untrusted: a hostile user may hand us any file. So:
  *  - every offset, size and count from the image is checked against the
@@ -20,7 +20,16 @@
  *   [1 MiB, ...)                       kernel segments, then the initrd as
  *                                      module 0 on the next 4 KiB boundary
  *
- * Specs: Multiboot 0.6.96, System V ABI (ELF) and its x86-64 supplement.
+ * Guest-physical layout for a Linux bzImage (emt.h, docs/linux-boot.md):
+ *   [0x500, 0x520)      GDT: 0x10 flat 64-bit code, 0x18 flat data
+ *   [0x1000, 0x2000)    struct boot_params ("zero page")
+ *   [0x2000, 0x7000)    page tables: identity map of [0, 3 GiB), 2 MiB pages
+ *   [0x7000, 0x7c00)    command line
+ *   [pref_address, ...) protected-mode kernel, then its init_size
+ *   high                initrd, below initrd_addr_max and the end of RAM
+ *
+ * Specs: Multiboot 0.6.96, System V ABI (ELF) and its x86-64 supplement,
+ * the Linux/x86 boot protocol (Documentation/arch/x86/boot.rst).
  */
 #include <elf.h>
 #include <errno.h>
@@ -79,9 +88,83 @@
 /* Longest command line, including its terminating NUL. */
 #define CMDLINE_MAX 4096u
 
-/* Linux boot protocol: boot sector signature and setup header magic. */
-#define BZ_SIG_OFF 0x1fe
-#define BZ_HDRS_OFF 0x202
+/*
+ * Linux boot protocol. File offsets of the setup header's fields; the
+ * header sits at the same offsets in struct boot_params.
+ */
+#define BZ_SETUP_SECTS_OFF 0x1f1
+#define BZ_SYSSIZE_OFF 0x1f4
+#define BZ_SIG_OFF 0x1fe           /* boot_flag, 0xAA55 */
+#define BZ_JUMP_LEN_OFF 0x201      /* the header ends at 0x202 + this byte */
+#define BZ_HDRS_OFF 0x202          /* "HdrS" */
+#define BZ_VERSION_OFF 0x206
+#define BZ_TYPE_OF_LOADER_OFF 0x210
+#define BZ_LOADFLAGS_OFF 0x211
+#define BZ_RAMDISK_IMAGE_OFF 0x218
+#define BZ_RAMDISK_SIZE_OFF 0x21c
+#define BZ_HEAP_END_PTR_OFF 0x224
+#define BZ_CMD_LINE_PTR_OFF 0x228
+#define BZ_INITRD_ADDR_MAX_OFF 0x22c
+#define BZ_KERNEL_ALIGNMENT_OFF 0x230
+#define BZ_RELOCATABLE_OFF 0x234
+#define BZ_XLOADFLAGS_OFF 0x236
+#define BZ_CMDLINE_SIZE_OFF 0x238
+#define BZ_SETUP_DATA_OFF 0x250
+#define BZ_PREF_ADDRESS_OFF 0x258
+#define BZ_INIT_SIZE_OFF 0x260
+#define BZ_HDR_MIN_END (BZ_INIT_SIZE_OFF + 4)  /* the last field we read */
+
+#define BZ_MIN_VERSION 0x0206      /* cmdline_size */
+#define BZ_XLF_VERSION 0x020c      /* xloadflags, hence the 64-bit entry */
+#define BZ_LOADED_HIGH 0x01        /* loadflags: protected mode at 1 MiB+ */
+#define BZ_CAN_USE_HEAP 0x80       /* loadflags: heap_end_ptr is valid */
+#define BZ_XLF_KERNEL_64 0x0001    /* xloadflags: 64-bit entry at +0x200 */
+#define BZ_ENTRY64_OFF 0x200       /* into the protected-mode kernel */
+#define BZ_DEFAULT_SETUP_SECTS 4   /* what setup_sects 0 means */
+#define BZ_SECTOR 512
+#define BZ_TYPE_OF_LOADER 0xff     /* a loader without an assigned id */
+/* Only the 16-bit setup code, which we do not run, reads the heap end. */
+#define BZ_HEAP_END_PTR 0xfe00
+#define BZ_MAX_ALIGN GiB           /* a sane bound for kernel_alignment */
+#define BZ_INITRD_ALIGN 4096ull
+
+/* struct boot_params (the "zero page"): what the loader fills. */
+#define BP_SIZE 0x1000
+#define BP_E820_ENTRIES 0x1e8
+#define BP_HDR_LIMIT 0x290         /* the setup header's room ends here */
+#define BP_E820_TABLE 0x2d0
+#define BP_E820_ENTRY_SIZE 20      /* addr (8), size (8), type (4) */
+#define BP_E820_RAM 1
+#define BP_E820_RESERVED 2
+#define BP_E820_COUNT 3
+
+/* The boot GDT: the 64-bit boot protocol wants __BOOT_CS and __BOOT_DS. */
+#define BZ_BOOT_CS 0x10
+#define BZ_BOOT_DS 0x18
+#define BZ_GDT_CODE64 0x00af9b000000ffffull  /* flat, L=1, execute/read */
+#define BZ_GDT_DATA 0x00cf93000000ffffull    /* flat, 4 GiB, read/write */
+
+/* Page tables: 4-level, 2 MiB pages. */
+#define BZ_PAGE 4096ull
+#define BZ_PTE_PRESENT 0x001ull
+#define BZ_PTE_WRITE 0x002ull
+#define BZ_PTE_LARGE 0x080ull
+#define BZ_LARGE_PAGE (2 * MiB)
+#define BZ_IDMAP_PDS (EMT_BZ_IDMAP_END / GiB)
+
+/* The fixed low-memory layout must not overlap itself or its neighbours. */
+_Static_assert(EMT_BZ_GDT_ADDR + EMT_BZ_GDT_LIMIT + 1 <=
+	       EMT_BZ_BOOT_PARAMS_ADDR, "GDT overlaps boot_params");
+_Static_assert(EMT_BZ_BOOT_PARAMS_ADDR + BP_SIZE <= EMT_BZ_PAGE_TABLES_ADDR,
+	       "boot_params overlaps the page tables");
+_Static_assert(EMT_BZ_PAGE_TABLES_ADDR + (2 + BZ_IDMAP_PDS) * BZ_PAGE ==
+	       EMT_BZ_PAGE_TABLES_END, "page table area has the wrong size");
+_Static_assert(EMT_BZ_PAGE_TABLES_END <= EMT_BZ_CMDLINE_ADDR &&
+	       EMT_BZ_CMDLINE_END <= EMT_BOOTSECT_ADDR &&
+	       EMT_BOOTSECT_ADDR < EMT_MBI_ADDR,
+	       "bzImage area overlaps the boot sector or multiboot areas");
+_Static_assert(EMT_BZ_IDMAP_END % GiB == 0 && BZ_IDMAP_PDS <= 512,
+	       "identity map must be whole page directories");
 
 /* Raw images: real mode, boot drive 0x80 in dl, like a BIOS. */
 #define RAW_BOOT_DRIVE 0x80
@@ -778,6 +861,420 @@ out:
 	return rc;
 }
 
+/* ---- Linux bzImage ---------------------------------------------------- */
+
+/*
+ * The setup header as found in the image: its bytes copied once into raw
+ * (everything from the file start up to the header's end; the rest zero),
+ * and the fields we use read from that copy.
+ */
+struct bz_header {
+	uint8_t raw[BP_HDR_LIMIT];
+	uint32_t hdr_end;            /* 0x202 + the byte at 0x201 */
+	uint16_t version;
+	uint8_t loadflags;
+	uint16_t xloadflags;
+	bool relocatable;
+	uint32_t syssize;            /* protected-mode size in 16-byte units */
+	uint32_t initrd_addr_max;    /* highest address the initrd may use */
+	uint32_t kernel_alignment;
+	uint32_t cmdline_size;       /* longest command line, without NUL */
+	uint32_t init_size;
+	uint64_t pref_address;
+	uint64_t setup_len;          /* file offset of the protected-mode part */
+	uint64_t pm_len;             /* its length: the rest of the file */
+};
+
+/* Where everything goes; decided before guest RAM is written. */
+struct bz_plan {
+	uint64_t load;               /* protected-mode kernel */
+	uint64_t runtime;            /* where it runs: init_size from here */
+	uint64_t kernel_end;         /* end of [load, runtime + init_size) */
+	uint64_t initrd_addr, initrd_len;  /* 0, 0: none */
+	const char *cmdline;
+	size_t cmdline_len;
+};
+
+static uint64_t align_up(uint64_t v, uint64_t align)
+{
+	return (v + align - 1) & ~(align - 1);
+}
+
+static uint64_t bz_field(const struct bz_header *h, unsigned off, size_t n)
+{
+	return read_le(h->raw + off, n);
+}
+
+/* "2.15" from 0x020f. */
+#define BZ_VER(v) ((v) >> 8), ((v) & 0xff)
+
+/* Read and check the setup header of a bzImage. */
+static int bz_read_header(struct loader *l, struct bz_header *h)
+{
+	const uint8_t *img = l->a->image;
+	size_t len = l->a->image_len;
+	size_t snap = len < BP_HDR_LIMIT ? len : BP_HDR_LIMIT;
+	unsigned setup_sects;
+
+	memset(h, 0, sizeof(*h));
+	memcpy(h->raw, img, snap);
+	/* detection saw these in the file; the copy is what counts */
+	if (snap < BZ_HDRS_OFF + 4 || bz_field(h, BZ_SIG_OFF, 2) != 0xaa55 ||
+	    memcmp(h->raw + BZ_HDRS_OFF, "HdrS", 4) != 0)
+		return loader_fail(l, -ENOEXEC,
+				   "Linux setup header is missing (no boot "
+				   "flag 0xAA55 at 0x1fe or no \"HdrS\" at "
+				   "0x202)");
+	h->hdr_end = BZ_HDRS_OFF + h->raw[BZ_JUMP_LEN_OFF];
+	if (h->hdr_end > BP_HDR_LIMIT)
+		return loader_fail(l, -ENOEXEC,
+				   "Linux setup header claims to end at 0x%x "
+				   "(the jump at 0x200), past 0x%x where "
+				   "boot_params has room for it", h->hdr_end,
+				   BP_HDR_LIMIT);
+	if (h->hdr_end > len)
+		return loader_fail(l, -ENOEXEC,
+				   "image ends at 0x%zx, inside the Linux "
+				   "setup header (which ends at 0x%x)", len,
+				   h->hdr_end);
+	memset(h->raw + h->hdr_end, 0, BP_HDR_LIMIT - h->hdr_end);
+
+	h->version = (uint16_t)bz_field(h, BZ_VERSION_OFF, 2);
+	if (h->version < BZ_MIN_VERSION)
+		return loader_fail(l, -ENOEXEC,
+				   "Linux boot protocol %u.%02u is too old: "
+				   "Bulkhead needs 2.06 or later (Linux "
+				   "2.6.22+)", BZ_VER(h->version));
+	if (h->version < BZ_XLF_VERSION)
+		return loader_fail(l, -ENOEXEC,
+				   "Linux boot protocol %u.%02u has no 64-bit "
+				   "entry point: Bulkhead boots Linux through "
+				   "the 64-bit boot protocol (2.12 or later, "
+				   "Linux 3.8+)", BZ_VER(h->version));
+	if (h->hdr_end < BZ_HDR_MIN_END)
+		return loader_fail(l, -ENOEXEC,
+				   "Linux setup header ends at 0x%x, too short "
+				   "for boot protocol %u.%02u (fields up to "
+				   "0x%x)", h->hdr_end, BZ_VER(h->version),
+				   BZ_HDR_MIN_END);
+
+	h->loadflags = h->raw[BZ_LOADFLAGS_OFF];
+	h->xloadflags = (uint16_t)bz_field(h, BZ_XLOADFLAGS_OFF, 2);
+	h->relocatable = h->raw[BZ_RELOCATABLE_OFF] != 0;
+	h->syssize = (uint32_t)bz_field(h, BZ_SYSSIZE_OFF, 4);
+	h->initrd_addr_max = (uint32_t)bz_field(h, BZ_INITRD_ADDR_MAX_OFF, 4);
+	h->kernel_alignment = (uint32_t)bz_field(h, BZ_KERNEL_ALIGNMENT_OFF, 4);
+	h->cmdline_size = (uint32_t)bz_field(h, BZ_CMDLINE_SIZE_OFF, 4);
+	h->init_size = (uint32_t)bz_field(h, BZ_INIT_SIZE_OFF, 4);
+	h->pref_address = bz_field(h, BZ_PREF_ADDRESS_OFF, 8);
+
+	if (!(h->loadflags & BZ_LOADED_HIGH))
+		return loader_fail(l, -ENOEXEC,
+				   "Linux image is a zImage (loadflags bit "
+				   "LOADED_HIGH clear), which must load at "
+				   "0x10000: use a bzImage");
+	if (!(h->xloadflags & BZ_XLF_KERNEL_64))
+		return loader_fail(l, -ENOEXEC,
+				   "Linux kernel has no 64-bit entry point "
+				   "(xloadflags bit XLF_KERNEL_64 clear): a "
+				   "32-bit kernel cannot be booted; Bulkhead "
+				   "uses the 64-bit boot protocol");
+
+	setup_sects = h->raw[BZ_SETUP_SECTS_OFF];
+	if (setup_sects == 0)
+		setup_sects = BZ_DEFAULT_SETUP_SECTS;
+	h->setup_len = (uint64_t)(setup_sects + 1) * BZ_SECTOR;
+	if (h->setup_len >= len)
+		return loader_fail(l, -ENOEXEC,
+				   "Linux setup_sects %u puts the protected-"
+				   "mode kernel at offset 0x%" PRIx64 ", but "
+				   "the image is only %zu bytes", setup_sects,
+				   h->setup_len, len);
+	h->pm_len = len - h->setup_len;
+	if ((uint64_t)h->syssize * 16 > h->pm_len)
+		return loader_fail(l, -ENOEXEC,
+				   "Linux syssize says the protected-mode "
+				   "kernel is %" PRIu64 " bytes, but the image "
+				   "holds only %" PRIu64 " after the setup "
+				   "sectors (truncated file?)",
+				   (uint64_t)h->syssize * 16, h->pm_len);
+	if (h->pm_len <= BZ_ENTRY64_OFF)
+		return loader_fail(l, -ENOEXEC,
+				   "Linux protected-mode kernel is only %"
+				   PRIu64 " bytes: its 64-bit entry at offset "
+				   "0x%x is missing", h->pm_len, BZ_ENTRY64_OFF);
+	return 0;
+}
+
+/*
+ * Check that [addr, addr + len) lies in memory the kernel can use at entry:
+ * guest RAM inside the identity map. what names the range for the error.
+ */
+static int bz_range_check(struct loader *l, const char *what, uint64_t addr,
+			  uint64_t len)
+{
+	uint64_t ram = l->a->ram_size;
+	uint64_t end;
+
+	if (len > UINT64_MAX - addr)
+		return loader_fail(l, -ENOEXEC,
+				   "%s (0x%" PRIx64 " bytes at 0x%" PRIx64
+				   ") wraps around the address space", what,
+				   len, addr);
+	end = addr + len;
+	if (end > EMT_BZ_IDMAP_END && ram > EMT_BZ_IDMAP_END)
+		return loader_fail(l, -ENOEXEC,
+				   "%s (0x%" PRIx64 " bytes at 0x%" PRIx64
+				   ") ends above the %llu GiB the loader "
+				   "identity-maps", what, len, addr,
+				   EMT_BZ_IDMAP_END / GiB);
+	if (end > ram)
+		return loader_fail(l, -E2BIG,
+				   "%s (0x%" PRIx64 " bytes at 0x%" PRIx64
+				   ") ends at 0x%" PRIx64 ": the kernel needs "
+				   "%" PRIu64 " MiB of guest RAM but the VM has "
+				   "%" PRIu64 " MiB; raise --mem", what, len,
+				   addr, end, mib_ceil(end), mib_floor(ram));
+	return 0;
+}
+
+/*
+ * Decide where the kernel goes. The boot protocol: a relocatable kernel
+ * should be loaded at pref_address; wherever it is loaded, it moves itself
+ * up to pref_address and its kernel_alignment before decompressing, and
+ * needs init_size bytes from there (its "runtime start"). A kernel that is
+ * not relocatable must be loaded at pref_address. We load at pref_address,
+ * or, for a relocatable kernel whose pref_address lies below 1 MiB (where
+ * the loader's tables are), at the first aligned address above 1 MiB.
+ */
+static int bz_place_kernel(struct loader *l, const struct bz_header *h,
+			   struct bz_plan *p)
+{
+	uint64_t pref = h->pref_address;
+	uint64_t align = h->kernel_alignment;
+	char what[96];
+	int rc;
+
+	if (h->relocatable) {
+		if (align == 0 || (align & (align - 1)) || align > BZ_MAX_ALIGN)
+			return loader_fail(l, -ENOEXEC,
+					   "Linux kernel_alignment 0x%" PRIx64
+					   " is not a power of two up to 1 GiB",
+					   align);
+		p->load = pref >= EMT_HIGH_MEM_START ?
+			  pref : align_up(EMT_HIGH_MEM_START, align);
+	} else {
+		if (pref < EMT_HIGH_MEM_START)
+			return loader_fail(l, -ENOEXEC,
+					   "Linux kernel is not relocatable and "
+					   "must run at its pref_address 0x%"
+					   PRIx64 ", below 1 MiB", pref);
+		p->load = pref;
+	}
+	snprintf(what, sizeof(what), "Linux kernel loaded at %s",
+		 p->load == pref ? "its pref_address" :
+		 "its first kernel_alignment boundary above 1 MiB");
+	rc = bz_range_check(l, what, p->load, h->pm_len);
+	if (rc)
+		return rc;
+	/* p->load is now inside RAM, so none of this can wrap. */
+	p->runtime = p->load;
+	if (h->relocatable) {
+		if (p->runtime < pref)
+			p->runtime = pref;
+		p->runtime = align_up(p->runtime, align);
+	}
+	rc = bz_range_check(l, "Linux kernel's init_size", p->runtime,
+			    h->init_size);
+	if (rc)
+		return rc;
+	p->kernel_end = p->runtime + h->init_size;
+	if (p->kernel_end < p->load + h->pm_len)
+		p->kernel_end = p->load + h->pm_len;
+	return 0;
+}
+
+static int bz_check_cmdline(struct loader *l, const struct bz_header *h,
+			    struct bz_plan *p)
+{
+	const size_t area = EMT_BZ_CMDLINE_END - EMT_BZ_CMDLINE_ADDR - 1;
+	const char *cmdline = l->a->cmdline ? l->a->cmdline : "";
+	size_t len = strnlen(cmdline, CMDLINE_MAX);
+
+	if (len >= CMDLINE_MAX)
+		len = strlen(cmdline);
+	if (len > h->cmdline_size)
+		return loader_fail(l, -EINVAL,
+				   "command line is too long for this Linux "
+				   "kernel (%zu bytes, its cmdline_size allows "
+				   "%u)", len, h->cmdline_size);
+	if (len > area)
+		return loader_fail(l, -EINVAL,
+				   "command line is too long (%zu bytes, at "
+				   "most %zu for a Linux kernel)", len, area);
+	p->cmdline = cmdline;
+	p->cmdline_len = len;
+	return 0;
+}
+
+/*
+ * Put the initrd as high as it may go: below initrd_addr_max, the end of
+ * RAM and the identity map, on a page boundary, above the kernel's
+ * [load, kernel_end) or else below it (but above 1 MiB).
+ */
+static int bz_place_initrd(struct loader *l, const struct bz_header *h,
+			   struct bz_plan *p)
+{
+	uint64_t ram = l->a->ram_size;
+	uint64_t len = l->a->initrd_len;
+	uint64_t top = ram < EMT_BZ_IDMAP_END ? ram : EMT_BZ_IDMAP_END;
+	uint64_t below;
+	const char *bound = ram < EMT_BZ_IDMAP_END ? "the end of guest RAM" :
+			    "the identity map";
+
+	if (!l->a->initrd || len == 0)
+		return 0;
+	if (len > UINT32_MAX)
+		return loader_fail(l, -E2BIG,
+				   "initrd is %" PRIu64 " bytes, more than the "
+				   "boot protocol's ramdisk_size can describe",
+				   len);
+	if ((uint64_t)h->initrd_addr_max + 1 < top) {
+		top = (uint64_t)h->initrd_addr_max + 1;
+		bound = "the kernel's initrd_addr_max";
+	}
+	if (len <= top) {
+		p->initrd_addr = (top - len) & ~(BZ_INITRD_ALIGN - 1);
+		if (p->initrd_addr >= p->kernel_end)
+			goto out_found;
+	}
+	below = top < p->load ? top : p->load;
+	if (len <= below) {
+		p->initrd_addr = (below - len) & ~(BZ_INITRD_ALIGN - 1);
+		if (p->initrd_addr >= EMT_HIGH_MEM_START)
+			goto out_found;
+	}
+	return loader_fail(l, -E2BIG,
+			   "initrd is %" PRIu64 " bytes but does not fit "
+			   "beside the Linux kernel (0x%" PRIx64 "-0x%" PRIx64
+			   ") below 0x%" PRIx64 " (%s) in a %" PRIu64 " MiB "
+			   "VM; raise --mem", len, p->load, p->kernel_end,
+			   top, bound, mib_floor(ram));
+out_found:
+	p->initrd_len = len;
+	return 0;
+}
+
+static void bz_put_e820(uint8_t *bp, unsigned i, uint64_t base, uint64_t len,
+			uint32_t type)
+{
+	uint8_t *e = bp + BP_E820_TABLE + i * BP_E820_ENTRY_SIZE;
+
+	write_le(e, base, 8);
+	write_le(e + 8, len, 8);
+	write_le(e + 16, type, 4);
+}
+
+static void bz_write_boot_params(const struct loader *l,
+				 const struct bz_header *h,
+				 const struct bz_plan *p)
+{
+	uint8_t *bp = l->a->ram + EMT_BZ_BOOT_PARAMS_ADDR;
+	uint64_t ram = l->a->ram_size;
+
+	memset(bp, 0, BP_SIZE);
+	memcpy(bp + BZ_SETUP_SECTS_OFF, h->raw + BZ_SETUP_SECTS_OFF,
+	       h->hdr_end - BZ_SETUP_SECTS_OFF);
+	bp[BZ_TYPE_OF_LOADER_OFF] = BZ_TYPE_OF_LOADER;
+	bp[BZ_LOADFLAGS_OFF] = h->loadflags | BZ_CAN_USE_HEAP;
+	write_le(bp + BZ_HEAP_END_PTR_OFF, BZ_HEAP_END_PTR, 2);
+	write_le(bp + BZ_CMD_LINE_PTR_OFF, EMT_BZ_CMDLINE_ADDR, 4);
+	write_le(bp + BZ_RAMDISK_IMAGE_OFF, p->initrd_addr, 4);
+	write_le(bp + BZ_RAMDISK_SIZE_OFF, p->initrd_len, 4);
+	/* the loader passes no setup_data list, whatever the image says */
+	write_le(bp + BZ_SETUP_DATA_OFF, 0, 8);
+
+	bz_put_e820(bp, 0, 0, EMT_LOW_MEM_END, BP_E820_RAM);
+	bz_put_e820(bp, 1, EMT_LOW_MEM_END,
+		    EMT_HIGH_MEM_START - EMT_LOW_MEM_END, BP_E820_RESERVED);
+	bz_put_e820(bp, 2, EMT_HIGH_MEM_START, ram - EMT_HIGH_MEM_START,
+		    BP_E820_RAM);
+	bp[BP_E820_ENTRIES] = BP_E820_COUNT;
+}
+
+/* Identity-map [0, EMT_BZ_IDMAP_END) with 2 MiB pages. */
+static void bz_write_page_tables(uint8_t *ram)
+{
+	const uint64_t pml4 = EMT_BZ_PAGE_TABLES_ADDR;
+	const uint64_t pdpt = pml4 + BZ_PAGE;
+	const uint64_t pd = pdpt + BZ_PAGE;
+	const uint64_t dir = BZ_PTE_PRESENT | BZ_PTE_WRITE;
+
+	memset(ram + pml4, 0, EMT_BZ_PAGE_TABLES_END - pml4);
+	write_le(ram + pml4, pdpt | dir, 8);
+	for (uint64_t i = 0; i < BZ_IDMAP_PDS; i++) {
+		write_le(ram + pdpt + 8 * i, (pd + i * BZ_PAGE) | dir, 8);
+		for (uint64_t j = 0; j < 512; j++)
+			write_le(ram + pd + i * BZ_PAGE + 8 * j,
+				 (i * GiB + j * BZ_LARGE_PAGE) | dir |
+				 BZ_PTE_LARGE, 8);
+	}
+}
+
+static void bz_write_gdt(uint8_t *ram)
+{
+	uint8_t *gdt = ram + EMT_BZ_GDT_ADDR;
+
+	memset(gdt, 0, EMT_BZ_GDT_LIMIT + 1);
+	write_le(gdt + BZ_BOOT_CS, BZ_GDT_CODE64, 8);
+	write_le(gdt + BZ_BOOT_DS, BZ_GDT_DATA, 8);
+}
+
+static int load_bzimage(struct loader *l, struct emt_boot *b)
+{
+	const struct emt_load_args *a = l->a;
+	struct bz_header h;
+	struct bz_plan p = { 0 };
+	uint8_t *cmd;
+	int rc;
+
+	rc = bz_read_header(l, &h);
+	if (rc)
+		goto out;
+	rc = bz_check_cmdline(l, &h, &p);
+	if (rc)
+		goto out;
+	rc = bz_place_kernel(l, &h, &p);
+	if (rc)
+		goto out;
+	rc = bz_place_initrd(l, &h, &p);
+	if (rc)
+		goto out;
+
+	/* Everything is checked; only now is guest RAM written. */
+	memcpy(a->ram + p.load, a->image + h.setup_len, h.pm_len);
+	if (p.initrd_len)
+		memcpy(a->ram + p.initrd_addr, a->initrd, p.initrd_len);
+	cmd = a->ram + EMT_BZ_CMDLINE_ADDR;
+	memset(cmd, 0, EMT_BZ_CMDLINE_END - EMT_BZ_CMDLINE_ADDR);
+	memcpy(cmd, p.cmdline, p.cmdline_len);
+	bz_write_gdt(a->ram);
+	bz_write_page_tables(a->ram);
+	bz_write_boot_params(l, &h, &p);
+
+	b->mode = EMT_MODE_LONG64;
+	b->rip = p.load + BZ_ENTRY64_OFF;
+	b->rsi = EMT_BZ_BOOT_PARAMS_ADDR;
+	b->cr3 = EMT_BZ_PAGE_TABLES_ADDR;
+	b->gdt_base = EMT_BZ_GDT_ADDR;
+	b->gdt_limit = EMT_BZ_GDT_LIMIT;
+	b->image_end = p.kernel_end;
+	if (p.initrd_len && p.initrd_addr + p.initrd_len > b->image_end)
+		b->image_end = p.initrd_addr + p.initrd_len;
+out:
+	return rc;
+}
+
 static int load_raw(struct loader *l, struct emt_boot *b)
 {
 	const struct emt_load_args *a = l->a;
@@ -843,9 +1340,11 @@ int emt_load_image(const struct emt_load_args *a, struct emt_boot *boot,
 		rc = load_raw(&l, &b);
 		break;
 	case EMT_IMAGE_BZIMAGE:
+		rc = load_bzimage(&l, &b);
+		break;
 	default:
-		rc = loader_fail(&l, -ENOEXEC,
-				 "Linux bzImage images are not supported yet");
+		rc = loader_fail(&l, -ENOEXEC, "unknown image kind %d",
+				 (int)b.kind);
 		break;
 	}
 	if (rc == 0)

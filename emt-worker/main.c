@@ -23,6 +23,7 @@
 #include "device.pb-c.h"
 #include "emt-worker/emt.h"
 #include "ipc/log.h"
+#include "policy/sbx.h"
 #include "proto/msgtypes.h"
 #include "worker.pb-c.h"
 
@@ -37,7 +38,7 @@ struct wk {
 	struct ipc_chan broker;
 	struct ipc_msg *msg;
 	WorkerInit *init;
-	int kvm_fd, ram_fd, image_fd, initrd_fd;
+	int kvm_fd, ram_fd, image_fd, initrd_fd, stream_fd;
 	int dev_chan_fd[EMT_MAX_DEVICES];
 	int dev_ring_fd[EMT_MAX_DEVICES];
 	const char *image_kind;
@@ -48,7 +49,8 @@ struct wk {
 static int wk_check_init(const WorkerInit *in, unsigned nfds, char *err,
 			 size_t errlen)
 {
-	unsigned want = 3 + (in->has_initrd ? 1 : 0) + 2 * (unsigned)in->n_devices;
+	unsigned want = 2 + (in->no_image ? 0 : 1) + (in->has_initrd ? 1 : 0) +
+			(in->restore ? 1 : 0) + 2 * (unsigned)in->n_devices;
 
 	if (in->cpus < 1 || in->cpus > KD_MAX_VCPUS) {
 		snprintf(err, errlen, "%u vCPUs requested, 1 to %u supported",
@@ -64,6 +66,10 @@ static int wk_check_init(const WorkerInit *in, unsigned nfds, char *err,
 	if (strlen(in->cmdline) >= WK_MAX_CMDLINE) {
 		snprintf(err, errlen, "command line is longer than %u bytes",
 			 WK_MAX_CMDLINE - 1);
+		return -EINVAL;
+	}
+	if (in->no_image && !in->restore) {
+		snprintf(err, errlen, "no image to boot");
 		return -EINVAL;
 	}
 	if (in->n_devices > EMT_MAX_DEVICES) {
@@ -121,8 +127,9 @@ static int wk_on_init(void *ctx, struct ipc_msg *m)
 	w->init = in;
 	w->kvm_fd = ipc_msg_take_fd(m, k++);
 	w->ram_fd = ipc_msg_take_fd(m, k++);
-	w->image_fd = ipc_msg_take_fd(m, k++);
+	w->image_fd = in->no_image ? -1 : ipc_msg_take_fd(m, k++);
 	w->initrd_fd = in->has_initrd ? ipc_msg_take_fd(m, k++) : -1;
+	w->stream_fd = in->restore ? ipc_msg_take_fd(m, k++) : -1;
 	for (size_t i = 0; i < in->n_devices; i++) {
 		w->dev_chan_fd[i] = ipc_msg_take_fd(m, k++);
 		w->dev_ring_fd[i] = ipc_msg_take_fd(m, k++);
@@ -212,6 +219,8 @@ static int wk_load(struct wk *w, char *err, size_t errlen)
 	struct emt_load_args a;
 	int r;
 
+	if (w->image_fd < 0)
+		return 0;  /* restoring: the image comes with the saved state */
 	r = wk_read_fd(w->image_fd, vm->ram_size, &vm->image, &vm->image_len);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the image: %s%s",
@@ -264,6 +273,8 @@ static int wk_setup_vcpus(struct wk *w)
 	r = emt_vm_capture_reset_state(vm);
 	if (r < 0)
 		return r;
+	if (w->init->restore)
+		return 0;  /* RAM and vCPU state come from the stream */
 	r = emt_mptable_build(vm->ram, vm->ram_size, vm->ncpus);
 	if (r < 0)
 		return r;
@@ -638,12 +649,80 @@ static int wk_on_stats(void *ctx, struct ipc_msg *m)
 	return r;
 }
 
+struct wk_save {
+	struct wk *w;
+	uint32_t seq;
+	int fd;
+	unsigned flags;
+	unsigned max_downtime_ms;
+};
+
+static int wk_save_run(unsigned cpu, void *arg)
+{
+	struct wk_save *sv = arg;
+	VmSaveReply rep = VM_SAVE_REPLY__INIT;
+	struct emt_save_result res;
+	char err[256];
+	int r;
+
+	(void)cpu;
+	r = emt_vm_save(sv->w->vm, sv->fd, sv->flags, sv->max_downtime_ms, &res,
+			err, sizeof(err));
+	close(sv->fd);  /* the broker sees the end of the stream */
+	rep.seq = sv->seq;
+	rep.status = r;
+	rep.message = err;
+	rep.bytes = res.bytes;
+	rep.passes = res.passes;
+	rep.pages = res.pages;
+	rep.downtime_ms = res.downtime_ms;
+	rep.state = (char *)vm_state_name(vm_sm_get(&sv->w->vm->sm));
+	if (ipc_send_pb(&sv->w->broker, MSG_VM_SAVE_REPLY, &rep.base, NULL, 0) < 0)
+		LOG_WARN("cannot answer the broker's save request");
+	free(sv);
+	return r;
+}
+
+static int wk_on_save(void *ctx, struct ipc_msg *m)
+{
+	struct wk *w = ctx;
+	VmSave *req = ipc_msg_unpack(m, &vm_save__descriptor);
+	struct wk_save *sv;
+	int r;
+
+	if (!req || m->nfds != 1) {
+		if (req)
+			vm_save__free_unpacked(req, NULL);
+		return -EPROTO;
+	}
+	sv = calloc(1, sizeof(*sv));
+	if (!sv) {
+		vm_save__free_unpacked(req, NULL);
+		return -ENOMEM;
+	}
+	sv->w = w;
+	sv->seq = req->seq;
+	sv->fd = ipc_msg_take_fd(m, 0);
+	sv->flags = (req->keep_running ? EMT_SAVE_KEEP_RUNNING : 0) |
+		    (req->live ? EMT_SAVE_LIVE : 0);
+	sv->max_downtime_ms = req->max_downtime_ms;
+	vm_save__free_unpacked(req, NULL);
+	r = vm_req_call(&w->vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+			wk_save_run, sv, NULL);
+	if (r < 0) {
+		close(sv->fd);
+		free(sv);
+	}
+	return 0;
+}
+
 static const struct ipc_handler wk_broker_running_tab[] = {
 	{ MSG_VM_CONTROL, IPC_PERMIT, wk_on_control },
 	{ MSG_VM_STATS, IPC_PERMIT, wk_on_stats },
+	{ MSG_VM_SAVE, IPC_PERMIT, wk_on_save },
 };
 static const struct ipc_phase wk_broker_running_phase = {
-	"running", wk_broker_running_tab, 2
+	"running", wk_broker_running_tab, 3
 };
 
 /* ---- what devices may send while running -------------------------------- */
@@ -727,6 +806,20 @@ static int wk_on_request_poweroff(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
+static int wk_on_state_data(void *ctx, struct ipc_msg *m)
+{
+	struct wk_dev_ctx *x = ctx;
+	DevStateData *st = ipc_msg_unpack(m, &dev_state_data__descriptor);
+	int r;
+
+	if (!st)
+		return -EPROTO;
+	r = emt_dev_answer(x->w->vm, x->d, m->type, st);
+	if (r < 0)
+		dev_state_data__free_unpacked(st, NULL);
+	return r;
+}
+
 static int wk_on_destruct_done(void *ctx, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
@@ -757,6 +850,10 @@ static void wk_dev_build_phase(struct emt_dev *d)
 	d->tab[n++] = (struct ipc_handler){ MSG_DEV_REQUEST_POWEROFF,
 					    d->may_request_poweroff ? IPC_PERMIT : 0,
 					    wk_on_request_poweroff };
+	d->tab[n++] = (struct ipc_handler){ MSG_DEV_SAVE_DATA, IPC_PERMIT,
+					    wk_on_state_data };
+	d->tab[n++] = (struct ipc_handler){ MSG_DEV_LOAD_DONE, IPC_PERMIT,
+					    wk_on_state_data };
 	d->phase = (struct ipc_phase){ "running", d->tab, n };
 }
 
@@ -1001,7 +1098,8 @@ static int wk_build(struct wk *w)
 			   "cannot load the image: %s", err);
 		return r;
 	}
-	w->image_kind = wk_kind_name(vm->boot.kind);
+	w->image_kind = w->init->restore ? "saved state" :
+			wk_kind_name(vm->boot.kind);
 	r = wk_setup_vcpus(w);
 	if (r < 0) {
 		emt_vm_end(vm, EMT_END_ERROR, 0, "kvm",
@@ -1022,6 +1120,26 @@ static int wk_build(struct wk *w)
 	return vm_sm_set(&vm->sm, VM_STATE_CREATING, VM_STATE_CREATED);
 }
 
+/* Restore: load the stream into the CREATED VM, then resume it. */
+static int wk_restore_req(unsigned cpu, void *arg)
+{
+	struct wk *w = arg;
+	struct emt_vm *vm = w->vm;
+	char err[300];
+	int r;
+
+	(void)cpu;
+	r = emt_vm_load(vm, w->stream_fd, err, sizeof(err));
+	close(w->stream_fd);
+	w->stream_fd = -1;
+	if (r == 0)
+		r = emt_vm_resume(vm, err, sizeof(err));
+	if (r < 0)
+		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "bad-saved-state",
+				     "%s", err);
+	return r;
+}
+
 static int wk_power_on_req(unsigned cpu, void *arg)
 {
 	struct emt_vm *vm = arg;
@@ -1039,12 +1157,13 @@ static int wk_power_on_req(unsigned cpu, void *arg)
 int main(int argc, char **argv)
 {
 	struct wk w = { .kvm_fd = -1, .ram_fd = -1, .image_fd = -1,
-			.initrd_fd = -1 };
+			.initrd_fd = -1, .stream_fd = -1 };
 	struct ipc_phase_state st = { 0 };
 	WorkerReady ready = WORKER_READY__INIT;
 	struct emt_vm *vm;
 	int r;
 
+	sbx_enter(argc, argv, "worker-setup");
 	ipc_log_init("bulkhead-worker", IPC_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned i = 0; i < EMT_MAX_DEVICES; i++)
@@ -1074,6 +1193,8 @@ int main(int argc, char **argv)
 		wk_send_exit(&w);
 		return 0;
 	}
+	/* Tasks: main thread, EMTs, and KVM's NX huge page recovery thread. */
+	sbx_restrict("worker-run", vm->ncpus + 2);
 	ready.vcpus = vm->ncpus;
 	ready.image_kind = (char *)w.image_kind;
 	r = ipc_send_pb(&w.broker, MSG_WORKER_READY, &ready.base, NULL, 0);
@@ -1089,8 +1210,12 @@ int main(int argc, char **argv)
 		wk_send_exit(&w);
 		return 0;
 	}
-	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
-		    wk_power_on_req, vm, NULL);
+	if (w.init->restore)
+		vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+			    wk_restore_req, &w, NULL);
+	else
+		vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+			    wk_power_on_req, vm, NULL);
 	wk_run_loop(&w);
 	wk_destroy(&w);
 	wk_send_exit(&w);

@@ -6,3 +6,12 @@ worker_lib_SRCS += emt-worker/mptable.c
 worker_main_SRCS += emt-worker/main.c
 worker_main_SRCS += emt-worker/emt.c
 worker_main_SRCS += emt-worker/vmapi.c
+worker_main_SRCS += emt-worker/save.c
+worker_lib_SRCS += emt-worker/ssm.c
+# bulkhead-ssm-dump: lists the units of a saved-state stream (debugging aid).
+SSM_DUMP_SRCS := emt-worker/ssm_dump.c emt-worker/ssm.c
+$(BUILD)/bin/bulkhead-ssm-dump: $(call obj,$(SSM_DUMP_SRCS))
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+all: $(BUILD)/bin/bulkhead-ssm-dump

@@ -19,7 +19,7 @@
 
 struct emt_op {
 	struct emt_vm *vm;
-	enum vm_state from[4];  /* accepted starting states */
+	enum vm_state from[5];  /* accepted starting states */
 	unsigned nfrom;
 	enum vm_state during;   /* the *-ING state */
 	enum vm_state to;
@@ -155,6 +155,61 @@ int emt_notify_answer(struct emt_vm *vm, struct emt_dev *d, int event,
 	} else {
 		d->notify_acked = seq;
 		d->notify_status = status;
+		pthread_cond_broadcast(&vm->cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+/* ---- request and answer -------------------------------------------------- */
+
+int emt_dev_call(struct emt_vm *vm, struct emt_dev *d, uint16_t type,
+		 const ProtobufCMessage *req, uint16_t answer, int timeout_ms,
+		 DevStateData **out)
+{
+	struct timespec dl;
+	int r;
+
+	*out = NULL;
+	pthread_mutex_lock(&vm->lock);
+	if (d->dead) {
+		pthread_mutex_unlock(&vm->lock);
+		return -ENODEV;
+	}
+	d->call_expect = answer;
+	d->call_answer = NULL;
+	pthread_mutex_unlock(&vm->lock);
+	r = ipc_send_pb(&d->chan, type, req, NULL, 0);
+	if (r < 0) {
+		pthread_mutex_lock(&vm->lock);
+		d->call_expect = 0;
+		pthread_mutex_unlock(&vm->lock);
+		return r;
+	}
+	emt_deadline(&dl, timeout_ms);
+	pthread_mutex_lock(&vm->lock);
+	while (!d->call_answer && !d->dead) {
+		if (pthread_cond_timedwait(&vm->cond, &vm->lock, &dl) == ETIMEDOUT)
+			break;
+	}
+	*out = d->call_answer;
+	d->call_answer = NULL;
+	d->call_expect = 0;
+	r = *out ? 0 : d->dead ? -ENODEV : -ETIMEDOUT;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int emt_dev_answer(struct emt_vm *vm, struct emt_dev *d, uint16_t type,
+		   DevStateData *msg)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (d->call_expect != type || d->call_answer) {
+		r = -EPROTO;  /* nobody asked */
+	} else {
+		d->call_answer = msg;
 		pthread_cond_broadcast(&vm->cond);
 	}
 	pthread_mutex_unlock(&vm->lock);
@@ -329,8 +384,9 @@ int emt_vm_power_off(struct emt_vm *vm, char *err, size_t errlen)
 	struct emt_op op = {
 		.vm = vm,
 		.from = { VM_STATE_RUNNING, VM_STATE_SUSPENDED,
-			  VM_STATE_GURU_MEDITATION, VM_STATE_CREATED },
-		.nfrom = 4, .during = VM_STATE_POWERING_OFF, .to = VM_STATE_OFF,
+			  VM_STATE_GURU_MEDITATION, VM_STATE_CREATED,
+			  VM_STATE_LOAD_FAILURE },
+		.nfrom = 5, .during = VM_STATE_POWERING_OFF, .to = VM_STATE_OFF,
 		.notify = EMT_NOTIFY_POWER_OFF,
 	};
 

@@ -101,6 +101,30 @@ static int kd_fetch_cpuid(struct kd_vm *vm)
 	return 0;
 }
 
+static int kd_fetch_msr_index(struct kd_vm *vm)
+{
+	struct kvm_msr_list *l = calloc(1, sizeof(*l) + KD_MAX_MSRS * sizeof(uint32_t));
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	l->nmsrs = KD_MAX_MSRS;
+	r = kd_ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	vm->msr_index = malloc(l->nmsrs * sizeof(uint32_t));
+	if (!vm->msr_index) {
+		free(l);
+		return -ENOMEM;
+	}
+	memcpy(vm->msr_index, l->indices, l->nmsrs * sizeof(uint32_t));
+	vm->nmsrs = l->nmsrs;
+	free(l);
+	return 0;
+}
+
 int kd_vm_create(int kvm_fd, struct kd_vm **out)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -136,6 +160,11 @@ int kd_vm_create(int kvm_fd, struct kd_vm **out)
 	r = kd_fetch_cpuid(vm);
 	if (r < 0)
 		goto out_close;
+	r = kd_fetch_msr_index(vm);
+	if (r < 0) {
+		free(vm->cpuid);
+		goto out_close;
+	}
 	*out = vm;
 	return 0;
 
@@ -152,6 +181,7 @@ void kd_vm_destroy(struct kd_vm *vm)
 		return;
 	close(vm->vm_fd);
 	free(vm->cpuid);
+	free(vm->msr_index);
 	free(vm);
 }
 
@@ -340,6 +370,80 @@ int kd_vcpu_set_events(struct kd_vcpu *v, const struct kvm_vcpu_events *e)
 	return kd_ioctl(v->fd, KVM_SET_VCPU_EVENTS, (void *)e);
 }
 
+int kd_vcpu_get_xsave(struct kd_vcpu *v, struct kvm_xsave *x)
+{
+	return kd_ioctl(v->fd, KVM_GET_XSAVE, x);
+}
+
+int kd_vcpu_set_xsave(struct kd_vcpu *v, const struct kvm_xsave *x)
+{
+	return kd_ioctl(v->fd, KVM_SET_XSAVE, (void *)x);
+}
+
+int kd_vcpu_get_xcrs(struct kd_vcpu *v, struct kvm_xcrs *x)
+{
+	return kd_ioctl(v->fd, KVM_GET_XCRS, x);
+}
+
+int kd_vcpu_set_xcrs(struct kd_vcpu *v, const struct kvm_xcrs *x)
+{
+	return kd_ioctl(v->fd, KVM_SET_XCRS, (void *)x);
+}
+
+int kd_vcpu_get_debugregs(struct kd_vcpu *v, struct kvm_debugregs *d)
+{
+	return kd_ioctl(v->fd, KVM_GET_DEBUGREGS, d);
+}
+
+int kd_vcpu_set_debugregs(struct kd_vcpu *v, const struct kvm_debugregs *d)
+{
+	return kd_ioctl(v->fd, KVM_SET_DEBUGREGS, (void *)d);
+}
+
+/* struct kvm_msrs with room for n entries. */
+static struct kvm_msrs *kd_msrs_alloc(unsigned n)
+{
+	return calloc(1, sizeof(struct kvm_msrs) + n * sizeof(struct kvm_msr_entry));
+}
+
+int kd_vcpu_get_msrs(struct kd_vcpu *v, const uint32_t *index,
+		     struct kvm_msr_entry *out, unsigned *n)
+{
+	struct kvm_msrs *m = kd_msrs_alloc(1);
+	unsigned got = 0;
+
+	if (!m)
+		return -ENOMEM;
+	/* One at a time: KVM stops a bulk read at the first index it
+	 * refuses, and this runs only when saving. */
+	for (unsigned i = 0; i < *n; i++) {
+		m->nmsrs = 1;
+		m->entries[0] = (struct kvm_msr_entry){ .index = index[i] };
+		if (kd_ioctl(v->fd, KVM_GET_MSRS, m) == 1)
+			out[got++] = m->entries[0];
+	}
+	free(m);
+	*n = got;
+	return 0;
+}
+
+int kd_vcpu_set_msrs(struct kd_vcpu *v, const struct kvm_msr_entry *in,
+		     unsigned n)
+{
+	struct kvm_msrs *m = kd_msrs_alloc(n);
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	m->nmsrs = n;
+	memcpy(m->entries, in, n * sizeof(*in));
+	r = kd_ioctl(v->fd, KVM_SET_MSRS, m);
+	free(m);
+	if (r >= 0 && (unsigned)r != n)
+		return -EINVAL;  /* KVM refused entry r */
+	return r < 0 ? r : 0;
+}
+
 int kd_vcpu_kvmclock_ctrl(struct kd_vcpu *v)
 {
 	return kd_ioctl(v->fd, KVM_KVMCLOCK_CTRL, NULL);
@@ -412,6 +516,48 @@ int kd_vcpu_setup_prot32(struct kd_vcpu *v, uint32_t eip)
 		return err;
 	r.rip = eip;
 	r.rflags = 0x2;  /* IF and VM clear */
+	return kd_vcpu_set_regs(v, &r);
+}
+
+/* Control register and EFER bits for long mode. */
+#define KD_CR0_PE 0x00000001ull
+#define KD_CR0_ET 0x00000010ull
+#define KD_CR0_PG 0x80000000ull
+#define KD_CR4_PAE 0x00000020ull
+#define KD_EFER_LME 0x00000100ull
+#define KD_EFER_LMA 0x00000400ull
+#define KD_LONG64_CS 0x10
+#define KD_LONG64_DS 0x18
+
+int kd_vcpu_setup_long64(struct kd_vcpu *v, uint64_t rip, uint64_t cr3,
+			 uint64_t gdt_base, uint16_t gdt_limit)
+{
+	struct kvm_sregs s;
+	struct kvm_regs r;
+	int err = kd_vcpu_get_sregs(v, &s);
+
+	if (err < 0)
+		return err;
+	/* CS: execute/read, accessed, L=1 (D must be 0); the rest flat data. */
+	kd_seg_flat(&s.cs, KD_LONG64_CS, 0xb, false);
+	s.cs.l = 1;
+	kd_seg_flat(&s.ds, KD_LONG64_DS, 0x3, true);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.gdt.base = gdt_base;
+	s.gdt.limit = gdt_limit;
+	s.idt.base = 0;
+	s.idt.limit = 0;
+	s.cr0 = KD_CR0_PE | KD_CR0_ET | KD_CR0_PG;
+	s.cr3 = cr3;
+	s.cr4 = KD_CR4_PAE;
+	s.efer = KD_EFER_LME | KD_EFER_LMA;
+	err = kd_vcpu_set_sregs(v, &s);
+	if (err < 0)
+		return err;
+	/* Every general register 0; the caller sets what the protocol passes. */
+	memset(&r, 0, sizeof(r));
+	r.rip = rip;
+	r.rflags = 0x2;  /* IF clear */
 	return kd_vcpu_set_regs(v, &r);
 }
 

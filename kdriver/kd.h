@@ -32,7 +32,11 @@ struct kd_vm {
 	int vm_fd;
 	int run_size;                 /* mmap size of struct kvm_run */
 	struct kvm_cpuid2 *cpuid;     /* supported CPUID, fetched once */
+	uint32_t *msr_index;          /* MSRs to save and restore */
+	unsigned nmsrs;
 };
+
+#define KD_MAX_MSRS 512u
 
 struct kd_vcpu {
 	struct kd_vm *vm;
@@ -75,6 +79,22 @@ int kd_vcpu_get_lapic(struct kd_vcpu *v, struct kvm_lapic_state *l);
 int kd_vcpu_set_lapic(struct kd_vcpu *v, const struct kvm_lapic_state *l);
 int kd_vcpu_get_events(struct kd_vcpu *v, struct kvm_vcpu_events *e);
 int kd_vcpu_set_events(struct kd_vcpu *v, const struct kvm_vcpu_events *e);
+int kd_vcpu_get_xsave(struct kd_vcpu *v, struct kvm_xsave *x);
+int kd_vcpu_set_xsave(struct kd_vcpu *v, const struct kvm_xsave *x);
+int kd_vcpu_get_xcrs(struct kd_vcpu *v, struct kvm_xcrs *x);
+int kd_vcpu_set_xcrs(struct kd_vcpu *v, const struct kvm_xcrs *x);
+int kd_vcpu_get_debugregs(struct kd_vcpu *v, struct kvm_debugregs *d);
+int kd_vcpu_set_debugregs(struct kd_vcpu *v, const struct kvm_debugregs *d);
+/*
+ * MSRs: the indices KVM saves and restores (KVM_GET_MSR_INDEX_LIST, fetched
+ * at VM creation into vm->msr_index), and bulk get/set. kd_vcpu_get_msrs
+ * reads every index it can: *n is updated to the number read (indices that
+ * KVM refuses for this vCPU are left out).
+ */
+int kd_vcpu_get_msrs(struct kd_vcpu *v, const uint32_t *index,
+		     struct kvm_msr_entry *out, unsigned *n);
+int kd_vcpu_set_msrs(struct kd_vcpu *v, const struct kvm_msr_entry *in,
+		     unsigned n);
 /* Tell KVM the vCPU is going to be paused for a while (kvmclock). */
 int kd_vcpu_kvmclock_ctrl(struct kd_vcpu *v);
 
@@ -104,5 +124,14 @@ int kd_vcpu_run(struct kd_vcpu *v);
  */
 int kd_vcpu_setup_real(struct kd_vcpu *v, uint16_t seg, uint16_t ip);
 int kd_vcpu_setup_prot32(struct kd_vcpu *v, uint32_t eip);
+/*
+ * Set up a vCPU for entry in 64-bit long mode at rip, the state of the
+ * Linux 64-bit boot protocol: paging on with the page tables at cr3 (which
+ * must map rip), CS = 0x10 (flat 64-bit code), DS/ES/FS/GS/SS = 0x18 (flat
+ * data), the GDT at gdt_base holding those two descriptors, no IDT,
+ * interrupts off.
+ */
+int kd_vcpu_setup_long64(struct kd_vcpu *v, uint64_t rip, uint64_t cr3,
+			 uint64_t gdt_base, uint16_t gdt_limit);
 
 #endif

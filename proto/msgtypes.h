@@ -18,6 +18,8 @@ enum bh_msg_type {
 	MSG_VM_STATS_REPLY = 0x0109,   /* VmStats, answer */
 	MSG_VM_STATE = 0x010a,         /* VmStateChanged, worker event */
 	MSG_VM_RUNTIME_ERROR = 0x010c, /* VmRuntimeError, worker event */
+	MSG_VM_SAVE = 0x010e,          /* VmSave + stream fd, broker -> worker */
+	MSG_VM_SAVE_REPLY = 0x010f,    /* VmSaveReply, answer */
 
 	/* device bootstrap and worker <-> device */
 	MSG_DEV_INIT = 0x0200,         /* DevInit, broker -> device */
@@ -35,10 +37,25 @@ enum bh_msg_type {
 	MSG_DEV_LOAD = 0x0210,         /* DevStateData, worker -> device */
 	MSG_DEV_LOAD_DONE = 0x0211,    /* DevStateData (status only), answer */
 
-	/* CLI <-> broker */
+	/* CLI <-> broker (proto/control.proto, docs/broker.md) */
 	MSG_HELLO = 0x0300,            /* Hello */
 	MSG_HELLO_REPLY = 0x0301,      /* HelloReply */
 	MSG_ERROR_REPLY = 0x0303,      /* ErrorReply, answer to anything */
+	MSG_CTL_CREATE = 0x0304,       /* CreateVm + fds */
+	MSG_CTL_VM_INFO = 0x0305,      /* VmInfoReply: create, op, status */
+	MSG_CTL_VM_OP = 0x0306,        /* VmOp */
+	MSG_CTL_STATUS = 0x0308,       /* StatusReq */
+	MSG_CTL_LIST = 0x030a,         /* ListReq */
+	MSG_CTL_LIST_REPLY = 0x030b,   /* ListReply */
+	MSG_CTL_STATS = 0x030c,        /* StatsReq */
+	MSG_CTL_STATS_REPLY = 0x030d,  /* StatsReply */
+	MSG_CTL_CONSOLE_ATTACH = 0x030e,   /* ConsoleAttach */
+	MSG_CTL_CONSOLE_ATTACHED = 0x030f, /* ConsoleAttached */
+	MSG_CTL_CONSOLE_INPUT = 0x0310,    /* ConsoleData, client -> broker */
+	MSG_CTL_CONSOLE_OUTPUT = 0x0312,   /* ConsoleData, broker event */
+	MSG_CTL_CONSOLE_DETACH = 0x0314,   /* ConsoleDetach */
+	MSG_CTL_CONSOLE_DETACHED = 0x0315, /* ConsoleDetached */
+	MSG_CTL_CONSOLE_END = 0x0316,      /* ConsoleEnd, broker event */
 };
 
 #endif

@@ -240,5 +240,9 @@ int dev_main(int argc, char **argv, const struct dev_desc *desc);
 extern const struct dev_desc uart_desc;
 extern const struct dev_desc debugexit_desc;
 extern const struct dev_desc null_desc;
+extern const struct dev_desc rtc_desc;
+extern const struct dev_desc i8042_desc;
+extern const struct dev_desc vblk_desc;
+extern const struct dev_desc vrng_desc;
 
 #endif

@@ -34,6 +34,7 @@
 #include "device.pb-c.h"
 #include "ipc/ipc.h"
 #include "ipc/log.h"
+#include "policy/sbx.h"
 #include "proto/msgtypes.h"
 
 #define DEVHOST_BOOTSTRAP_FD 3
@@ -688,12 +689,73 @@ static int devhost_on_notify(void *ctx, struct ipc_msg *m)
 	return ipc_send_pb(&h->chan, MSG_DEV_NOTIFY_DONE, &done.base, NULL, 0);
 }
 
+/* Saved state: the core's protobuf message, and our virtual clock. */
+static int devhost_on_save(void *ctx, struct ipc_msg *m)
+{
+	struct devhost *h = ctx;
+	DevSaveReq *req = ipc_msg_unpack(m, &dev_save_req__descriptor);
+	DevStateData st = DEV_STATE_DATA__INIT;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r = 0;
+
+	if (!req)
+		return -EPROTO;
+	st.seq = req->seq;
+	dev_save_req__free_unpacked(req, NULL);
+	pthread_mutex_lock(&h->lock);
+	if (h->desc->save)
+		r = h->desc->save(h->dev, &buf, &len);
+	st.clock_ns = devhost_clock_now(h);
+	pthread_mutex_unlock(&h->lock);
+	st.status = r;
+	st.version = h->desc->state_version;
+	st.state.data = buf;
+	st.state.len = r == 0 ? len : 0;
+	r = ipc_send_pb(&h->chan, MSG_DEV_SAVE_DATA, &st.base, NULL, 0);
+	free(buf);
+	return r;
+}
+
+static int devhost_on_load(void *ctx, struct ipc_msg *m)
+{
+	struct devhost *h = ctx;
+	DevStateData *st = ipc_msg_unpack(m, &dev_state_data__descriptor);
+	DevStateData done = DEV_STATE_DATA__INIT;
+	int r = 0;
+
+	if (!st)
+		return -EPROTO;
+	done.seq = st->seq;
+	pthread_mutex_lock(&h->lock);
+	if (h->desc->load)
+		r = h->desc->load(h->dev, st->state.data, st->state.len,
+				  st->version);
+	else if (st->state.len)
+		r = -EINVAL;  /* state for a device that keeps none */
+	if (r == 0) {
+		/* Carry on from the saved virtual time (still paused). */
+		h->clock_running = false;
+		h->clock_virt_base = st->clock_ns;
+		devhost_timers_kick(h);
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (r < 0)
+		LOG_WARN("%s: refused its saved state: %s", h->label,
+			 strerror(-r));
+	dev_state_data__free_unpacked(st, NULL);
+	done.status = r;
+	return ipc_send_pb(&h->chan, MSG_DEV_LOAD_DONE, &done.base, NULL, 0);
+}
+
 static const struct ipc_handler devhost_running_tab[] = {
 	{ MSG_DEV_NOTIFY, IPC_PERMIT, devhost_on_notify },
 	{ MSG_DEV_DESTRUCT, IPC_PERMIT | IPC_ONCE, devhost_on_destruct },
+	{ MSG_DEV_SAVE, IPC_PERMIT, devhost_on_save },
+	{ MSG_DEV_LOAD, IPC_PERMIT, devhost_on_load },
 };
 static const struct ipc_phase devhost_running_phase = {
-	"running", devhost_running_tab, 2
+	"running", devhost_running_tab, 4
 };
 
 /* Read what the device has room for from its backend input. */
@@ -832,8 +894,7 @@ int dev_main(int argc, char **argv, const struct dev_desc *desc)
 	char name[64];
 	int r;
 
-	(void)argc;
-	(void)argv;
+	sbx_enter_device(argc, argv, desc->name);
 	snprintf(name, sizeof(name), "bulkhead-dev-%s", desc->name);
 	ipc_log_init(name, IPC_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);

@@ -29,13 +29,21 @@ GUEST_LIB_OBJS := $(GUEST_OBJ)/lib/boot.o $(GUEST_OBJ)/lib/guest.o
 # Multiprocessor support (MP table, AP start-up), linked only where used.
 GUEST_SMP_OBJS := $(GUEST_OBJ)/lib/smp.o $(GUEST_OBJ)/lib/ap.o
 GUEST_SMP_KERNELS := smp count spin
-GUEST_KERNELS := hello nullio echo reset $(GUEST_SMP_KERNELS)
+# Interrupt hardware (PIC, I/O APIC, local APIC, PIT) and the virtio-mmio
+# driver library, likewise linked only where used.
+GUEST_IRQ_OBJS := $(GUEST_OBJ)/lib/irq.o
+GUEST_VIRTIO_OBJS := $(GUEST_OBJ)/lib/virtio.o $(GUEST_IRQ_OBJS)
+GUEST_IRQ_KERNELS := rtc
+GUEST_VIRTIO_KERNELS := blk rng
+GUEST_DEV_KERNELS := i8042 $(GUEST_IRQ_KERNELS) $(GUEST_VIRTIO_KERNELS)
+GUEST_KERNELS := hello nullio echo reset $(GUEST_SMP_KERNELS) $(GUEST_DEV_KERNELS)
 GUEST_ELF64 := $(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_KERNELS))
 GUEST_ELF := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_KERNELS))
 
 GUESTS += $(BUILD)/guests/hello.elf $(BUILD)/guests/bootsect.bin $(BUILD)/guests/nullio.elf
 GUESTS += $(BUILD)/guests/echo.elf $(BUILD)/guests/reset.elf
 GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_SMP_KERNELS))
+GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_DEV_KERNELS))
 DEMO_GUEST := $(BUILD)/guests/hello.elf
 
 $(GUEST_OBJ)/%.o: $(GUEST_DIR)/%.c
@@ -54,6 +62,17 @@ $(GUEST_ELF64): $(GUEST_OUT)/%.elf64: $(GUEST_OBJ)/%.o $(GUEST_LIB_OBJS) $(GUEST
 	$(Q)$(GUEST_LD) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
 
 $(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_SMP_KERNELS)): $(GUEST_SMP_OBJS)
+$(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_IRQ_KERNELS)): $(GUEST_IRQ_OBJS)
+$(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_VIRTIO_KERNELS)): $(GUEST_VIRTIO_OBJS)
+
+# blkpattern: the host side of blk.elf's data pattern, for
+# tests/integration/test_devices.sh (test-only, never installed).
+BLKPATTERN_BIN := $(BUILD)/tests/bin/blkpattern
+TEST_BINS += $(BLKPATTERN_BIN)
+$(BLKPATTERN_BIN): $(call obj,$(GUEST_DIR)/blkpattern.c)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 
 # Multiboot loaders (QEMU's -kernel included) only take ELF32.
 $(GUEST_ELF): $(GUEST_OUT)/%.elf: $(GUEST_OUT)/%.elf64
@@ -79,7 +98,32 @@ $(GUEST_LINKS): $(GUEST_DIR)/%: $(GUEST_OUT)/%
 	$(Q)ln -sfn $(abspath $<) $@
 GUESTS += $(GUEST_LINKS)
 
+# bzImage: a Linux-style bzImage (setup header, 64-bit entry at 0x200 of
+# the protected-mode part) that checks the boot protocol from inside. The
+# protected-mode code is position independent (the image is relocatable):
+# the link fails if its objects carry any absolute relocation.
+GUEST_READELF ?= readelf
+BZ_GUEST_DIR := $(GUEST_DIR)/bzimage
+BZ_GUEST_PM_OBJS := $(GUEST_OBJ)/bzimage/head64.o $(GUEST_OBJ)/bzimage/main.o
+BZ_GUEST_OBJS := $(GUEST_OBJ)/bzimage/setup.o $(BZ_GUEST_PM_OBJS)
+$(GUEST_OBJ)/bzimage/main.o: GUEST_CFLAGS += -fpie -fvisibility=hidden
+
+$(GUEST_OUT)/bzImage.elf: $(BZ_GUEST_OBJS) $(BZ_GUEST_DIR)/bzimage.ld
+	$(call msg,GLD,$@)
+	$(Q)$(GUEST_READELF) -rW $(BZ_GUEST_PM_OBJS) | awk \
+		'/^Relocation section/ { dbg = ($$3 ~ /debug/) } \
+		 /^[0-9a-f]+ / && !dbg && $$3 !~ /^R_X86_64_(PC32|PLT32|PC64)$$/ \
+		 { print "bzImage guest: not position independent: " $$0; bad = 1 } \
+		 END { exit bad }' >&2
+	$(Q)$(GUEST_LD) -m elf_x86_64 -nostdlib -static -z noexecstack --no-warn-rwx-segments \
+		--build-id=none -T $(BZ_GUEST_DIR)/bzimage.ld -o $@ $(BZ_GUEST_OBJS)
+
+$(GUEST_OUT)/bzImage: $(GUEST_OUT)/bzImage.elf
+	$(call msg,OBJCOPY,$@)
+	$(Q)$(GUEST_OBJCOPY) -O binary $< $@
+GUESTS += $(GUEST_OUT)/bzImage
+
 guests: $(GUESTS)
 .PHONY: guests
 
--include $(wildcard $(GUEST_OBJ)/*.d $(GUEST_OBJ)/lib/*.d)
+-include $(wildcard $(GUEST_OBJ)/*.d $(GUEST_OBJ)/lib/*.d $(GUEST_OBJ)/bzimage/*.d)

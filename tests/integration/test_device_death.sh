@@ -10,7 +10,7 @@ wait_for "$TMP/out" "echo: ready"
 kids=$(children $vmm)
 uart=""
 for k in $kids; do
-	[ "$(basename "$(readlink /proc/$k/exe)")" = bulkhead-dev-uart ] && uart=$k
+	[ "$(basename "$(readlink /proc/$k/exe | sed "s/ (deleted)$//")")" = bulkhead-dev-uart ] && uart=$k
 done
 [ -n "$uart" ] || fail "no UART process"
 kill -9 "$uart"

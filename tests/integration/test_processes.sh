@@ -14,7 +14,7 @@ echo "bulkhead run is pid $vmm; children: $kids"
 for want in bulkhead-worker bulkhead-dev-uart bulkhead-dev-debugexit; do
 	found=""
 	for k in $kids; do
-		exe=$(readlink "/proc/$k/exe")
+		exe=$(readlink "/proc/$k/exe" | sed "s/ (deleted)$//")
 		echo "  $k: $exe"
 		[ "$(basename "$exe")" = "$want" ] && found=$k
 	done

@@ -147,6 +147,55 @@ exc_common:
 1:	hlt
 	jmp	1b
 
+/*
+ * Interrupt entry stubs for vectors 32-255, 16 bytes apart from
+ * irq_stubs (the stub of vector v is at irq_stubs + 16 * (v - 32)). Each
+ * pushes its vector; the common path saves every caller-saved register
+ * (and RBX, used to undo the stack alignment), calls
+ * guest_irq_dispatch(vector), which runs the handler and sends the local
+ * APIC EOI, and returns with iretq. Interrupt gates: IF is 0 throughout.
+ */
+	.globl irq_stubs
+	.balign 16
+irq_stubs:
+	.set vec, 32
+	.rept 224
+	.balign 16
+	pushq	$vec
+	jmp	irq_common
+	.set vec, vec + 1
+	.endr
+
+irq_common:
+	cld
+	pushq	%rax
+	pushq	%rcx
+	pushq	%rdx
+	pushq	%rsi
+	pushq	%rdi
+	pushq	%r8
+	pushq	%r9
+	pushq	%r10
+	pushq	%r11
+	pushq	%rbx
+	movq	80(%rsp), %rdi		/* the vector the stub pushed */
+	movq	%rsp, %rbx
+	andq	$-16, %rsp
+	call	guest_irq_dispatch
+	movq	%rbx, %rsp
+	popq	%rbx
+	popq	%r11
+	popq	%r10
+	popq	%r9
+	popq	%r8
+	popq	%rdi
+	popq	%rsi
+	popq	%rdx
+	popq	%rcx
+	popq	%rax
+	addq	$8, %rsp		/* the vector */
+	iretq
+
 /* ---- descriptor tables ------------------------------------------------------ */
 	.data
 	.balign 16

@@ -186,27 +186,49 @@ struct exc_frame {
 
 extern uint64_t gdt[];
 extern uint8_t exc_stubs[];
+extern uint8_t irq_stubs[];
 extern uint8_t exc_stack_top[];
 
-static struct idt_gate idt[32];
+/* Only the 32 exception gates are filled and loaded at boot (that is
+ * cheap where CPL 0 code is emulated); the first guest_set_irq_handler
+ * call fills 32-255 and reloads the IDTR with the full limit. */
+static struct idt_gate idt[256];
+static unsigned idt_entries;
 static struct tss64 tss;
+static guest_irq_fn irq_handlers[256];
 
 void guest_arch_init(void);
 void guest_exception(struct exc_frame *f) __attribute__((noreturn));
+void guest_irq_dispatch(uint64_t vector);
+
+static void idt_set_gate(unsigned i, uint64_t a)
+{
+	idt[i].off_lo = (uint16_t)a;
+	idt[i].sel = SEL_KCODE;
+	idt[i].ist = 0;
+	idt[i].type_attr = 0x8e; /* present, DPL 0, interrupt gate */
+	idt[i].off_mid = (uint16_t)(a >> 16);
+	idt[i].off_hi = (uint32_t)(a >> 32);
+	idt[i].reserved = 0;
+}
+
+static void idt_load(unsigned entries)
+{
+	struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) idtr = { (uint16_t)(entries * sizeof(idt[0]) - 1),
+					   (uintptr_t)idt };
+
+	idt_entries = entries;
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+}
 
 /* Called once from boot.S at CPL 0, before guest_main. */
 void guest_arch_init(void)
 {
-	for (unsigned i = 0; i < 32; i++) {
-		uint64_t a = (uintptr_t)exc_stubs + 16 * i;
-		idt[i].off_lo = (uint16_t)a;
-		idt[i].sel = SEL_KCODE;
-		idt[i].ist = 0;
-		idt[i].type_attr = 0x8e; /* present, DPL 0, interrupt gate */
-		idt[i].off_mid = (uint16_t)(a >> 16);
-		idt[i].off_hi = (uint32_t)(a >> 32);
-		idt[i].reserved = 0;
-	}
+	for (unsigned i = 0; i < 32; i++)
+		idt_set_gate(i, (uintptr_t)exc_stubs + 16 * i);
 	tss.rsp[0] = (uintptr_t)exc_stack_top; /* used for faults at CPL 3 */
 	/*
 	 * Port I/O at CPL 3 is granted twice: by RFLAGS.IOPL=3 (see
@@ -224,12 +246,39 @@ void guest_arch_init(void)
 			   (((base >> 24) & 0xff) << 56);
 	gdt[SEL_TSS / 8 + 1] = base >> 32;
 
-	struct {
-		uint16_t limit;
-		uint64_t base;
-	} __attribute__((packed)) idtr = { sizeof(idt) - 1, (uintptr_t)idt };
-	__asm__ volatile("lidt %0" : : "m"(idtr));
+	idt_load(32);
 	__asm__ volatile("ltr %w0" : : "r"((uint16_t)SEL_TSS));
+}
+
+void guest_set_irq_handler(unsigned vector, guest_irq_fn fn)
+{
+	if (vector < 32 || vector > 255) {
+		kprintf("\nguest: no interrupt handler possible for vector %u\n", vector);
+		debug_exit(GUEST_EXIT_BADARG);
+	}
+	if (idt_entries < 256) {
+		for (unsigned i = 32; i < 256; i++)
+			idt_set_gate(i, (uintptr_t)irq_stubs + 16 * (i - 32));
+		idt_load(256);
+	}
+	irq_handlers[vector] = fn;
+}
+
+/* Called by irq_common (boot.S) with IF=0, on the interrupted stack at
+ * CPL 0 or on TSS.RSP0 when CPL 3 was interrupted. */
+void guest_irq_dispatch(uint64_t vector)
+{
+	guest_irq_fn fn = irq_handlers[vector & 0xff];
+
+	if (fn)
+		fn((unsigned)vector);
+	else if (vector != GUEST_SPURIOUS_VECTOR) {
+		kprintf("\nguest: unexpected interrupt, vector %lu\n", vector);
+		debug_exit(GUEST_EXIT_EXCEPTION);
+	}
+	/* A spurious interrupt sets no in-service bit: no EOI for it. */
+	if (vector != GUEST_SPURIOUS_VECTOR)
+		mmio_write32(GUEST_LAPIC_BASE + GUEST_LAPIC_EOI, 0);
 }
 
 void guest_exception(struct exc_frame *f)

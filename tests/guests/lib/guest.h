@@ -137,6 +137,45 @@ void guest_enter_user(void (*fn)(void *), void *arg, void *user_stack)
 /* Top of a 16 KiB stack reserved for guest_enter_user callers. */
 extern uint8_t guest_user_stack_top[];
 
+/* ---- interrupts ------------------------------------------------------ */
+
+#define GUEST_LAPIC_BASE      0xfee00000u /* IA32_APIC_BASE's default */
+#define GUEST_LAPIC_EOI       0x0b0u
+#define GUEST_SPURIOUS_VECTOR 0xffu       /* what lib/irq.c puts in the SVR */
+
+/*
+ * Run fn(vector) when an interrupt arrives on vector (32-255), through a
+ * 64-bit interrupt gate (IF=0 in the handler) and an assembly entry that
+ * saves the registers, calls fn, writes the local APIC's EOI register and
+ * returns with iretq. Every vector without a handler prints "guest:
+ * unexpected interrupt, vector <v>" and exits with 3 (status 7), except
+ * the spurious vector 0xff, which is ignored; no EOI is sent for 0xff.
+ * Interrupts from the 8259 PIC need the handler to send the PIC's EOI
+ * itself (the extra local APIC EOI is then harmless). The first call
+ * fills the IDT's vectors 32-255; smp_start_aps copies the IDT register,
+ * so install handlers before starting APs. Call at CPL 0.
+ */
+typedef void (*guest_irq_fn)(unsigned vector);
+void guest_set_irq_handler(unsigned vector, guest_irq_fn fn);
+
+static inline void irq_enable(void)
+{
+	__asm__ volatile("sti" ::: "memory");
+}
+
+static inline void irq_disable(void)
+{
+	__asm__ volatile("cli" ::: "memory");
+}
+
+/* With IF=0: enable interrupts and halt until one has been handled (sti's
+ * one-instruction shadow closes the race with a check made just before),
+ * then disable them again. */
+static inline void irq_wait(void)
+{
+	__asm__ volatile("sti; hlt; cli" ::: "memory");
+}
+
 /* Entry point each guest provides. */
 void guest_main(uint32_t mb_magic, uint32_t mbi_addr);
 

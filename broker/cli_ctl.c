@@ -1,0 +1,1134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bulkhead: the commands that talk to bulkheadd.
+ *
+ *   bulkhead [--socket PATH] [--json] create NAME [VM options] IMAGE
+ *   bulkhead [--socket PATH] [--json] start|pause|resume|reset|poweroff|destroy NAME
+ *   bulkhead [--socket PATH] [--json] status NAME | list | stats NAME
+ *   bulkhead [--socket PATH] console [--no-replay] NAME
+ *
+ * Files (the image, the initrd, a serial output file, a disk) are opened
+ * here, with the user's own rights, and passed to the broker as fds: the
+ * broker opens no path on a client's behalf. Output is a human-readable table or, with
+ * --json, one JSON object on stdout; errors go to stderr (and, with --json,
+ * as {"error": ...} to stdout too).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "broker/brk.h"
+#include "ipc/log.h"
+#include "proto/msgtypes.h"
+
+/* How long the CLI waits for an answer (the broker bounds its own waits). */
+#define CLI_REPLY_TIMEOUT_MS 120000
+/* The console's detach key: Ctrl-] as in telnet. */
+#define CLI_DETACH_KEY 0x1d
+#define CLI_CONSOLE_CHUNK 4096u
+
+struct cli_conn {
+	struct ipc_chan ch;
+	struct ipc_msg *msg;
+	const char *path;
+	bool json;
+};
+
+/* ---- output helpers ----------------------------------------------------- */
+
+/* Strings from the broker (some come from the worker) are printed with
+ * control characters replaced, so they cannot drive the terminal. */
+static const char *cli_safe(const char *s, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	if (!s)
+		s = "";
+	for (; *s && i + 1 < len; s++)
+		buf[i++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+	buf[i] = '\0';
+	return buf;
+}
+
+static void cli_fmt_size(uint64_t v, char *buf, size_t len)
+{
+	if (v >= (1ull << 30) && v % (1ull << 30) == 0)
+		snprintf(buf, len, "%" PRIu64 "G", v >> 30);
+	else if (v >= (1ull << 20) && v % (1ull << 20) == 0)
+		snprintf(buf, len, "%" PRIu64 "M", v >> 20);
+	else if (v >= (1ull << 20))
+		snprintf(buf, len, "%.1fM", (double)v / (1 << 20));
+	else
+		snprintf(buf, len, "%" PRIu64 "K", v >> 10);
+}
+
+static void cli_fmt_kb(uint64_t kb, char *buf, size_t len)
+{
+	if (!kb)
+		snprintf(buf, len, "-");
+	else if (kb >= 10240)
+		snprintf(buf, len, "%.1fM", (double)kb / 1024);
+	else
+		snprintf(buf, len, "%" PRIu64 "K", kb);
+}
+
+static void cli_fmt_uptime(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t s = ms / 1000;
+
+	if (s >= 86400)
+		snprintf(buf, len, "%" PRIu64 "d %02" PRIu64 ":%02" PRIu64
+			 ":%02" PRIu64, s / 86400, s / 3600 % 24, s / 60 % 60,
+			 s % 60);
+	else
+		snprintf(buf, len, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64,
+			 s / 3600, s / 60 % 60, s % 60);
+}
+
+static void cli_fmt_owner(uint32_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw)
+		snprintf(buf, len, "%s", pw->pw_name);
+	else
+		snprintf(buf, len, "%u", uid);
+}
+
+static const char *cli_serial_name(SerialMode m)
+{
+	switch (m) {
+	case SERIAL_MODE__SERIAL_CONSOLE: return "console";
+	case SERIAL_MODE__SERIAL_NULL: return "null";
+	case SERIAL_MODE__SERIAL_FILE: return "file";
+	default: return "?";
+	}
+}
+
+static void cli_json_print(struct json_object *o)
+{
+	printf("%s\n", json_object_to_json_string_ext(o,
+	       JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+static struct json_object *cli_json_str_or_null(const char *s)
+{
+	return s && s[0] ? json_object_new_string(s) : NULL;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int cli_fail(const struct cli_conn *cc, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "bulkhead: %s\n", msg);
+	if (cc && cc->json) {
+		struct json_object *o = json_object_new_object();
+		struct json_object *e = json_object_new_object();
+
+		json_object_object_add(e, "message", json_object_new_string(msg));
+		json_object_object_add(o, "error", e);
+		cli_json_print(o);
+	}
+	return code;
+}
+
+static int cli_fail_errno(const struct cli_conn *cc, int errno_code,
+			  const char *message)
+{
+	char safe[600];
+
+	fprintf(stderr, "bulkhead: %s\n", cli_safe(message, safe, sizeof(safe)));
+	if (cc->json) {
+		struct json_object *o = json_object_new_object();
+		struct json_object *e = json_object_new_object();
+		const char *name = strerrorname_np(errno_code);
+
+		json_object_object_add(e, "errno", json_object_new_int(errno_code));
+		json_object_object_add(e, "code", cli_json_str_or_null(name));
+		json_object_object_add(e, "message", json_object_new_string(message));
+		json_object_object_add(o, "error", e);
+		cli_json_print(o);
+	}
+	return CLI_EXIT_REFUSED;
+}
+
+/* ---- talking to the broker ---------------------------------------------- */
+
+static int cli_recv(struct cli_conn *cc, int timeout_ms)
+{
+	struct pollfd p = { .fd = cc->ch.fd, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (r < 0)
+		return -errno;
+	return ipc_recv(&cc->ch, cc->msg);
+}
+
+static int cli_lost(const struct cli_conn *cc, int r)
+{
+	if (r == -ETIMEDOUT)
+		return cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd at %s did not "
+				"answer within %d s", cc->path,
+				CLI_REPLY_TIMEOUT_MS / 1000);
+	return cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd at %s closed the "
+			"connection (%s); its log may say why", cc->path,
+			r == -ECONNRESET ? "end of file" : strerror(-r));
+}
+
+/*
+ * Send a request and wait for its answer of type want, unpacked into
+ * *reply. An ErrorReply is printed. Returns 0 or a cli_exit code.
+ */
+static int cli_call(struct cli_conn *cc, uint16_t type,
+		    const ProtobufCMessage *pb, const int *fds, unsigned nfds,
+		    uint16_t want, const ProtobufCMessageDescriptor *desc,
+		    void **reply)
+{
+	int r = ipc_send_pb(&cc->ch, type, pb, fds, nfds);
+
+	if (r < 0)
+		return cli_lost(cc, r);
+	r = cli_recv(cc, CLI_REPLY_TIMEOUT_MS);
+	if (r < 0)
+		return cli_lost(cc, r);
+	ipc_msg_close_fds(cc->msg);
+	if (cc->msg->type == MSG_ERROR_REPLY) {
+		ErrorReply *er = ipc_msg_unpack(cc->msg, &error_reply__descriptor);
+
+		if (!er)
+			return cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd sent a "
+					"malformed error");
+		r = cli_fail_errno(cc, er->errno_code, er->message);
+		error_reply__free_unpacked(er, NULL);
+		return r;
+	}
+	if (cc->msg->type != want)
+		return cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd answered with "
+				"message type 0x%04x, expected 0x%04x",
+				cc->msg->type, want);
+	*reply = ipc_msg_unpack(cc->msg, desc);
+	if (!*reply)
+		return cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd sent a "
+				"malformed answer");
+	return 0;
+}
+
+static int cli_connect(struct cli_conn *cc)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	Hello h = HELLO__INIT;
+	HelloReply *hr = NULL;
+	int fd, r;
+
+	if (strlen(cc->path) >= sizeof(sa.sun_path))
+		return cli_fail(cc, CLI_EXIT_USAGE, "--socket: path too long");
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cc->path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cli_fail(cc, CLI_EXIT_NOBROKER, "socket: %s",
+				strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		close(fd);
+		if (e == ENOENT || e == ECONNREFUSED)
+			return cli_fail(cc, CLI_EXIT_NOBROKER, "cannot reach "
+					"bulkheadd at %s: %s (is it running? "
+					"start it as root with 'bulkheadd', or "
+					"name its socket with --socket PATH or "
+					"%s)", cc->path, strerror(e),
+					BRK_SOCKET_ENV);
+		return cli_fail(cc, CLI_EXIT_NOBROKER, "cannot reach bulkheadd "
+				"at %s: %s", cc->path, strerror(e));
+	}
+	ipc_chan_init(&cc->ch, fd, "bulkheadd");
+	h.version = BRK_PROTO_VERSION;
+	h.client = "bulkhead";
+	r = cli_call(cc, MSG_HELLO, &h.base, NULL, 0, MSG_HELLO_REPLY,
+		     &hello_reply__descriptor, (void **)&hr);
+	if (r)
+		return r == CLI_EXIT_REFUSED ? CLI_EXIT_NOBROKER : r;
+	hello_reply__free_unpacked(hr, NULL);
+	return 0;
+}
+
+/* ---- VmInfo ------------------------------------------------------------- */
+
+static struct json_object *cli_json_vm(const VmInfo *v)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *procs = json_object_new_array();
+	char owner[64];
+
+	json_object_object_add(o, "id", json_object_new_int64(v->id));
+	json_object_object_add(o, "name", json_object_new_string(v->name));
+	json_object_object_add(o, "owner", json_object_new_int64(v->owner));
+	cli_fmt_owner(v->owner, owner, sizeof(owner));
+	json_object_object_add(o, "owner_name", json_object_new_string(owner));
+	json_object_object_add(o, "state", json_object_new_string(v->state));
+	json_object_object_add(o, "mem", json_object_new_int64((int64_t)v->mem_size));
+	json_object_object_add(o, "cpus", json_object_new_int64(v->cpus));
+	json_object_object_add(o, "image", json_object_new_string(v->image_label));
+	json_object_object_add(o, "cmdline", json_object_new_string(v->cmdline));
+	json_object_object_add(o, "serial",
+			       json_object_new_string(cli_serial_name(v->serial)));
+	json_object_object_add(o, "null_dev", json_object_new_boolean(v->null_dev));
+	json_object_object_add(o, "disk", cli_json_str_or_null(v->disk));
+	json_object_object_add(o, "disk_ro", json_object_new_boolean(v->disk_ro));
+	json_object_object_add(o, "rng", json_object_new_boolean(v->rng));
+	json_object_object_add(o, "created_at", json_object_new_int64(v->created_at));
+	json_object_object_add(o, "uptime_ms",
+			       json_object_new_int64((int64_t)v->uptime_ms));
+	for (size_t i = 0; i < v->n_procs; i++) {
+		const ProcInfo *p = v->procs[i];
+		struct json_object *po = json_object_new_object();
+
+		json_object_object_add(po, "label", json_object_new_string(p->label));
+		json_object_object_add(po, "pid", json_object_new_int(p->pid));
+		json_object_object_add(po, "running",
+				       json_object_new_boolean(p->running));
+		json_object_object_add(po, "ended", cli_json_str_or_null(p->ended));
+		json_object_array_add(procs, po);
+	}
+	json_object_object_add(o, "processes", procs);
+	json_object_object_add(o, "error", cli_json_str_or_null(v->error));
+	json_object_object_add(o, "last_exit", cli_json_str_or_null(v->last_exit));
+	json_object_object_add(o, "exit_status", v->exit_status >= 0 ?
+			       json_object_new_int(v->exit_status) : NULL);
+	json_object_object_add(o, "console_clients",
+			       json_object_new_int64(v->console_clients));
+	return o;
+}
+
+static void cli_print_status(const VmInfo *v)
+{
+	char a[600], b[64];
+	time_t t = (time_t)v->created_at;
+	struct tm tm;
+
+	printf("name:       %s\n", cli_safe(v->name, a, sizeof(a)));
+	printf("id:         %u\n", v->id);
+	cli_fmt_owner(v->owner, b, sizeof(b));
+	printf("owner:      %s (uid %u)\n", b, v->owner);
+	printf("state:      %s\n", cli_safe(v->state, a, sizeof(a)));
+	cli_fmt_size(v->mem_size, b, sizeof(b));
+	printf("memory:     %s\n", b);
+	printf("vcpus:      %u\n", v->cpus);
+	printf("image:      %s\n", cli_safe(v->image_label, a, sizeof(a)));
+	if (v->cmdline && v->cmdline[0])
+		printf("cmdline:    %s\n", cli_safe(v->cmdline, a, sizeof(a)));
+	printf("serial:     %s%s\n", cli_serial_name(v->serial),
+	       v->null_dev ? " (null device added)" : "");
+	if (v->disk && v->disk[0])
+		printf("disk:       %s%s\n", cli_safe(v->disk, a, sizeof(a)),
+		       v->disk_ro ? " (read-only)" : "");
+	if (v->rng)
+		printf("rng:        virtio-rng\n");
+	if (localtime_r(&t, &tm) && strftime(a, sizeof(a), "%Y-%m-%d %H:%M:%S",
+					     &tm))
+		printf("created:    %s\n", a);
+	if (v->n_procs) {
+		cli_fmt_uptime(v->uptime_ms, b, sizeof(b));
+		printf("uptime:     %s\n", b);
+		printf("processes: ");
+		for (size_t i = 0; i < v->n_procs; i++) {
+			const ProcInfo *p = v->procs[i];
+
+			printf("%s %s %d%s%s%s", i ? "," : "",
+			       cli_safe(p->label, a, sizeof(a)), p->pid,
+			       p->running ? "" : " (", p->running ? "" : p->ended,
+			       p->running ? "" : ")");
+		}
+		printf("\n");
+	}
+	if (v->serial == SERIAL_MODE__SERIAL_CONSOLE)
+		printf("console:    %u attached\n", v->console_clients);
+	if (v->last_exit && v->last_exit[0]) {
+		printf("last exit:  %s", cli_safe(v->last_exit, a, sizeof(a)));
+		if (v->exit_status >= 0)
+			printf(" (run exit status %d)", v->exit_status);
+		printf("\n");
+	}
+	if (v->error && v->error[0])
+		printf("error:      %s\n", cli_safe(v->error, a, sizeof(a)));
+}
+
+/* What a command prints on success: the VM after the operation. */
+static int cli_show_vm(const struct cli_conn *cc, const VmInfo *v,
+		       const char *verb)
+{
+	char a[200], b[64];
+
+	if (cc->json) {
+		cli_json_print(cli_json_vm(v));
+		return 0;
+	}
+	if (!verb) {
+		cli_print_status(v);
+		return 0;
+	}
+	printf("VM '%s' %s", cli_safe(v->name, a, sizeof(a)), verb);
+	if (strcmp(v->state, "DESTROYED") != 0)
+		printf(" (id %u, state %s)", v->id, cli_safe(v->state, b, sizeof(b)));
+	printf("\n");
+	if (v->error && v->error[0])
+		printf("error: %s\n", cli_safe(v->error, a, sizeof(a)));
+	return 0;
+}
+
+/* ---- list --------------------------------------------------------------- */
+
+#define CLI_LIST_COLS 9
+
+static void cli_print_list(const ListReply *lr)
+{
+	static const char *const head[CLI_LIST_COLS] = {
+		"ID", "NAME", "OWNER", "STATE", "CPUS", "MEM", "UPTIME",
+		"WORKER", "ERROR",
+	};
+	char (*cell)[CLI_LIST_COLS][80] = NULL;
+	size_t w[CLI_LIST_COLS];
+
+	if (!lr->n_vms) {
+		printf("no VMs\n");
+		return;
+	}
+	cell = calloc(lr->n_vms, sizeof(*cell));
+	if (!cell)
+		return;
+	for (size_t c = 0; c < CLI_LIST_COLS; c++)
+		w[c] = strlen(head[c]);
+	for (size_t i = 0; i < lr->n_vms; i++) {
+		const VmInfo *v = lr->vms[i];
+		char (*row)[80] = cell[i];
+
+		snprintf(row[0], 80, "%u", v->id);
+		cli_safe(v->name, row[1], 80);
+		cli_fmt_owner(v->owner, row[2], 80);
+		cli_safe(v->state, row[3], 80);
+		snprintf(row[4], 80, "%u", v->cpus);
+		cli_fmt_size(v->mem_size, row[5], 80);
+		if (v->n_procs)
+			cli_fmt_uptime(v->uptime_ms, row[6], 80);
+		else
+			snprintf(row[6], 80, "-");
+		if (v->n_procs && v->procs[0]->running)
+			snprintf(row[7], 80, "%d", v->procs[0]->pid);
+		else
+			snprintf(row[7], 80, "-");
+		cli_safe(v->error && v->error[0] ? v->error : "-", row[8], 60);
+		for (size_t c = 0; c < CLI_LIST_COLS; c++)
+			if (strlen(row[c]) > w[c])
+				w[c] = strlen(row[c]);
+	}
+	for (size_t c = 0; c < CLI_LIST_COLS; c++)
+		printf("%-*s%s", c + 1 < CLI_LIST_COLS ? (int)w[c] : 0, head[c],
+		       c + 1 < CLI_LIST_COLS ? "  " : "\n");
+	for (size_t i = 0; i < lr->n_vms; i++)
+		for (size_t c = 0; c < CLI_LIST_COLS; c++)
+			printf("%-*s%s", c + 1 < CLI_LIST_COLS ? (int)w[c] : 0,
+			       cell[i][c], c + 1 < CLI_LIST_COLS ? "  " : "\n");
+	if (lr->truncated)
+		printf("(more VMs than fit in one answer; the newest are not "
+		       "shown)\n");
+	free(cell);
+}
+
+/* ---- stats -------------------------------------------------------------- */
+
+static struct json_object *cli_json_stats(const StatsReply *sr)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *procs = json_object_new_array();
+
+	json_object_object_add(o, "vm", cli_json_vm(sr->vm));
+	for (size_t i = 0; i < sr->n_procs; i++) {
+		const ProcStats *p = sr->procs[i];
+		struct json_object *po = json_object_new_object();
+
+		json_object_object_add(po, "label", json_object_new_string(p->label));
+		json_object_object_add(po, "pid", json_object_new_int(p->pid));
+		json_object_object_add(po, "user_ms", json_object_new_int64((int64_t)p->user_ms));
+		json_object_object_add(po, "sys_ms", json_object_new_int64((int64_t)p->sys_ms));
+		json_object_object_add(po, "rss_kb", json_object_new_int64((int64_t)p->rss_kb));
+		json_object_object_add(po, "pss_kb", json_object_new_int64((int64_t)p->pss_kb));
+		json_object_object_add(po, "threads", json_object_new_int64(p->threads));
+		json_object_array_add(procs, po);
+	}
+	json_object_object_add(o, "processes", procs);
+	if (sr->worker) {
+		const VmStats *ws = sr->worker;
+		struct json_object *w = json_object_new_object();
+		struct json_object *vc = json_object_new_array();
+		struct json_object *dv = json_object_new_array();
+
+		json_object_object_add(w, "state", json_object_new_string(ws->state));
+		for (size_t i = 0; i < ws->n_vcpus; i++) {
+			struct json_object *c = json_object_new_object();
+
+			json_object_object_add(c, "id", json_object_new_int64(ws->vcpus[i]->id));
+			json_object_object_add(c, "exits", json_object_new_int64((int64_t)ws->vcpus[i]->exits));
+			json_object_object_add(c, "io_exits", json_object_new_int64((int64_t)ws->vcpus[i]->io_exits));
+			json_object_object_add(c, "mmio_exits", json_object_new_int64((int64_t)ws->vcpus[i]->mmio_exits));
+			json_object_array_add(vc, c);
+		}
+		for (size_t i = 0; i < ws->n_devices; i++) {
+			const DeviceStats *ds = ws->devices[i];
+			struct json_object *c = json_object_new_object();
+
+			json_object_object_add(c, "label", json_object_new_string(ds->label));
+			json_object_object_add(c, "accesses", json_object_new_int64((int64_t)ds->accesses));
+			json_object_object_add(c, "access_ns_total", json_object_new_int64((int64_t)ds->access_ns_total));
+			json_object_object_add(c, "avg_access_ns", ds->accesses ?
+				json_object_new_int64((int64_t)(ds->access_ns_total / ds->accesses)) : NULL);
+			json_object_object_add(c, "state", json_object_new_string(ds->state));
+			json_object_array_add(dv, c);
+		}
+		json_object_object_add(w, "vcpus", vc);
+		json_object_object_add(w, "devices", dv);
+		json_object_object_add(w, "unclaimed_reads", json_object_new_int64((int64_t)ws->unclaimed_reads));
+		json_object_object_add(w, "unclaimed_writes", json_object_new_int64((int64_t)ws->unclaimed_writes));
+		json_object_object_add(o, "worker", w);
+	} else {
+		json_object_object_add(o, "worker", NULL);
+	}
+	json_object_object_add(o, "worker_error", cli_json_str_or_null(sr->worker_error));
+	return o;
+}
+
+static void cli_print_stats(const StatsReply *sr)
+{
+	const VmInfo *v = sr->vm;
+	char a[200], b[32], c[32];
+
+	cli_fmt_uptime(v->uptime_ms, b, sizeof(b));
+	printf("VM %s (id %u): %s", cli_safe(v->name, a, sizeof(a)), v->id,
+	       v->state);
+	if (v->n_procs)
+		printf(", up %s", b);
+	printf("\n");
+	if (sr->n_procs) {
+		printf("\n%-14s %8s %10s %10s %8s %9s %9s\n", "PROCESS", "PID",
+		       "USER ms", "SYS ms", "THREADS", "RSS", "PSS");
+		for (size_t i = 0; i < sr->n_procs; i++) {
+			const ProcStats *p = sr->procs[i];
+
+			cli_fmt_kb(p->rss_kb, b, sizeof(b));
+			cli_fmt_kb(p->pss_kb, c, sizeof(c));
+			printf("%-14s %8d %10" PRIu64 " %10" PRIu64 " %8u %9s %9s\n",
+			       cli_safe(p->label, a, sizeof(a)), p->pid,
+			       p->user_ms, p->sys_ms, p->threads, b, c);
+		}
+	}
+	if (!sr->worker) {
+		printf("\nworker counters: unavailable (%s)\n",
+		       cli_safe(sr->worker_error, a, sizeof(a)));
+		return;
+	}
+	printf("\n%-14s %12s %14s  %s\n", "DEVICE", "ACCESSES", "AVG LATENCY",
+	       "STATE");
+	for (size_t i = 0; i < sr->worker->n_devices; i++) {
+		const DeviceStats *ds = sr->worker->devices[i];
+
+		if (ds->accesses)
+			snprintf(b, sizeof(b), "%.2f us",
+				 (double)ds->access_ns_total / ds->accesses / 1000);
+		else
+			snprintf(b, sizeof(b), "-");
+		printf("%-14s %12" PRIu64 " %14s  %s\n",
+		       cli_safe(ds->label, a, sizeof(a)), ds->accesses, b,
+		       cli_safe(ds->state, c, sizeof(c)));
+	}
+	printf("\n%-6s %14s %14s %14s\n", "VCPU", "EXITS", "IO EXITS",
+	       "MMIO EXITS");
+	for (size_t i = 0; i < sr->worker->n_vcpus; i++) {
+		const VcpuStats *vs = sr->worker->vcpus[i];
+
+		printf("%-6u %14" PRIu64 " %14" PRIu64 " %14" PRIu64 "\n", vs->id,
+		       vs->exits, vs->io_exits, vs->mmio_exits);
+	}
+	printf("\nunclaimed accesses: %" PRIu64 " reads, %" PRIu64 " writes\n",
+	       sr->worker->unclaimed_reads, sr->worker->unclaimed_writes);
+}
+
+/* ---- console ------------------------------------------------------------ */
+
+static int cli_write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int cli_console_send(struct cli_conn *cc, const uint8_t *p, size_t n)
+{
+	ConsoleData cd = CONSOLE_DATA__INIT;
+
+	if (!n)
+		return 0;
+	cd.data.data = (uint8_t *)p;
+	cd.data.len = n;
+	return ipc_send_pb(&cc->ch, MSG_CTL_CONSOLE_INPUT, &cd.base, NULL, 0);
+}
+
+/* One frame from the broker in console phase: > 0 ends the session with
+ * that exit status + 1, 0 goes on. */
+static int cli_console_frame(struct cli_conn *cc, bool tty)
+{
+	const char *nl = tty ? "\r\n" : "\n";
+	struct ipc_msg *m = cc->msg;
+	char safe[600];
+	int r = cli_recv(cc, -1);
+
+	if (r < 0)
+		return 1 + cli_lost(cc, r);
+	ipc_msg_close_fds(m);
+	switch (m->type) {
+	case MSG_CTL_CONSOLE_OUTPUT: {
+		ConsoleData *cd = ipc_msg_unpack(m, &console_data__descriptor);
+
+		if (!cd)
+			return 1 + cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd "
+					    "sent malformed console data");
+		r = cli_write_all(STDOUT_FILENO, cd->data.data, cd->data.len);
+		console_data__free_unpacked(cd, NULL);
+		return r < 0 ? 1 + CLI_EXIT_OK : 0;  /* stdout went: done */
+	}
+	case MSG_CTL_CONSOLE_END: {
+		ConsoleEnd *ce = ipc_msg_unpack(m, &console_end__descriptor);
+
+		fprintf(stderr, "%sbulkhead: console closed: %s%s", nl,
+			ce ? cli_safe(ce->reason, safe, sizeof(safe)) : "?", nl);
+		if (ce)
+			console_end__free_unpacked(ce, NULL);
+		return 1 + CLI_EXIT_OK;
+	}
+	case MSG_CTL_CONSOLE_DETACHED:
+		fprintf(stderr, "%sbulkhead: detached%s", nl, nl);
+		return 1 + CLI_EXIT_OK;
+	case MSG_ERROR_REPLY: {
+		ErrorReply *er = ipc_msg_unpack(m, &error_reply__descriptor);
+
+		fprintf(stderr, "%sbulkhead: %s%s", nl,
+			er ? cli_safe(er->message, safe, sizeof(safe)) : "?", nl);
+		if (er)
+			error_reply__free_unpacked(er, NULL);
+		return 1 + CLI_EXIT_REFUSED;
+	}
+	default:
+		return 1 + cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd sent "
+				    "message type 0x%04x on the console",
+				    m->type);
+	}
+}
+
+static int cli_console(struct cli_conn *cc, const char *name, bool replay)
+{
+	ConsoleAttach ca = CONSOLE_ATTACH__INIT;
+	ConsoleAttached *att = NULL;
+	ConsoleDetach det = CONSOLE_DETACH__INIT;
+	bool tty = isatty(STDIN_FILENO), raw = false, in_open = true;
+	bool detaching = false;
+	struct termios saved, t;
+	sigset_t sigs;
+	int sigfd, r, status = CLI_EXIT_OK;
+
+	ca.name = (char *)name;
+	ca.no_replay = !replay;
+	r = cli_call(cc, MSG_CTL_CONSOLE_ATTACH, &ca.base, NULL, 0,
+		     MSG_CTL_CONSOLE_ATTACHED, &console_attached__descriptor,
+		     (void **)&att);
+	if (r)
+		return r;
+	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		t = saved;
+		cfmakeraw(&t);
+		/* Guests end lines with a bare \n: keep ONLCR on output. */
+		t.c_oflag |= OPOST | ONLCR;
+		raw = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+	}
+	if (tty)
+		fprintf(stderr, "bulkhead: attached to VM '%s' (%s); Ctrl-] "
+			"detaches%s", name, att->vm ? att->vm->state : "?",
+			raw ? "\r\n" : "\n");
+	console_attached__free_unpacked(att, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = cc->ch.fd, .events = POLLIN },
+			{ .fd = in_open && !detaching ? STDIN_FILENO : -1,
+			  .events = POLLIN },
+			{ .fd = sigfd, .events = POLLIN },
+		};
+		bool detach = false;
+
+		r = poll(p, 3, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			status = cli_fail(cc, CLI_EXIT_NOBROKER, "poll: %s",
+					  strerror(errno));
+			break;
+		}
+		if (p[0].revents) {
+			r = cli_console_frame(cc, raw);
+			if (r > 0) {
+				status = r - 1;
+				break;
+			}
+		}
+		if (p[1].revents) {
+			uint8_t buf[CLI_CONSOLE_CHUNK];
+			ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				/* Input ended; the output goes on until the
+				 * VM ends or a signal detaches. */
+				in_open = false;
+			} else {
+				uint8_t *key = raw ? memchr(buf, CLI_DETACH_KEY,
+							    (size_t)n) : NULL;
+
+				if (key) {
+					n = key - buf;
+					detach = true;
+				}
+				if (cli_console_send(cc, buf, (size_t)n) < 0) {
+					status = cli_lost(cc, -EPIPE);
+					break;
+				}
+			}
+		}
+		if (p[2].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				detach = true;
+		}
+		if (detach && !detaching) {
+			detaching = true;
+			if (ipc_send_pb(&cc->ch, MSG_CTL_CONSOLE_DETACH, &det.base,
+					NULL, 0) < 0) {
+				status = cli_lost(cc, -EPIPE);
+				break;
+			}
+		}
+	}
+	if (raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	if (sigfd >= 0)
+		close(sigfd);
+	return status;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+enum { OPT_JSON = 300, OPT_SOCKET, OPT_MEM, OPT_CPUS, OPT_CMDLINE,
+       OPT_INITRD, OPT_SERIAL, OPT_DISK, OPT_RNG, OPT_NULL_DEV,
+       OPT_NO_REPLAY };
+
+static const struct option cli_ctl_opts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "null-dev", no_argument, NULL, OPT_NULL_DEV },
+	{ "no-replay", no_argument, NULL, OPT_NO_REPLAY },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct cli_cmd {
+	const char *name;
+	int nargs;            /* positional arguments */
+	const char *args;     /* for messages */
+	bool vm_opts;         /* takes VM options */
+	int op;               /* VmOp.Op, or -1 */
+	const char *verb;     /* for the success line */
+};
+
+static const struct cli_cmd cli_cmds[] = {
+	{ "create", 2, "NAME IMAGE", true, -1, "created" },
+	{ "start", 1, "NAME", false, VM_OP__OP__START, "started" },
+	{ "pause", 1, "NAME", false, VM_OP__OP__PAUSE, "paused" },
+	{ "resume", 1, "NAME", false, VM_OP__OP__RESUME, "resumed" },
+	{ "reset", 1, "NAME", false, VM_OP__OP__RESET, "reset" },
+	{ "poweroff", 1, "NAME", false, VM_OP__OP__POWER_OFF, "powered off" },
+	{ "destroy", 1, "NAME", false, VM_OP__OP__DESTROY, "destroyed" },
+	{ "status", 1, "NAME", false, -1, NULL },
+	{ "list", 0, "", false, -1, NULL },
+	{ "stats", 1, "NAME", false, -1, NULL },
+	{ "console", 1, "NAME", false, -1, NULL },
+};
+
+bool cli_ctl_is_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cli_cmds) / sizeof(cli_cmds[0]); i++)
+		if (strcmp(cli_cmds[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+__attribute__((format(printf, 2, 3)))
+static int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "bulkhead: %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'bulkhead --help'.\n");
+	return CLI_EXIT_USAGE;
+}
+
+static int cli_open_file(const struct cli_conn *cc, const char *what,
+			 const char *path, int flags, int *out)
+{
+	int fd = open(path, flags | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return cli_fail(cc, CLI_EXIT_NOFILE, "cannot open %s '%s': %s",
+				what, path, strerror(errno));
+	*out = fd;
+	return 0;
+}
+
+struct cli_create_opts {
+	CreateVm cv;
+	const char *initrd;
+	const char *serial_path;
+	const char *disk;
+};
+
+static int cli_do_create(struct cli_conn *cc, struct cli_create_opts *o,
+			 const char *image)
+{
+	int fds[4], nfds = 0, fd = -1, r;
+	VmInfoReply *rep = NULL;
+	char label[PATH_MAX], disk_label[PATH_MAX];
+
+	r = cli_open_file(cc, "image", image, O_RDONLY, &fd);
+	if (r)
+		return r;
+	fds[nfds++] = fd;
+	if (o->initrd) {
+		r = cli_open_file(cc, "initrd", o->initrd, O_RDONLY, &fd);
+		if (r)
+			goto out;
+		fds[nfds++] = fd;
+		o->cv.has_initrd = true;
+	}
+	if (o->serial_path) {
+		r = cli_open_file(cc, "serial output file", o->serial_path,
+				  O_WRONLY | O_CREAT | O_APPEND, &fd);
+		if (r)
+			goto out;
+		fds[nfds++] = fd;
+	}
+	if (o->disk) {
+		r = cli_open_file(cc, "disk image", o->disk,
+				  o->cv.disk_ro ? O_RDONLY : O_RDWR, &fd);
+		if (r)
+			goto out;
+		fds[nfds++] = fd;
+		o->cv.has_disk = true;
+		if (!realpath(o->disk, disk_label))
+			snprintf(disk_label, sizeof(disk_label), "%s", o->disk);
+		o->cv.disk_label = disk_label;
+	}
+	if (!realpath(image, label))
+		snprintf(label, sizeof(label), "%s", image);
+	o->cv.image_label = label;
+	r = cli_connect(cc);
+	if (r)
+		goto out;
+	r = cli_call(cc, MSG_CTL_CREATE, &o->cv.base, fds, (unsigned)nfds,
+		     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, (void **)&rep);
+	if (r)
+		goto out;
+	r = cli_show_vm(cc, rep->vm, "created");
+	vm_info_reply__free_unpacked(rep, NULL);
+out:
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	return r;
+}
+
+static int cli_do_request(struct cli_conn *cc, const struct cli_cmd *cmd,
+			  const char *name)
+{
+	void *rep = NULL;
+	int r;
+
+	r = cli_connect(cc);
+	if (r)
+		return r;
+	if (cmd->op >= 0) {
+		VmOp op = VM_OP__INIT;
+
+		op.name = (char *)name;
+		op.op = (VmOp__Op)cmd->op;
+		r = cli_call(cc, MSG_CTL_VM_OP, &op.base, NULL, 0,
+			     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, &rep);
+		if (!r) {
+			r = cli_show_vm(cc, ((VmInfoReply *)rep)->vm, cmd->verb);
+			vm_info_reply__free_unpacked(rep, NULL);
+		}
+	} else if (strcmp(cmd->name, "status") == 0) {
+		StatusReq sr = STATUS_REQ__INIT;
+
+		sr.name = (char *)name;
+		r = cli_call(cc, MSG_CTL_STATUS, &sr.base, NULL, 0,
+			     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, &rep);
+		if (!r) {
+			r = cli_show_vm(cc, ((VmInfoReply *)rep)->vm, NULL);
+			vm_info_reply__free_unpacked(rep, NULL);
+		}
+	} else if (strcmp(cmd->name, "list") == 0) {
+		ListReq lr = LIST_REQ__INIT;
+
+		r = cli_call(cc, MSG_CTL_LIST, &lr.base, NULL, 0,
+			     MSG_CTL_LIST_REPLY, &list_reply__descriptor, &rep);
+		if (!r) {
+			ListReply *l = rep;
+
+			if (cc->json) {
+				struct json_object *o = json_object_new_object();
+				struct json_object *a = json_object_new_array();
+
+				for (size_t i = 0; i < l->n_vms; i++)
+					json_object_array_add(a, cli_json_vm(l->vms[i]));
+				json_object_object_add(o, "vms", a);
+				json_object_object_add(o, "truncated",
+						       json_object_new_boolean(l->truncated));
+				cli_json_print(o);
+			} else {
+				cli_print_list(l);
+			}
+			list_reply__free_unpacked(l, NULL);
+		}
+	} else if (strcmp(cmd->name, "stats") == 0) {
+		StatsReq sr = STATS_REQ__INIT;
+
+		sr.name = (char *)name;
+		r = cli_call(cc, MSG_CTL_STATS, &sr.base, NULL, 0,
+			     MSG_CTL_STATS_REPLY, &stats_reply__descriptor, &rep);
+		if (!r) {
+			if (cc->json)
+				cli_json_print(cli_json_stats(rep));
+			else
+				cli_print_stats(rep);
+			stats_reply__free_unpacked(rep, NULL);
+		}
+	}
+	return r;
+}
+
+int cli_ctl_main(const char *socket_path, bool json, int argc, char **argv)
+{
+	const struct cli_cmd *cmd = NULL;
+	struct cli_create_opts co = { .cv = CREATE_VM__INIT };
+	struct cli_conn cc = { .ch = { .fd = -1 }, .json = json };
+	bool replay = true;
+	int opt, r, li = 0;
+
+	for (size_t i = 0; i < sizeof(cli_cmds) / sizeof(cli_cmds[0]); i++)
+		if (strcmp(cli_cmds[i].name, argv[0]) == 0)
+			cmd = &cli_cmds[i];
+	if (!cmd)
+		return cli_usage_error(argv[0], "unknown command");
+	co.cv.serial = SERIAL_MODE__SERIAL_CONSOLE;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", cli_ctl_opts, &li)) != -1) {
+		bool vm_opt = opt >= OPT_MEM && opt <= OPT_NULL_DEV;
+
+		if (vm_opt && !cmd->vm_opts)
+			return cli_usage_error(cmd->name, "option '--%s' is for "
+					       "create", cli_ctl_opts[li].name);
+		switch (opt) {
+		case OPT_JSON:
+			cc.json = true;
+			break;
+		case OPT_SOCKET:
+			socket_path = optarg;
+			break;
+		case OPT_MEM:
+			if (brk_parse_size(optarg, &co.cv.mem_size) < 0)
+				return cli_usage_error(cmd->name, "--mem: '%s' is "
+						       "not a size such as 64M "
+						       "or 1G", optarg);
+			if (co.cv.mem_size < BRK_MIN_MEM ||
+			    co.cv.mem_size > BRK_MAX_MEM)
+				return cli_usage_error(cmd->name, "--mem: %s is "
+						       "outside 2M..3G", optarg);
+			if (co.cv.mem_size % 4096)
+				return cli_usage_error(cmd->name, "--mem: %s is "
+						       "not a multiple of 4K",
+						       optarg);
+			break;
+		case OPT_CPUS: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (*optarg == '\0' || *end || n < 1 || n > BRK_MAX_CPUS)
+				return cli_usage_error(cmd->name, "--cpus: '%s' "
+						       "is not a number from 1 "
+						       "to 16", optarg);
+			co.cv.cpus = (uint32_t)n;
+			break;
+		}
+		case OPT_CMDLINE:
+			co.cv.cmdline = optarg;
+			break;
+		case OPT_INITRD:
+			co.initrd = optarg;
+			break;
+		case OPT_SERIAL:
+			if (strcmp(optarg, "console") == 0) {
+				co.cv.serial = SERIAL_MODE__SERIAL_CONSOLE;
+			} else if (strcmp(optarg, "null") == 0) {
+				co.cv.serial = SERIAL_MODE__SERIAL_NULL;
+			} else if (strncmp(optarg, "file:", 5) == 0 && optarg[5]) {
+				co.cv.serial = SERIAL_MODE__SERIAL_FILE;
+				co.serial_path = optarg + 5;
+			} else if (strcmp(optarg, "stdio") == 0) {
+				return cli_usage_error(cmd->name, "--serial stdio "
+						       "is for 'run'; a daemon "
+						       "VM's UART is reached "
+						       "with 'bulkhead console "
+						       "NAME' (--serial "
+						       "console, the default)");
+			} else {
+				return cli_usage_error(cmd->name, "--serial: '%s' "
+						       "is not console, null or "
+						       "file:PATH", optarg);
+			}
+			break;
+		case OPT_DISK: {
+			size_t n = strlen(optarg);
+
+			if (co.disk)
+				return cli_usage_error(cmd->name, "--disk: only "
+						       "one disk is supported");
+			if (n > 3 && strcmp(optarg + n - 3, ",ro") == 0) {
+				co.cv.disk_ro = true;
+				optarg[n - 3] = '\0';
+			}
+			if (!*optarg)
+				return cli_usage_error(cmd->name, "--disk: no "
+						       "path given");
+			co.disk = optarg;
+			break;
+		}
+		case OPT_RNG:
+			co.cv.rng = true;
+			break;
+		case OPT_NULL_DEV:
+			co.cv.null_dev = true;
+			break;
+		case OPT_NO_REPLAY:
+			if (strcmp(cmd->name, "console") != 0)
+				return cli_usage_error(cmd->name, "--no-replay "
+						       "is for console");
+			replay = false;
+			break;
+		case 'h':
+			printf("usage: bulkhead [--socket PATH] [--json] %s%s%s%s\n"
+			       "See 'bulkhead --help'.\n", cmd->name,
+			       strcmp(cmd->name, "console") ? "" : " [--no-replay]",
+			       cmd->vm_opts ? " NAME [VM options] IMAGE" :
+			       *cmd->args ? " " : "",
+			       cmd->vm_opts ? "" : cmd->args);
+			return 0;
+		case ':':
+			return cli_usage_error(cmd->name, "option '%s' needs a "
+					       "value", argv[optind - 1]);
+		default:
+			return cli_usage_error(cmd->name, "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (argc - optind != cmd->nargs) {
+		if (argc - optind < cmd->nargs)
+			return cli_usage_error(cmd->name, "expected %s",
+					       cmd->args);
+		return cli_usage_error(cmd->name, "unexpected argument '%s'",
+				       argv[optind + cmd->nargs]);
+	}
+	/* NAME, or UID/NAME (for root) except when creating. */
+	if (cmd->nargs && !brk_name_valid(argv[optind]) &&
+	    (cmd->vm_opts || !strchr(argv[optind], '/')))
+		return cli_usage_error(cmd->name, "'%s' is not a VM name: use 1 "
+				       "to 32 of A-Z a-z 0-9 _ . -",
+				       argv[optind]);
+	cc.path = socket_path ? socket_path : BRK_DEFAULT_SOCKET;
+	cc.msg = malloc(sizeof(*cc.msg));
+	if (!cc.msg)
+		return cli_fail(&cc, CLI_EXIT_NOBROKER, "out of memory");
+
+	if (cmd->vm_opts) {
+		co.cv.name = argv[optind];
+		r = cli_do_create(&cc, &co, argv[optind + 1]);
+	} else if (strcmp(cmd->name, "console") == 0) {
+		r = cli_connect(&cc);
+		if (!r)
+			r = cli_console(&cc, argv[optind], replay);
+	} else {
+		r = cli_do_request(&cc, cmd, cmd->nargs ? argv[optind] : NULL);
+	}
+	ipc_chan_close(&cc.ch);
+	free(cc.msg);
+	return r;
+}

@@ -1,0 +1,693 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bulkhead-devdrive: fuzzing one device process whole. It stands in for
+ * the broker and the worker around one real device binary:
+ *
+ *  - spawns it with the broker's own brk_spawn() (broker/spawn.c): new
+ *    namespaces, its own uid, an empty environment, the bootstrap channel
+ *    as fd 3; the binary confines itself (policy/sbx.c, its seccomp
+ *    policy) exactly as under `bulkhead run`;
+ *  - hands it DevInit with the fds the broker would (channel, access ring,
+ *    guest RAM for DMA devices, console or disk backends), answers its
+ *    DevRegister as the worker does (irqfds, resample fds, doorbell
+ *    ioeventfds) and powers it on (DevNotify);
+ *  - plays the operations of an input file (the device format of
+ *    tests/fuzz/fuzzlib.h, the same as the in-process harnesses'): register
+ *    accesses through the access ring (ipc_ring_call, as an EMT), guest
+ *    RAM contents written into the shared memfd, console input, doorbells,
+ *    lifecycle notifications, time passing;
+ *  - tells it to go (DevDestruct) and reaps it.
+ *
+ * When the device dies of a signal (a crash, or SIGSYS from its seccomp
+ * policy) devdrive says which operation killed it and aborts, which is
+ * what afl-fuzz counts as a crash:
+ *
+ *   afl-fuzz -n -i tests/fuzz/corpus/uart -o out -- \
+ *       build/bin/bulkhead-devdrive uart @@
+ *
+ * Exit status: 0 the device served every operation and exited cleanly;
+ * 1 bad arguments or set-up failure (the message says what); 2 the device
+ * exited on its own with an error or broke protocol; 3 it hung (no answer
+ * within --timeout seconds); SIGABRT when it was killed by a signal.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/brk.h"
+#include "device.pb-c.h"
+#include "ipc/ipc.h"
+#include "ipc/log.h"
+#include "proto/msgtypes.h"
+#include "tests/fuzz/fuzzlib.h"
+
+#define DD_ANSWER_MS 2000         /* registration, notifications, exit */
+#define DD_MAX_SLEEP_NS 1000000ull  /* one TICK sleeps at most this */
+#define DD_MAX_TOTAL_SLEEP_NS 20000000ull
+#define DD_MAX_REGISTER_FDS 16u
+
+/* What the broker gives each kind of device. */
+struct dd_kind {
+	const char *kind;
+	const char *binary;
+	bool console;   /* backends: console input, console output */
+	bool disk;      /* backend: the disk image */
+	bool dma;       /* gets the guest-RAM memfd */
+};
+
+static const struct dd_kind dd_kinds[] = {
+	{ "uart", "bulkhead-dev-uart", true, false, false },
+	{ "debug-exit", "bulkhead-dev-debugexit", false, false, false },
+	{ "null", "bulkhead-dev-null", false, false, false },
+	{ "virtio-blk", "bulkhead-dev-virtio-blk", false, true, true },
+	{ "virtio-rng", "bulkhead-dev-virtio-rng", false, false, true },
+	{ "rtc", "bulkhead-dev-rtc", false, false, false },
+	{ "i8042", "bulkhead-dev-i8042", false, false, false },
+};
+
+struct dd_region {
+	uint32_t space;
+	uint64_t base, len;
+};
+
+struct dd {
+	const struct dd_kind *k;
+	const char *binary;
+	bool verbose;
+	unsigned timeout_s;
+	struct brk_child child;
+	struct ipc_chan chan;          /* the worker's end */
+	struct ipc_msg *msg;
+	struct ipc_ring *ring;
+	uint8_t *ram;
+	size_t ram_size;
+	int console_in;                /* our end of the console input */
+	struct dd_region regions[DEV_MAX_REGIONS];
+	unsigned nregions;
+	int irqfds[DD_MAX_REGISTER_FDS];
+	unsigned nirqfds;
+	int doorbells[DEV_MAX_DOORBELLS];
+	unsigned ndoorbells;
+	uint32_t notify_seq;
+	uint64_t slept_ns;
+	atomic_bool child_gone;
+	unsigned op_index;             /* for the report */
+	char op_text[128];
+};
+
+static struct dd *dd_self;  /* for the watchdog */
+
+static void dd_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bulkhead-devdrive [options] KIND [INPUT]\n"
+		"Run the device process bulkhead-dev-KIND under its real sandbox "
+		"and play the\noperations in INPUT (default: standard input) "
+		"against it.\n\n"
+		"  --binary NAME   spawn NAME (beside bulkhead-devdrive) instead "
+		"of\n                  bulkhead-dev-KIND\n"
+		"  --timeout S     a device that does not answer within S "
+		"seconds has hung\n                  (default 10)\n"
+		"  --print         only decode INPUT and print its operations\n"
+		"  -v, --verbose   print each operation as it is played\n"
+		"KIND: uart, debug-exit, null, virtio-blk, virtio-rng, rtc, "
+		"i8042\n");
+}
+
+static int dd_read_input(const char *path, uint8_t **out, size_t *len)
+{
+	int fd = (!path || strcmp(path, "-") == 0) ? STDIN_FILENO
+						   : open(path, O_RDONLY);
+	size_t cap = 4096, n = 0;
+	uint8_t *buf;
+
+	if (fd < 0)
+		return -errno;
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t got;
+
+		if (n == cap) {
+			uint8_t *nb = cap < (1u << 24) ? realloc(buf, cap * 2)
+						       : NULL;
+
+			if (!nb) {
+				free(buf);
+				return -E2BIG;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		got = read(fd, buf + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int e = -errno;
+
+			free(buf);
+			return e;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* ---- the child ----------------------------------------------------------- */
+
+/* Watch the device: when it ends, shut the ring so no call waits on it. */
+static void *dd_watch(void *arg)
+{
+	struct dd *d = arg;
+	struct pollfd p = { .fd = d->child.pidfd, .events = POLLIN };
+
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+	atomic_store(&d->child_gone, true);
+	if (d->ring)
+		ipc_ring_shutdown(d->ring);
+	return NULL;
+}
+
+/* Reap the child (waiting up to ms); true once it is reaped. */
+static bool dd_reap(struct dd *d, int ms)
+{
+	struct pollfd p = { .fd = d->child.pidfd, .events = POLLIN };
+	siginfo_t si = { 0 };
+
+	if (d->child.reaped)
+		return true;
+	if (poll(&p, 1, ms) <= 0)
+		return false;
+	if (waitid(P_PIDFD, (id_t)d->child.pidfd, &si, WEXITED) < 0)
+		return false;
+	d->child.wstatus = si.si_code == CLD_EXITED ?
+			   (si.si_status & 0xff) << 8 : si.si_status & 0x7f;
+	d->child.reaped = true;
+	return true;
+}
+
+/* The device died of a signal: say how and after what, then abort. */
+static void dd_report(struct dd *d)
+{
+	char how[96];
+
+	brk_child_describe(&d->child, how, sizeof(how));
+	if (WIFSIGNALED(d->child.wstatus)) {
+		fprintf(stderr, "devdrive: CRASH: %s %s", d->binary, how);
+		if (d->op_index)
+			fprintf(stderr, " at operation %u (%s)", d->op_index,
+				d->op_text);
+		fputc('\n', stderr);
+		abort();
+	}
+	if (WEXITSTATUS(d->child.wstatus) != 0) {
+		fprintf(stderr, "devdrive: %s %s\n", d->binary, how);
+		exit(2);
+	}
+}
+
+static void dd_watchdog(int sig)
+{
+	static const char msg[] = "devdrive: HANG: the device did not answer "
+				  "in time\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(3);
+	if (dd_self && dd_self->child.pid > 0)
+		kill(dd_self->child.pid, SIGKILL);
+	_exit(3);
+}
+
+/* ---- set-up, as the broker and the worker do it -------------------------- */
+
+static int dd_memfd(const char *name, size_t size, const uint8_t *fill)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    (fill && pwrite(fd, fill, size, 0) != (ssize_t)size) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static int dd_spawn(struct dd *d, const struct fz_dev_cfg *cfg)
+{
+	DevInit init = DEV_INIT__INIT;
+	int boot[2] = { -1, -1 }, chan[2] = { -1, -1 }, in[2] = { -1, -1 };
+	int fds[6], nfds = 0, ring = -1, ram = -1, out = -1, disk = -1;
+	struct ipc_chan bc;
+	char err[256], label[48];
+	int r;
+
+	snprintf(label, sizeof(label), "%s#0", d->k->kind);
+	ring = ipc_ring_create(1, label);
+	if (ring < 0 || ipc_chan_pair(boot) < 0 || ipc_chan_pair(chan) < 0) {
+		fprintf(stderr, "devdrive: cannot make the ring and channels: "
+			"%s\n", strerror(ring < 0 ? -ring : errno));
+		return -1;
+	}
+	r = ipc_ring_map(ring, &d->ring);
+	if (r < 0) {
+		fprintf(stderr, "devdrive: cannot map the ring: %s\n",
+			strerror(-r));
+		return -1;
+	}
+	fds[nfds++] = chan[1];
+	fds[nfds++] = ring;
+	if (d->k->dma) {
+		d->ram_size = FZ_RAM_SIZE;
+		ram = dd_memfd("bulkhead-guest-ram", d->ram_size, NULL);
+		d->ram = ram < 0 ? MAP_FAILED :
+			 mmap(NULL, d->ram_size, PROT_READ | PROT_WRITE,
+			      MAP_SHARED, ram, 0);
+		if (d->ram == MAP_FAILED) {
+			fprintf(stderr, "devdrive: cannot make guest RAM\n");
+			return -1;
+		}
+		fds[nfds++] = ram;
+		init.has_ram = true;
+	}
+	if (d->k->console) {
+		if (pipe2(in, O_CLOEXEC) < 0 ||
+		    (out = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+			fprintf(stderr, "devdrive: cannot make the console: %s\n",
+				strerror(errno));
+			return -1;
+		}
+		fcntl(in[1], F_SETFL, O_NONBLOCK);
+		d->console_in = in[1];
+		fds[nfds++] = in[0];
+		fds[nfds++] = out;
+		init.nbackend_fds = 2;
+	}
+	if (d->k->disk) {
+		uint8_t *pattern = malloc(cfg->disk_size);
+
+		if (!pattern)
+			return -1;
+		for (uint64_t i = 0; i < cfg->disk_size; i++)
+			pattern[i] = (uint8_t)(i * 131 + (i >> 9));
+		disk = dd_memfd("bulkhead-disk", cfg->disk_size, pattern);
+		free(pattern);
+		if (disk < 0) {
+			fprintf(stderr, "devdrive: cannot make the disk\n");
+			return -1;
+		}
+		fds[nfds++] = disk;
+		init.nbackend_fds = 1;
+		init.readonly = cfg->readonly;
+		init.serial = "devdrive-disk";
+	}
+	init.kind = (char *)d->k->kind;
+	init.instance = 0;
+
+	r = brk_spawn(d->binary, boot[1], label, &d->child, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "devdrive: %s\n", err);
+		return -1;
+	}
+	ipc_chan_init(&bc, boot[0], label);
+	r = ipc_send_pb(&bc, MSG_DEV_INIT, &init.base, fds, (unsigned)nfds);
+	ipc_chan_close(&bc);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	close(boot[1]);
+	ipc_chan_init(&d->chan, chan[0], label);
+	if (r < 0) {
+		fprintf(stderr, "devdrive: cannot send DevInit: %s\n",
+			strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait for a frame on the channel; -ETIMEDOUT, or ipc_recv's result. */
+static int dd_recv(struct dd *d)
+{
+	struct pollfd p = { .fd = d->chan.fd, .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&p, 1, DD_ANSWER_MS);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ETIMEDOUT;
+	return ipc_recv(&d->chan, d->msg);
+}
+
+/* Answer DevRegister as the worker does: one eventfd per IRQ line, one
+ * more per level line (resample), one per doorbell. */
+static int dd_register(struct dd *d)
+{
+	DevRegistered ok = DEV_REGISTERED__INIT;
+	DevRegister *reg;
+	int fds[DD_MAX_REGISTER_FDS];
+	unsigned nfds = 0;
+	int r;
+
+	r = dd_recv(d);
+	if (r < 0)
+		return r;
+	if (d->msg->type != MSG_DEV_REGISTER ||
+	    !(reg = ipc_msg_unpack(d->msg, &dev_register__descriptor))) {
+		ipc_msg_close_fds(d->msg);
+		fprintf(stderr, "devdrive: expected DevRegister, got type "
+			"0x%04x\n", d->msg->type);
+		return -EPROTO;
+	}
+	ipc_msg_close_fds(d->msg);
+	d->nregions = reg->n_regions < DEV_MAX_REGIONS ?
+		      (unsigned)reg->n_regions : DEV_MAX_REGIONS;
+	for (unsigned i = 0; i < d->nregions; i++) {
+		d->regions[i].space = reg->regions[i]->space;
+		d->regions[i].base = reg->regions[i]->addr;
+		d->regions[i].len = reg->regions[i]->len;
+	}
+	for (size_t i = 0; i < reg->n_irqs && nfds < DD_MAX_REGISTER_FDS; i++) {
+		fds[nfds++] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (i < reg->n_irq_flags && (reg->irq_flags[i] & 1) &&
+		    nfds < DD_MAX_REGISTER_FDS)
+			fds[nfds++] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	}
+	d->nirqfds = nfds;
+	for (size_t i = 0; i < reg->n_doorbells && i < DEV_MAX_DOORBELLS &&
+			   nfds < DD_MAX_REGISTER_FDS; i++) {
+		fds[nfds] = eventfd(0, EFD_CLOEXEC);
+		d->doorbells[d->ndoorbells++] = fds[nfds++];
+	}
+	ok.nirqfds = (uint32_t)reg->n_irqs;
+	ok.ndoorbells = d->ndoorbells;
+	dev_register__free_unpacked(reg, NULL);
+	for (unsigned i = 0; i < nfds; i++) {
+		if (fds[i] < 0) {
+			fprintf(stderr, "devdrive: eventfd: %s\n",
+				strerror(errno));
+			return -1;
+		}
+	}
+	memcpy(d->irqfds, fds, sizeof(int) * d->nirqfds);
+	return ipc_send_pb(&d->chan, MSG_DEV_REGISTERED, &ok.base, fds, nfds);
+}
+
+/* A lifecycle notification, and its answer. */
+static int dd_notify(struct dd *d, DevNotify__Event ev)
+{
+	DevNotify n = DEV_NOTIFY__INIT;
+	int r;
+
+	n.event = ev;
+	n.seq = ++d->notify_seq;
+	r = ipc_send_pb(&d->chan, MSG_DEV_NOTIFY, &n.base, NULL, 0);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = dd_recv(d);
+		if (r < 0)
+			return r;
+		ipc_msg_close_fds(d->msg);
+		/* Exit, reset and power-off requests may come first. */
+		if (d->msg->type == MSG_DEV_NOTIFY_DONE)
+			return 0;
+	}
+}
+
+/* ---- playing the input ---------------------------------------------------- */
+
+static int dd_play_io(struct dd *d, const struct fz_op *op)
+{
+	const struct dd_region *rg;
+	struct ipc_access a = { 0 };
+
+	if (op->region >= d->nregions || d->regions[op->region].len == 0)
+		return 0;   /* the worker routes only what was registered */
+	rg = &d->regions[op->region];
+	a.space = (uint8_t)rg->space;
+	a.write = op->kind == FZ_OP_WRITE;
+	a.len = (uint8_t)op->len;
+	a.region = (uint8_t)op->region;
+	a.off = op->off % rg->len;
+	a.addr = rg->base + a.off;
+	a.data = a.write ? op->data : 0;
+	return ipc_ring_call(d->ring, 0, &a);
+}
+
+static void dd_play_tick(struct dd *d, uint64_t ns)
+{
+	struct timespec ts;
+
+	/* Device time is real time: a little of it passes, within bounds. */
+	if (ns > DD_MAX_SLEEP_NS)
+		ns = DD_MAX_SLEEP_NS;
+	if (d->slept_ns + ns > DD_MAX_TOTAL_SLEEP_NS)
+		return;
+	d->slept_ns += ns;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)ns;
+	nanosleep(&ts, NULL);
+}
+
+/* Drop what the device sent meanwhile (exit or reset requests), so that
+ * it never blocks on a full channel. */
+static void dd_drain(struct dd *d)
+{
+	struct pollfd p = { .fd = d->chan.fd, .events = POLLIN };
+
+	while (d->chan.fd >= 0 && poll(&p, 1, 0) > 0 &&
+	       ipc_recv(&d->chan, d->msg) == 0)
+		ipc_msg_close_fds(d->msg);
+}
+
+static int dd_play(struct dd *d, const uint8_t *data, size_t size)
+{
+	static const DevNotify__Event lc[] = {
+		DEV_NOTIFY__EVENT__POWER_ON, DEV_NOTIFY__EVENT__SUSPEND,
+		DEV_NOTIFY__EVENT__RESUME, DEV_NOTIFY__EVENT__POWER_OFF,
+	};
+	struct fz_in in;
+	struct fz_op op;
+	int r = 0;
+
+	fz_in_init(&in, data, size);
+	(void)fz_u8(&in);   /* the configuration byte, used at set-up */
+	while (r >= 0 && !atomic_load(&d->child_gone) &&
+	       fz_op_next(&in, &op)) {
+		uint64_t one = 1;
+
+		d->op_index++;
+		fz_op_describe(&op, d->op_text, sizeof(d->op_text));
+		if (d->verbose)
+			fprintf(stderr, "devdrive: %4u %s\n", d->op_index,
+				d->op_text);
+		switch (op.kind) {
+		case FZ_OP_READ:
+		case FZ_OP_WRITE:
+			r = dd_play_io(d, &op);
+			break;
+		case FZ_OP_TICK:
+			dd_play_tick(d, op.ns);
+			break;
+		case FZ_OP_MEM:
+			if (d->ram && op.gpa < d->ram_size) {
+				size_t n = op.nbytes;
+
+				if (n > d->ram_size - op.gpa)
+					n = d->ram_size - (size_t)op.gpa;
+				memcpy(d->ram + op.gpa, op.bytes, n);
+			}
+			break;
+		case FZ_OP_INPUT:
+			/* What does not fit the pipe is lost, as on a line. */
+			if (d->console_in >= 0 && op.nbytes &&
+			    write(d->console_in, op.bytes, op.nbytes) < 0 &&
+			    errno != EAGAIN)
+				r = -errno;
+			break;
+		case FZ_OP_NOTIFY:
+			if (op.idx < d->ndoorbells &&
+			    write(d->doorbells[op.idx], &one, sizeof(one)) < 0)
+				r = -errno;
+			break;
+		case FZ_OP_RESET:
+			r = dd_notify(d, DEV_NOTIFY__EVENT__RESET);
+			break;
+		case FZ_OP_LIFECYCLE:
+			r = dd_notify(d, lc[op.idx & 3]);
+			break;
+		case FZ_OP_SAVE_LOAD:
+		case FZ_OP_LOAD:
+			/* Saved state does not travel to device processes yet
+			 * (DevSaveReq/DevLoad are not in the devhost's table). */
+			break;
+		}
+		dd_drain(d);
+	}
+	return r;
+}
+
+static void dd_print(const uint8_t *data, size_t size)
+{
+	struct fz_dev_cfg cfg;
+	struct fz_in in;
+	struct fz_op op;
+	char line[128];
+	unsigned n = 0;
+
+	fz_in_init(&in, data, size);
+	fz_dev_cfg_decode(fz_u8(&in), &cfg);
+	printf("config: %s disk of %llu bytes, wall clock +%lld s\n",
+	       cfg.readonly ? "read-only" : "writable",
+	       (unsigned long long)cfg.disk_size, (long long)cfg.wall_offset);
+	while (fz_op_next(&in, &op)) {
+		fz_op_describe(&op, line, sizeof(line));
+		printf("%4u %s\n", ++n, line);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "binary", required_argument, NULL, 'b' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "print", no_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct dd d = { .console_in = -1, .timeout_s = 10,
+			.chan = { .fd = -1 } };
+	DevDestruct dd = DEV_DESTRUCT__INIT;
+	struct fz_dev_cfg cfg;
+	bool print = false;
+	pthread_t watcher;
+	uint8_t *data = NULL;
+	size_t size = 0;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			d.binary = optarg;
+			break;
+		case 't':
+			d.timeout_s = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			print = true;
+			break;
+		case 'v':
+			d.verbose = true;
+			break;
+		case 'h':
+			dd_usage(stdout);
+			return 0;
+		default:
+			dd_usage(stderr);
+			return 1;
+		}
+	}
+	if (optind >= argc || argc - optind > 2) {
+		dd_usage(stderr);
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(dd_kinds) / sizeof(dd_kinds[0]); i++)
+		if (strcmp(argv[optind], dd_kinds[i].kind) == 0)
+			d.k = &dd_kinds[i];
+	if (!d.k) {
+		fprintf(stderr, "devdrive: unknown device kind '%s'\n",
+			argv[optind]);
+		dd_usage(stderr);
+		return 1;
+	}
+	if (!d.binary)
+		d.binary = d.k->binary;
+	r = dd_read_input(argc - optind == 2 ? argv[optind + 1] : NULL, &data,
+			  &size);
+	if (r < 0) {
+		fprintf(stderr, "devdrive: cannot read the input: %s\n",
+			strerror(-r));
+		return 1;
+	}
+	if (print) {
+		dd_print(data, size);
+		free(data);
+		return 0;
+	}
+	ipc_log_init("devdrive", d.verbose ? IPC_LOG_DEBUG : IPC_LOG_ERR);
+	signal(SIGPIPE, SIG_IGN);
+	fz_dev_cfg_decode(size ? data[0] : 0, &cfg);
+	d.msg = malloc(sizeof(*d.msg));
+	if (!d.msg)
+		return 1;
+	dd_self = &d;
+	signal(SIGALRM, dd_watchdog);
+	alarm(d.timeout_s);
+
+	if (dd_spawn(&d, &cfg) < 0)
+		return 1;
+	r = pthread_create(&watcher, NULL, dd_watch, &d);
+	if (r != 0) {
+		fprintf(stderr, "devdrive: cannot start a thread: %s\n",
+			strerror(r));
+		return 1;
+	}
+	r = dd_register(&d);
+	if (r == 0)
+		r = dd_notify(&d, DEV_NOTIFY__EVENT__POWER_ON);
+	if (r < 0 && !atomic_load(&d.child_gone))
+		fprintf(stderr, "devdrive: %s did not register and power on: "
+			"%s\n", d.binary, strerror(-r));
+	if (r == 0)
+		r = dd_play(&d, data, size);
+	/* Done (or it failed): tell it to go, as the worker does. */
+	if (!atomic_load(&d.child_gone))
+		ipc_send_pb(&d.chan, MSG_DEV_DESTRUCT, &dd.base, NULL, 0);
+	if (!dd_reap(&d, DD_ANSWER_MS)) {
+		fprintf(stderr, "devdrive: %s did not exit after DevDestruct\n",
+			d.binary);
+		kill(d.child.pid, SIGKILL);
+		dd_reap(&d, -1);
+		return 3;
+	}
+	alarm(0);
+	pthread_join(watcher, NULL);
+	dd_report(&d);   /* aborts on a crash */
+	if (r < 0) {
+		fprintf(stderr, "devdrive: the run failed: %s\n", strerror(-r));
+		return 2;
+	}
+	if (d.verbose)
+		fprintf(stderr, "devdrive: %u operations, the device exited "
+			"cleanly\n", d.op_index);
+	free(data);
+	free(d.msg);
+	return 0;
+}

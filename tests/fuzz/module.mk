@@ -1,0 +1,186 @@
+# tests/fuzz: fuzz harnesses for every parser of untrusted bytes and every
+# device core, their replay in `make check`, and `make fuzz`.
+#
+#   make fuzz [FUZZ_SECONDS=N] [FUZZ_ONLY="uart loader"]
+#       builds build/fuzz/<target> with clang and
+#       -fsanitize=fuzzer,address,undefined, runs each for N seconds
+#       (default 30) on tests/fuzz/corpus/<target> (new inputs go to
+#       build/fuzz/corpus/<target>), and prints executions per second,
+#       coverage and crashes per target; then the whole-process mode under
+#       afl-fuzz when AFL++ is installed (scripts/install-deps.sh fuzz).
+#   make check
+#       builds build/tests/fuzz-replay-<target> with $(CC) (and ASan/UBSan
+#       when it has them) and tests/integration/test_fuzz_replay.sh runs
+#       every stored input through it.
+#
+# A target is its harness tests/fuzz/fuzz-<target>.c plus the real code it
+# feeds, listed in fuzz_<target>_SRCS; every target also gets
+# FUZZ_COMMON_SRCS and the protobuf-c code.
+
+FUZZ_OUT := $(BUILD)/fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_ONLY ?=
+
+FUZZ_COMMON_SRCS := tests/fuzz/fuzzlib.c device-procs/devhost/dev.c $(ipc_SRCS)
+
+# ---- targets: a device core each, then the parsers ------------------------
+FUZZ_TARGETS += uart
+fuzz_uart_SRCS := device-procs/uart/uart.c
+FUZZ_TARGETS += debugexit
+fuzz_debugexit_SRCS := device-procs/debugexit/debugexit.c
+FUZZ_TARGETS += null
+fuzz_null_SRCS := device-procs/null/null.c
+FUZZ_TARGETS += rtc
+fuzz_rtc_SRCS := device-procs/rtc/rtc.c
+FUZZ_TARGETS += i8042
+fuzz_i8042_SRCS := device-procs/i8042/i8042.c
+FUZZ_TARGETS += virtio-blk
+fuzz_virtio-blk_SRCS := device-procs/virtio/virtio_mmio.c \
+	device-procs/virtio-blk/vblk.c
+FUZZ_TARGETS += virtio-rng
+fuzz_virtio-rng_SRCS := device-procs/virtio/virtio_mmio.c \
+	device-procs/virtio-rng/vrng.c
+
+FUZZ_TARGETS += ipc-frame
+fuzz_ipc-frame_SRCS := tests/fuzz/fz-ipc.c
+FUZZ_TARGETS += loader
+fuzz_loader_SRCS := tests/fuzz/fz-loader.c emt-worker/loader.c
+FUZZ_TARGETS += ssm
+fuzz_ssm_SRCS := tests/fuzz/fz-ssm.c emt-worker/ssm.c
+
+# The dispatch tables of each process (tests/fuzz/tap-*.c compile the
+# process's source, whose tables are static).
+FUZZ_TARGETS += dispatch-devhost
+fuzz_dispatch-devhost_SRCS := tests/fuzz/tap-devhost.c \
+	device-procs/uart/uart.c device-procs/debugexit/debugexit.c \
+	device-procs/virtio/virtio_mmio.c device-procs/virtio-blk/vblk.c \
+	$(sbx_SRCS)
+FUZZ_TARGETS += dispatch-broker
+fuzz_dispatch-broker_SRCS := tests/fuzz/fz-brkvm.c $(broker_lib_SRCS) \
+	$(kdriver_SRCS)
+# The control protocol: bulkheadd without /dev/kvm (the tap's kd stubs
+# stand in for kdriver/kd.c).
+FUZZ_TARGETS += control
+fuzz_control_SRCS := tests/fuzz/tap-daemon.c \
+	$(filter-out broker/daemon.c,$(brokerd_SRCS)) $(broker_lib_SRCS)
+FUZZ_TARGETS += dispatch-worker
+fuzz_dispatch-worker_SRCS := tests/fuzz/tap-worker.c \
+	$(filter-out emt-worker/main.c,$(worker_main_SRCS)) \
+	$(worker_lib_SRCS) $(kdriver_SRCS)
+
+# ---- building: libFuzzer (clang) and replay ($(CC)) -------------------------
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer \
+	$(filter-out -Werror,$(WARN)) -D_GNU_SOURCE -pthread -MD -MP \
+	-I. -I$(BUILD)/proto $(PKG_CFLAGS) $(FUZZ_SAN)
+
+# The replay carries AddressSanitizer and UBSan when $(CC) can build with
+# them (gcc and clang on Debian can); `make FUZZ_REPLAY_SAN=` turns that off.
+FUZZ_REPLAY_SAN := $(shell printf 'int main(void){return 0;}\n' | \
+	$(CC) -fsanitize=address,undefined -x c - -o /dev/null 2>/dev/null && \
+	echo "-fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer")
+FUZZ_REPLAY_OUT := $(BUILD)/fuzz-replay
+
+fuzz_srcs = tests/fuzz/fuzz-$(1).c $(fuzz_$(1)_SRCS) $(FUZZ_COMMON_SRCS) \
+	$(PROTO_C)
+fuzz_objs = $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(sort $(call fuzz_srcs,$(1))))
+fuzz_replay_objs = $(patsubst %.c,$(FUZZ_REPLAY_OUT)/obj/%.o,\
+	$(sort tests/fuzz/replay.c $(call fuzz_srcs,$(1))))
+
+# clang, libFuzzer and AFL++ are installed on first use (install-deps.sh
+# fuzz), not by make all or make check.
+FUZZ_DEPS_STAMP := $(BUILD)/.deps-fuzz
+$(FUZZ_DEPS_STAMP): scripts/install-deps.sh
+	$(Q)mkdir -p $(BUILD)
+	$(Q)sh scripts/install-deps.sh fuzz
+	$(Q)touch $@
+
+# Coverage feedback comes from the real code (and the taps, which compile
+# it); the harnesses' own helpers only slow each run down with it.
+FUZZ_COV := -fsanitize=fuzzer-no-link
+$(FUZZ_OUT)/obj/tests/fuzz/fuzzlib.o $(FUZZ_OUT)/obj/tests/fuzz/fz-%.o: FUZZ_COV :=
+
+$(FUZZ_OUT)/obj/%.o: %.c $(DEPS_STAMP) | $(PROTO_H) $(FUZZ_DEPS_STAMP)
+	$(call msg,FUZZCC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_COV) $(if $(findstring .pb-c.,$<),-Wno-missing-prototypes) -c -o $@ $<
+
+$(FUZZ_REPLAY_OUT)/obj/%.o: %.c $(DEPS_STAMP) | $(PROTO_H)
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(FUZZ_REPLAY_SAN) $(if $(findstring .pb-c.,$<),-Wno-missing-prototypes) -c -o $@ $<
+
+define fuzz_target
+$(FUZZ_OUT)/$(1): $(call fuzz_objs,$(1))
+	$$(call msg,LD,$$@)
+	$$(Q)$$(FUZZ_CC) -fsanitize=fuzzer $$(FUZZ_SAN) -o $$@ $$^ $$(LDLIBS_COMMON)
+
+$(BUILD)/tests/fuzz-replay-$(1): $(call fuzz_replay_objs,$(1))
+	$$(call msg,LD,$$@)
+	$$(Q)mkdir -p $$(dir $$@)
+	$$(Q)$$(CC) $$(LDFLAGS) $$(FUZZ_REPLAY_SAN) -o $$@ $$^ $$(LDLIBS_COMMON)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
+
+FUZZ_BINS := $(patsubst %,$(FUZZ_OUT)/%,$(FUZZ_TARGETS))
+FUZZ_REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz-replay-%,$(FUZZ_TARGETS))
+TEST_BINS += $(FUZZ_REPLAY_BINS)
+
+# ---- the whole-process mode -------------------------------------------------
+# bulkhead-devdrive runs one real device binary under its real sandbox and
+# plays an input file (or afl-fuzz's) against it. It sits beside the device
+# binaries, where brk_spawn looks for them.
+DEVDRIVE := $(BUILD)/bin/bulkhead-devdrive
+devdrive_SRCS := tests/fuzz/devdrive.c tests/fuzz/fuzzlib.c broker/spawn.c \
+	device-procs/devhost/dev.c $(ipc_SRCS)
+$(DEVDRIVE): $(call obj,$(devdrive_SRCS)) $(PROTO_OBJS)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+all: $(DEVDRIVE)
+
+# Test-only, in build/tests/bin (never installed): a UART binary with a
+# planted bug (tests/fuzz/seeded-uart.c, -DBULKHEAD_SEEDED_BUG) and a
+# devdrive beside it, to show that the whole-process mode finds it.
+SEEDED_UART := $(TEST_BIN)/bulkhead-dev-uart-seeded
+SEEDED_UART_OBJ := $(BUILD)/obj/tests/fuzz/seeded-uart.o
+$(SEEDED_UART_OBJ): tests/fuzz/seeded-uart.c $(DEPS_STAMP) | $(PROTO_H)
+	$(call msg,CC,$< -DBULKHEAD_SEEDED_BUG)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -DBULKHEAD_SEEDED_BUG -c -o $@ $<
+$(SEEDED_UART): $(SEEDED_UART_OBJ) $(call obj,$(devhost_SRCS)) \
+		$(call obj,$(ipc_SRCS)) $(PROTO_OBJS)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+$(TEST_BIN)/bulkhead-devdrive: $(DEVDRIVE)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)cp -f $< $@
+TEST_BINS += $(DEVDRIVE) $(SEEDED_UART) $(TEST_BIN)/bulkhead-devdrive
+
+# ---- seeds ------------------------------------------------------------------
+# tests/fuzz/corpus/<target>/seed-* come from tests/fuzz/mkseeds.c; run
+# `make fuzz-seeds` after changing an input format (and commit the result).
+FUZZ_MKSEEDS := $(BUILD)/tests/fuzz-mkseeds
+$(FUZZ_MKSEEDS): $(call obj,tests/fuzz/mkseeds.c emt-worker/ssm.c) $(PROTO_OBJS)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+fuzz-seeds: $(FUZZ_MKSEEDS) $(GUESTS)
+	$(Q)$(FUZZ_MKSEEDS) tests/fuzz/corpus $(BUILD)/guests
+
+FUZZ_RUN := $(if $(FUZZ_ONLY),$(filter $(FUZZ_ONLY),$(FUZZ_TARGETS)),$(FUZZ_TARGETS))
+
+fuzz: $(patsubst %,$(FUZZ_OUT)/%,$(FUZZ_RUN)) $(TEST_BIN)/bulkhead-devdrive \
+		$(SEEDED_UART) $(TEST_BIN)/bulkhead-dev-uart \
+		$(TEST_BIN)/bulkhead-dev-virtio-blk
+	$(Q)sh tests/fuzz/run-fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_RUN)
+
+fuzz-build: $(FUZZ_BINS)
+fuzz-replay: $(FUZZ_REPLAY_BINS)
+
+.PHONY: fuzz fuzz-build fuzz-replay fuzz-seeds
+
+-include $(shell find $(FUZZ_OUT)/obj $(FUZZ_REPLAY_OUT)/obj -name '*.d' 2>/dev/null)
