@@ -391,13 +391,16 @@ static void *emt_thread(void *arg)
 	sigaddset(&set, EMT_POKE_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	for (;;) {
+		/* Read before looking at the state: a change after this
+		 * point wakes the wait below instead of being missed. */
+		unsigned gen = vm_sync_wake_gen(&vm->sync);
 		int r;
 
 		vm_emt_service(&vm->sync, id, false);
 		if (vm_sync_terminating(&vm->sync))
 			break;
 		if (!atomic_load(&vm->guest_runs) || !may_run) {
-			vm_emt_wait(&vm->sync, id, -1);
+			vm_emt_wait(&vm->sync, id, gen, -1);
 			/* A new state (reset, resume) gives another chance. */
 			may_run = true;
 			continue;
@@ -425,7 +428,7 @@ static void *emt_thread(void *arg)
 					      memory_order_relaxed) &&
 			 !vm_sync_work_hint(&vm->sync, &c->seen_work));
 		if (!may_run)
-			vm_emt_wait(&vm->sync, id, -1);
+			vm_emt_wait(&vm->sync, id, gen, -1);
 	}
 	return NULL;
 }

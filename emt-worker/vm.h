@@ -174,9 +174,14 @@ int vm_rendezvous(struct vm_sync *s, unsigned flags, vm_req_fn fn, void *arg);
  * priority ones when priority_only). Never blocks for long.
  */
 void vm_emt_service(struct vm_sync *s, unsigned cpu, bool priority_only);
-/* EMT side: sleep until there is something to serve (or terminating), or
- * until timeout_ms passes (-1: no timeout). */
-void vm_emt_wait(struct vm_sync *s, unsigned cpu, int timeout_ms);
+/*
+ * EMT side: sleep until there is something to serve, a wake-up after
+ * `seen` (the vm_sync_wake_gen() value read BEFORE deciding to sleep, so
+ * that a wake-up in between is not lost), termination, or until timeout_ms
+ * passes (-1: no timeout).
+ */
+void vm_emt_wait(struct vm_sync *s, unsigned cpu, unsigned seen, int timeout_ms);
+unsigned vm_sync_wake_gen(struct vm_sync *s);
 /* Wake every waiting EMT (after a state change, for example). */
 void vm_sync_wake_all(struct vm_sync *s);
 /* Make every EMT leave: waits end, new requests fail with -ESHUTDOWN. */

@@ -402,9 +402,18 @@ void vm_emt_service(struct vm_sync *s, unsigned cpu, bool priority_only)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void vm_emt_wait(struct vm_sync *s, unsigned cpu, int timeout_ms)
+unsigned vm_sync_wake_gen(struct vm_sync *s)
 {
-	unsigned gen;
+	unsigned g;
+
+	pthread_mutex_lock(&s->lock);
+	g = s->wake_gen;
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+void vm_emt_wait(struct vm_sync *s, unsigned cpu, unsigned gen, int timeout_ms)
+{
 	struct timespec dl;
 
 	clock_gettime(CLOCK_MONOTONIC, &dl);
@@ -417,7 +426,6 @@ void vm_emt_wait(struct vm_sync *s, unsigned cpu, int timeout_ms)
 		}
 	}
 	pthread_mutex_lock(&s->lock);
-	gen = s->wake_gen;
 	while (!s->terminating && gen == s->wake_gen &&
 	       !vm_has_work_locked(s, cpu)) {
 		if (timeout_ms < 0) {

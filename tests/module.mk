@@ -3,3 +3,4 @@ include tests/guests/module.mk
 include tests/unit/module.mk
 include tests/tools/module.mk
 include tests/fuzz/module.mk
+include tests/integration/module.mk

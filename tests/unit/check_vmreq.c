@@ -38,8 +38,10 @@ static void *fake_emt(void *arg)
 
 	vm_sync_emt_register(cpu);
 	while (!atomic_load(&fx.stop)) {
+		unsigned gen = vm_sync_wake_gen(&fx.s);
+
 		vm_emt_service(&fx.s, cpu, false);
-		vm_emt_wait(&fx.s, cpu, 20);
+		vm_emt_wait(&fx.s, cpu, gen, 20);
 	}
 	return NULL;
 }
