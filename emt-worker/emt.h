@@ -267,6 +267,8 @@ int emt_poke_init(void);
  */
 int emt_vm_power_on(struct emt_vm *vm, char *err, size_t errlen);
 int emt_vm_suspend(struct emt_vm *vm, char *err, size_t errlen);
+/* Live save's final suspend: RUNNING_LS -> SUSPENDING_LS -> SUSPENDED_LS. */
+int emt_vm_suspend_ls(struct emt_vm *vm, char *err, size_t errlen);
 int emt_vm_resume(struct emt_vm *vm, char *err, size_t errlen);
 int emt_vm_reset(struct emt_vm *vm, char *err, size_t errlen);
 int emt_vm_power_off(struct emt_vm *vm, char *err, size_t errlen);
@@ -309,12 +311,18 @@ struct emt_save_result {
 
 #define EMT_SAVE_KEEP_RUNNING 0x1u
 #define EMT_SAVE_LIVE 0x2u
+/* After a successful save leave the VM SUSPENDED (the broker decides). */
+#define EMT_SAVE_STAY_SUSPENDED 0x4u
 
 /*
  * Save the VM to fd (a pipe): suspend it if it runs, SAVING, every unit
+ * (with EMT_SAVE_LIVE: RAM first copied in passes while the guest runs, by
+ * KVM dirty logging plus the pages device DMA touched, until what is left
+ * fits max_downtime_ms; then the final pass with the guest stopped).
+ * Not on an EMT: a live save must leave every vCPU running.
  * (vCPUs, irqchip, PIT, clock, RAM, boot image, each device's unit fetched
  * over its channel), then resume it (EMT_SAVE_KEEP_RUNNING) or power it
- * off. On an EMT. Returns 0 or a negative errno with the reason in err.
+ * off. Returns 0 or a negative errno with the reason in err.
  */
 int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
 		unsigned max_downtime_ms, struct emt_save_result *res,

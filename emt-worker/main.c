@@ -39,6 +39,8 @@ struct wk {
 	struct ipc_msg *msg;
 	WorkerInit *init;
 	int kvm_fd, ram_fd, image_fd, initrd_fd, stream_fd;
+	pthread_mutex_t save_lock;
+	bool saving;                  /* a saver thread runs */
 	int dev_chan_fd[EMT_MAX_DEVICES];
 	int dev_ring_fd[EMT_MAX_DEVICES];
 	const char *image_kind;
@@ -657,7 +659,8 @@ struct wk_save {
 	unsigned max_downtime_ms;
 };
 
-static int wk_save_run(unsigned cpu, void *arg)
+/* The saver thread: not an EMT, so a live save leaves every vCPU running. */
+static void *wk_save_run(void *arg)
 {
 	struct wk_save *sv = arg;
 	VmSaveReply rep = VM_SAVE_REPLY__INIT;
@@ -665,7 +668,6 @@ static int wk_save_run(unsigned cpu, void *arg)
 	char err[256];
 	int r;
 
-	(void)cpu;
 	r = emt_vm_save(sv->w->vm, sv->fd, sv->flags, sv->max_downtime_ms, &res,
 			err, sizeof(err));
 	close(sv->fd);  /* the broker sees the end of the stream */
@@ -679,8 +681,11 @@ static int wk_save_run(unsigned cpu, void *arg)
 	rep.state = (char *)vm_state_name(vm_sm_get(&sv->w->vm->sm));
 	if (ipc_send_pb(&sv->w->broker, MSG_VM_SAVE_REPLY, &rep.base, NULL, 0) < 0)
 		LOG_WARN("cannot answer the broker's save request");
+	pthread_mutex_lock(&sv->w->save_lock);
+	sv->w->saving = false;
+	pthread_mutex_unlock(&sv->w->save_lock);
 	free(sv);
-	return r;
+	return NULL;
 }
 
 static int wk_on_save(void *ctx, struct ipc_msg *m)
@@ -704,12 +709,31 @@ static int wk_on_save(void *ctx, struct ipc_msg *m)
 	sv->seq = req->seq;
 	sv->fd = ipc_msg_take_fd(m, 0);
 	sv->flags = (req->keep_running ? EMT_SAVE_KEEP_RUNNING : 0) |
-		    (req->live ? EMT_SAVE_LIVE : 0);
-	sv->max_downtime_ms = req->max_downtime_ms;
+		    (req->live ? EMT_SAVE_LIVE : 0) |
+		    (req->stay_suspended ? EMT_SAVE_STAY_SUSPENDED : 0);
+	sv->max_downtime_ms = req->max_downtime_ms ? req->max_downtime_ms : 250;
 	vm_save__free_unpacked(req, NULL);
-	r = vm_req_call(&w->vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
-			wk_save_run, sv, NULL);
+	pthread_mutex_lock(&w->save_lock);
+	r = w->saving ? -EBUSY : 0;
+	if (r == 0) {
+		pthread_attr_t a;
+		pthread_t t;
+
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		r = -pthread_create(&t, &a, wk_save_run, sv);
+		pthread_attr_destroy(&a);
+		w->saving = r == 0;
+	}
+	pthread_mutex_unlock(&w->save_lock);
 	if (r < 0) {
+		VmSaveReply rep = VM_SAVE_REPLY__INIT;
+
+		rep.seq = sv->seq;
+		rep.status = r;
+		rep.message = r == -EBUSY ? "a save is already in progress" :
+			      "cannot start saving";
+		ipc_send_pb(&w->broker, MSG_VM_SAVE_REPLY, &rep.base, NULL, 0);
 		close(sv->fd);
 		free(sv);
 	}
@@ -1173,6 +1197,7 @@ int main(int argc, char **argv)
 	if (!w.msg || !vm || emt_poke_init() < 0)
 		return 1;
 	w.vm = vm;
+	pthread_mutex_init(&w.save_lock, NULL);
 	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->wake_fd < 0)
 		return 1;
@@ -1193,8 +1218,9 @@ int main(int argc, char **argv)
 		wk_send_exit(&w);
 		return 0;
 	}
-	/* Tasks: main thread, EMTs, and KVM's NX huge page recovery thread. */
-	sbx_restrict("worker-run", vm->ncpus + 2);
+	/* Tasks: main thread, EMTs, the saver thread and KVM's NX huge page
+	 * recovery thread. */
+	sbx_restrict("worker-run", vm->ncpus + 3);
 	ready.vcpus = vm->ncpus;
 	ready.image_kind = (char *)w.image_kind;
 	r = ipc_send_pb(&w.broker, MSG_WORKER_READY, &ready.base, NULL, 0);

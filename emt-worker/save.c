@@ -190,46 +190,93 @@ static int save_unit_platform(struct emt_vm *vm, struct ssm_writer *w)
 	return r;
 }
 
-/* All of guest RAM as one run (a live save writes several passes). */
-static int save_unit_ram(struct emt_vm *vm, struct ssm_writer *w,
-			 uint64_t *pages)
+static bool save_bit(const uint64_t *bm, uint64_t p)
 {
-	uint64_t n = vm->ram_size / SAVE_PAGE;
-	int r = ssm_unit_begin(w, "ram", 0, SAVE_UNIT_VERSION, SSM_PASS_FINAL);
+	return (bm[p / 64] >> (p % 64)) & 1;
+}
 
-	if (r < 0)
-		return r;
-	ssm_put_u64(w, 0);
-	ssm_put_u32(w, (uint32_t)n);
-	for (uint64_t p = 0; p < n && r == 0; p++)
-		r = ssm_put_page(w, vm->ram + p * SAVE_PAGE);
+/*
+ * One pass of unit "ram": the pages set in bm (all of them when bm is
+ * NULL), as runs of consecutive pages.
+ */
+static int save_ram_pass(struct emt_vm *vm, struct ssm_writer *w,
+			 uint32_t pass, const uint64_t *bm, uint64_t *pages)
+{
+	uint64_t n = vm->ram_size / SAVE_PAGE, p = 0;
+	int r = ssm_unit_begin(w, "ram", 0, SAVE_UNIT_VERSION, pass);
+
+	while (r == 0 && p < n) {
+		uint64_t first, count;
+
+		if (bm && !save_bit(bm, p)) {
+			p++;
+			continue;
+		}
+		first = p;
+		while (p < n && (!bm || save_bit(bm, p)) && p - first < UINT32_MAX)
+			p++;
+		count = p - first;
+		ssm_put_u64(w, first);
+		r = ssm_put_u32(w, (uint32_t)count);
+		for (uint64_t k = 0; r == 0 && k < count; k++)
+			r = ssm_put_page(w, vm->ram + (first + k) * SAVE_PAGE);
+		*pages += count;
+	}
 	if (r < 0)
 		return r;
 	ssm_put_u64(w, 0);
 	ssm_put_u32(w, 0);  /* end of runs */
-	*pages += n;
 	return ssm_unit_end(w);
 }
 
-static int save_unit_device(struct emt_vm *vm, struct emt_dev *d,
-			    struct ssm_writer *w, char *err, size_t errlen)
+/* Ask a device for its state (and, dirty = 2, the pages it wrote). */
+static int save_fetch_device(struct emt_vm *vm, struct emt_dev *d,
+			     uint32_t dirty, DevStateData **out, char *err,
+			     size_t errlen)
 {
 	DevSaveReq req = DEV_SAVE_REQ__INIT;
-	DevStateData *st = NULL;
 	int r;
 
+	req.dirty = dirty;
 	r = emt_dev_call(vm, d, MSG_DEV_SAVE, &req.base, MSG_DEV_SAVE_DATA,
-			 SAVE_DEV_TIMEOUT_MS, &st);
-	if (r == 0 && st->status < 0)
-		r = st->status;
-	if (r == 0 && st->state.len > SAVE_MAX_DEV_STATE)
+			 SAVE_DEV_TIMEOUT_MS, out);
+	if (r == 0 && (*out)->status < 0)
+		r = (*out)->status;
+	if (r == 0 && (*out)->state.len > SAVE_MAX_DEV_STATE)
 		r = -E2BIG;
 	if (r < 0) {
 		snprintf(err, errlen, "device %s could not save its state: %s",
 			 d->label, strerror(-r));
-		goto out;
+		if (*out)
+			dev_state_data__free_unpacked(*out, NULL);
+		*out = NULL;
 	}
-	r = ssm_unit_begin(w, d->kind, d->instance, st->version, SSM_PASS_FINAL);
+	return r;
+}
+
+/* Fold a device's reported DMA pages into bm (false: it wrote too many). */
+static bool save_add_dirty_runs(struct emt_vm *vm, const DevStateData *st,
+				uint64_t *bm)
+{
+	uint64_t n = vm->ram_size / SAVE_PAGE;
+
+	if (st->dirty_all)
+		return false;
+	for (size_t i = 0; i + 1 < st->n_dirty_runs; i += 2) {
+		uint64_t first = st->dirty_runs[i], count = st->dirty_runs[i + 1];
+
+		for (uint64_t p = first; p < n && p - first < count; p++)
+			bm[p / 64] |= 1ull << (p % 64);
+	}
+	return true;
+}
+
+static int save_unit_device(struct emt_dev *d, const DevStateData *st,
+			    struct ssm_writer *w)
+{
+	int r = ssm_unit_begin(w, d->kind, d->instance, st->version,
+			       SSM_PASS_FINAL);
+
 	if (r == 0)
 		r = ssm_put_u64(w, st->clock_ns);
 	if (r == 0)
@@ -238,9 +285,6 @@ static int save_unit_device(struct emt_vm *vm, struct emt_dev *d,
 		r = ssm_put_bytes(w, st->state.data, st->state.len);
 	if (r == 0)
 		r = ssm_unit_end(w);
-out:
-	if (st)
-		dev_state_data__free_unpacked(st, NULL);
 	return r;
 }
 
@@ -252,83 +296,230 @@ static uint64_t save_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The stream itself, with the VM in SAVING. */
-static int save_stream(struct emt_vm *vm, int fd, struct emt_save_result *res,
-		       char *err, size_t errlen)
+/* What a save carries between its steps. */
+struct save_run {
+	struct emt_vm *vm;
+	struct save_sink sink;
+	struct ssm_writer *w;
+	uint64_t *dirty;             /* live: pages to send in the next pass */
+	size_t words;
+	DevStateData *dev[EMT_MAX_DEVICES];
+	struct emt_save_result *res;
+	char *err;
+	size_t errlen;
+};
+
+static int save_fail(struct save_run *sr, int r, const char *what)
 {
-	struct save_sink sink = { .fd = fd };
-	struct ssm_sink s = { save_write, &sink };
-	struct ssm_writer *w = NULL;
+	if (!sr->err[0])
+		snprintf(sr->err, sr->errlen, "cannot save the VM (%s): %s%s%s",
+			 what, strerror(-r),
+			 sr->w && ssm_writer_error(sr->w)[0] ? ": " : "",
+			 sr->w ? ssm_writer_error(sr->w) : "");
+	return r;
+}
+
+/*
+ * The units written with the VM in SAVING: vCPUs, platform, the last RAM
+ * pass (everything, or for a live save what is still dirty), devices.
+ */
+static int save_final(struct save_run *sr, bool live)
+{
+	struct emt_vm *vm = sr->vm;
 	struct save_cpu *cpu = malloc(sizeof(*cpu));
-	int r;
+	bool all = !live;
+	int r = 0;
 
 	if (!cpu)
 		return -ENOMEM;
-	r = ssm_writer_open(&s, 0, &w);
-	if (r == 0)
-		r = save_unit_vm(vm, w);
-	if (r == 0)
-		r = save_unit_boot(vm, w);
-	for (unsigned i = 0; r == 0 && i < vm->ncpus; i++)
-		r = save_unit_cpu(vm, i, w, cpu);
-	if (r == 0)
-		r = save_unit_platform(vm, w);
-	if (r == 0)
-		r = save_unit_ram(vm, w, &res->pages);
-	if (r < 0 && !err[0])
-		snprintf(err, errlen, "cannot save the VM: %s%s%s", strerror(-r),
-			 w && ssm_writer_error(w)[0] ? ": " : "",
-			 w ? ssm_writer_error(w) : "");
-	for (unsigned i = 0; r == 0 && i < vm->ndevs; i++)
-		r = save_unit_device(vm, &vm->devs[i], w, err, errlen);
-	if (r == 0) {
-		r = ssm_writer_close(w);
-		if (r < 0)
-			snprintf(err, errlen, "cannot finish the stream: %s",
-				 strerror(-r));
-	} else {
-		ssm_writer_close(w);
+	/* Devices first: a live save needs the pages their DMA wrote. */
+	for (unsigned i = 0; r == 0 && i < vm->ndevs; i++) {
+		r = save_fetch_device(vm, &vm->devs[i], live ? 2 : 0, &sr->dev[i],
+				      sr->err, sr->errlen);
+		if (r == 0 && live && !save_add_dirty_runs(vm, sr->dev[i],
+							   sr->dirty))
+			all = true;
 	}
-	res->bytes = sink.bytes;
-	res->passes = 1;
+	if (r == 0 && live) {
+		uint64_t *now = calloc(sr->words, 8);
+
+		r = now ? kd_vm_get_dirty_log(vm->kvm, 0, now) : -ENOMEM;
+		for (size_t k = 0; r == 0 && k < sr->words; k++)
+			sr->dirty[k] |= now[k];
+		free(now);
+		if (r < 0)
+			save_fail(sr, r, "dirty log");
+	}
+	if (r == 0) {
+		r = save_ram_pass(vm, sr->w, SSM_PASS_FINAL,
+				  all ? NULL : sr->dirty, &sr->res->pages);
+		sr->res->passes++;
+		if (r < 0)
+			save_fail(sr, r, "RAM");
+	}
+	for (unsigned i = 0; r == 0 && i < vm->ncpus; i++) {
+		r = save_unit_cpu(vm, i, sr->w, cpu);
+		if (r < 0)
+			save_fail(sr, r, "vCPU");
+	}
+	if (r == 0 && (r = save_unit_platform(vm, sr->w)) < 0)
+		save_fail(sr, r, "irqchip, PIT or clock");
+	for (unsigned i = 0; r == 0 && i < vm->ndevs; i++) {
+		r = save_unit_device(&vm->devs[i], sr->dev[i], sr->w);
+		if (r < 0)
+			save_fail(sr, r, vm->devs[i].label);
+	}
 	free(cpu);
 	return r;
+}
+
+static uint64_t save_popcount(const uint64_t *bm, size_t words)
+{
+	uint64_t n = 0;
+
+	for (size_t k = 0; k < words; k++)
+		n += (uint64_t)__builtin_popcountll(bm[k]);
+	return n;
+}
+
+#define SAVE_LIVE_MAX_PASSES 30
+
+/*
+ * The live part: RAM copied while the guest runs (RUNNING_LS), pass after
+ * pass of what it dirtied, until what is left fits the downtime budget at
+ * the rate the last pass achieved.
+ */
+static int save_live_passes(struct save_run *sr, unsigned max_downtime_ms)
+{
+	struct emt_vm *vm = sr->vm;
+	double pages_per_ms = 0;
+	int r;
+
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		DevStateData *st = NULL;
+
+		/* Devices that write guest RAM start recording what. */
+		r = save_fetch_device(vm, &vm->devs[i], 1, &st, sr->err,
+				      sr->errlen);
+		if (st)
+			dev_state_data__free_unpacked(st, NULL);
+		if (r < 0)
+			return r;
+	}
+	for (uint32_t pass = 0; pass < SAVE_LIVE_MAX_PASSES; pass++) {
+		uint64_t t0 = save_now_ms(), before = sr->res->pages, dirty;
+
+		if (pass > 0) {
+			r = kd_vm_get_dirty_log(vm->kvm, 0, sr->dirty);
+			if (r < 0)
+				return save_fail(sr, r, "dirty log");
+			dirty = save_popcount(sr->dirty, sr->words);
+			/* Small enough to send with the guest stopped? */
+			if (pages_per_ms > 0 &&
+			    (double)dirty / pages_per_ms <= max_downtime_ms / 2.0)
+				return 0;
+		}
+		r = save_ram_pass(vm, sr->w, pass, pass ? sr->dirty : NULL,
+				  &sr->res->pages);
+		if (r < 0)
+			return save_fail(sr, r, "RAM");
+		sr->res->passes++;
+		pages_per_ms = (double)(sr->res->pages - before) /
+			       (double)(save_now_ms() - t0 + 1);
+		memset(sr->dirty, 0, sr->words * 8);
+	}
+	/* Still too much: the final pass takes what is left. */
+	return kd_vm_get_dirty_log(vm->kvm, 0, sr->dirty);
 }
 
 int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
 		unsigned max_downtime_ms, struct emt_save_result *res,
 		char *err, size_t errlen)
 {
+	bool live = flags & EMT_SAVE_LIVE;
+	struct save_run sr = { .vm = vm, .sink = { .fd = fd }, .res = res,
+			       .err = err, .errlen = errlen };
+	struct ssm_sink sink = { save_write, &sr.sink };
 	enum vm_state s = vm_sm_get(&vm->sm);
-	bool was_running = s == VM_STATE_RUNNING;
-	uint64_t t0 = save_now_ms();
+	bool was_running = s == VM_STATE_RUNNING, logging = false;
+	uint64_t t_down = 0;
 	char e2[160];
 	int r;
 
-	(void)max_downtime_ms;
 	memset(res, 0, sizeof(*res));
 	err[0] = '\0';
-	if (flags & EMT_SAVE_LIVE) {
-		snprintf(err, errlen, "live save is not supported yet");
-		return -ENOTSUP;
+	if (live && !was_running) {
+		snprintf(err, errlen, "a live save needs a running VM (it is %s)",
+			 vm_state_name(s));
+		return -EPERM;
 	}
-	if (was_running) {
-		r = emt_vm_suspend(vm, err, errlen);
-		if (r < 0)
-			return r;
-	} else if (s != VM_STATE_SUSPENDED) {
+	if (!was_running && s != VM_STATE_SUSPENDED) {
 		snprintf(err, errlen, "cannot save a VM that is %s",
 			 vm_state_name(s));
 		return -EPERM;
 	}
-	r = vm_sm_set(&vm->sm, VM_STATE_SUSPENDED, VM_STATE_SAVING);
+	sr.words = (vm->ram_size / SAVE_PAGE + 63) / 64;
+	sr.dirty = calloc(sr.words, 8);
+	if (!sr.dirty)
+		return -ENOMEM;
+	r = ssm_writer_open(&sink, live ? SSM_F_LIVE_SAVE : 0, &sr.w);
+	if (r == 0)
+		r = save_unit_vm(vm, sr.w);
+	if (r == 0)
+		r = save_unit_boot(vm, sr.w);
 	if (r < 0) {
-		snprintf(err, errlen, "cannot start saving: %s", strerror(-r));
-		return r;
+		save_fail(&sr, r, "header");
+		goto out;
 	}
-	r = save_stream(vm, fd, res, err, errlen);
+
+	if (live) {
+		r = vm_sm_set(&vm->sm, VM_STATE_RUNNING, VM_STATE_RUNNING_LS);
+		if (r == 0) {
+			r = kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size,
+						   vm->ram, KVM_MEM_LOG_DIRTY_PAGES);
+			logging = r == 0;
+		}
+		if (r == 0)
+			r = kd_vm_get_dirty_log(vm->kvm, 0, sr.dirty);  /* reset */
+		if (r == 0)
+			r = save_live_passes(&sr, max_downtime_ms);
+		if (r < 0) {
+			save_fail(&sr, r, "live pass");
+			if (vm_sm_get(&vm->sm) == VM_STATE_RUNNING_LS)
+				vm_sm_set(&vm->sm, VM_STATE_RUNNING_LS,
+					  VM_STATE_RUNNING);
+			goto out;
+		}
+		t_down = save_now_ms();
+		r = emt_vm_suspend_ls(vm, err, errlen);
+		if (r == 0)
+			r = vm_sm_set(&vm->sm, VM_STATE_SUSPENDED_LS,
+				      VM_STATE_SAVING);
+	} else {
+		t_down = save_now_ms();
+		r = was_running ? emt_vm_suspend(vm, err, errlen) : 0;
+		if (r == 0)
+			r = vm_sm_set(&vm->sm, VM_STATE_SUSPENDED, VM_STATE_SAVING);
+	}
+	if (r < 0) {
+		save_fail(&sr, r, "suspend");
+		goto out;
+	}
+	r = save_final(&sr, live);
+	if (r == 0) {
+		r = ssm_writer_close(sr.w);
+		sr.w = NULL;
+		if (r < 0)
+			save_fail(&sr, r, "end of stream");
+	}
 	vm_sm_set(&vm->sm, VM_STATE_SAVING, VM_STATE_SUSPENDED);
-	if (r == 0 && !(flags & EMT_SAVE_KEEP_RUNNING)) {
+	if (logging) {
+		kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size, vm->ram, 0);
+		logging = false;
+	}
+	if (r == 0 && (flags & EMT_SAVE_STAY_SUSPENDED)) {
+		/* The broker powers it off or resumes it. */
+	} else if (r == 0 && !(flags & EMT_SAVE_KEEP_RUNNING)) {
 		/* The VM's state now lives in the stream: power it off. */
 		emt_vm_end(vm, EMT_END_POWER_OFF, 0, NULL,
 			   "saved and powered off");
@@ -337,7 +528,16 @@ int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
 		if (emt_vm_resume(vm, e2, sizeof(e2)) < 0)
 			LOG_WARN("after saving: %s", e2);
 	}
-	res->downtime_ms = (uint32_t)(save_now_ms() - t0);
+	res->downtime_ms = (uint32_t)(save_now_ms() - t_down);
+out:
+	if (logging)
+		kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size, vm->ram, 0);
+	ssm_writer_close(sr.w);
+	res->bytes = sr.sink.bytes;
+	for (unsigned i = 0; i < EMT_MAX_DEVICES; i++)
+		if (sr.dev[i])
+			dev_state_data__free_unpacked(sr.dev[i], NULL);
+	free(sr.dirty);
 	return r;
 }
 
@@ -596,8 +796,14 @@ static int load_one_unit(struct load_ctx *x)
 	bool *seen = NULL;
 	int r;
 
-	if (x->u.pass != SSM_PASS_FINAL)
-		return load_fail(x, "a live-save pass; only final passes load");
+	if (x->u.pass != SSM_PASS_FINAL && strcmp(n, "ram") != 0)
+		return load_fail(x, "pass %u of a unit saved only once", x->u.pass);
+	if (x->u.pass != SSM_PASS_FINAL) {
+		/* A live save's earlier RAM pass: later passes overwrite it. */
+		if (!x->seen_vm || x->seen_ram)
+			return load_fail(x, "a RAM pass out of order");
+		return load_unit_ram(x);
+	}
 	if (x->u.version != SAVE_UNIT_VERSION && (strcmp(n, "vm") == 0 ||
 	    strcmp(n, "boot") == 0 || strcmp(n, "cpu") == 0 ||
 	    strcmp(n, "irqchip") == 0 || strcmp(n, "pit") == 0 ||

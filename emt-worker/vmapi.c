@@ -334,6 +334,18 @@ int emt_vm_suspend(struct emt_vm *vm, char *err, size_t errlen)
 	return emt_op_run(&op, "suspend", err, errlen);
 }
 
+/* The suspend at the end of a live save: RUNNING_LS -> SUSPENDED_LS. */
+int emt_vm_suspend_ls(struct emt_vm *vm, char *err, size_t errlen)
+{
+	struct emt_op op = {
+		.vm = vm, .from = { VM_STATE_RUNNING_LS }, .nfrom = 1,
+		.during = VM_STATE_SUSPENDING_LS, .to = VM_STATE_SUSPENDED_LS,
+		.notify = EMT_NOTIFY_SUSPEND,
+	};
+
+	return emt_op_run(&op, "suspend", err, errlen);
+}
+
 /* A device that is dead cannot be resumed into: say which. */
 static int emt_check_devices(struct emt_vm *vm, const char *what, char *err,
 			     size_t errlen)

@@ -198,6 +198,27 @@ int kd_vm_set_memory(struct kd_vm *vm, unsigned slot, uint64_t gpa,
 	return kd_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m);
 }
 
+int kd_vm_set_memory_flags(struct kd_vm *vm, unsigned slot, uint64_t gpa,
+			   uint64_t size, void *hva, uint32_t flags)
+{
+	struct kvm_userspace_memory_region m = {
+		.slot = slot,
+		.flags = flags,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)hva,
+	};
+
+	return kd_ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &m);
+}
+
+int kd_vm_get_dirty_log(struct kd_vm *vm, unsigned slot, uint64_t *bitmap)
+{
+	struct kvm_dirty_log d = { .slot = slot, .dirty_bitmap = bitmap };
+
+	return kd_ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &d);
+}
+
 int kd_vm_irqfd(struct kd_vm *vm, int fd, unsigned gsi, int resample_fd)
 {
 	struct kvm_irqfd i = { .fd = (uint32_t)fd, .gsi = gsi };

@@ -54,6 +54,12 @@ void kd_vm_destroy(struct kd_vm *vm);
 /* Map [gpa, gpa + size) of guest memory to hva. */
 int kd_vm_set_memory(struct kd_vm *vm, unsigned slot, uint64_t gpa,
 		     uint64_t size, void *hva);
+/* The same with KVM_MEM_* flags (KVM_MEM_LOG_DIRTY_PAGES for live save). */
+int kd_vm_set_memory_flags(struct kd_vm *vm, unsigned slot, uint64_t gpa,
+			   uint64_t size, void *hva, uint32_t flags);
+/* Fetch and clear the slot's dirty-page bitmap (one bit per 4 KiB page,
+ * bitmap holding at least npages bits rounded up to 64). */
+int kd_vm_get_dirty_log(struct kd_vm *vm, unsigned slot, uint64_t *bitmap);
 /* Bind eventfd fd to GSI gsi; resample_fd >= 0 for a level-triggered line. */
 int kd_vm_irqfd(struct kd_vm *vm, int fd, unsigned gsi, int resample_fd);
 int kd_vm_irqfd_remove(struct kd_vm *vm, int fd, unsigned gsi);

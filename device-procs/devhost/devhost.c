@@ -71,6 +71,7 @@ struct devhost {
 	/* Guest RAM, for DMA. */
 	uint8_t *ram;
 	uint64_t ram_size;
+	uint64_t *dirty;             /* live save: pages we may have written */
 	/* The virtual clock: stops while the VM is suspended. */
 	bool clock_running;
 	uint64_t clock_host_base;    /* host ns when it last started */
@@ -252,6 +253,12 @@ static void *devhost_mem_map(void *host, uint64_t gpa, uint64_t len)
 
 	if (!h->ram || gpa > h->ram_size || len > h->ram_size - gpa)
 		return NULL;
+	if (h->dirty && len) {
+		/* A live save is running: the worker's dirty log does not see
+		 * our writes, so every page we could touch counts. */
+		for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; p++)
+			h->dirty[p / 64] |= 1ull << (p % 64);
+	}
 	return h->ram + gpa;
 }
 
@@ -689,6 +696,36 @@ static int devhost_on_notify(void *ctx, struct ipc_msg *m)
 	return ipc_send_pb(&h->chan, MSG_DEV_NOTIFY_DONE, &done.base, NULL, 0);
 }
 
+#define DEVHOST_MAX_DIRTY_RUNS 4096u  /* pairs: 32 KiB in a frame */
+
+/* The recorded pages as (first, count) runs; all when there are too many. */
+static void devhost_dirty_runs(struct devhost *h, uint64_t *runs, size_t *n,
+			       protobuf_c_boolean *all)
+{
+	uint64_t pages = h->ram_size / 4096, p = 0;
+
+	*n = 0;
+	*all = false;
+	while (p < pages) {
+		uint64_t first;
+
+		if (!(h->dirty[p / 64] & (1ull << (p % 64)))) {
+			p++;
+			continue;
+		}
+		first = p;
+		while (p < pages && (h->dirty[p / 64] & (1ull << (p % 64))))
+			p++;
+		if (*n + 2 > DEVHOST_MAX_DIRTY_RUNS) {
+			*all = true;
+			*n = 0;
+			return;
+		}
+		runs[(*n)++] = first;
+		runs[(*n)++] = p - first;
+	}
+}
+
 /* Saved state: the core's protobuf message, and our virtual clock. */
 static int devhost_on_save(void *ctx, struct ipc_msg *m)
 {
@@ -699,11 +736,31 @@ static int devhost_on_save(void *ctx, struct ipc_msg *m)
 	size_t len = 0;
 	int r = 0;
 
+	uint64_t runs[DEVHOST_MAX_DIRTY_RUNS];
+	uint32_t dirty;
+
 	if (!req)
 		return -EPROTO;
 	st.seq = req->seq;
+	dirty = req->dirty;
 	dev_save_req__free_unpacked(req, NULL);
 	pthread_mutex_lock(&h->lock);
+	if (dirty == 1) {
+		/* Start recording; nothing to save yet. */
+		free(h->dirty);
+		h->dirty = h->ram ? calloc((h->ram_size / 4096 + 63) / 64, 8) : NULL;
+		if (h->ram && !h->dirty)
+			r = -ENOMEM;
+		pthread_mutex_unlock(&h->lock);
+		st.status = r;
+		return ipc_send_pb(&h->chan, MSG_DEV_SAVE_DATA, &st.base, NULL, 0);
+	}
+	if (dirty == 2 && h->dirty) {
+		devhost_dirty_runs(h, runs, &st.n_dirty_runs, &st.dirty_all);
+		st.dirty_runs = runs;
+		free(h->dirty);
+		h->dirty = NULL;
+	}
 	if (h->desc->save)
 		r = h->desc->save(h->dev, &buf, &len);
 	st.clock_ns = devhost_clock_now(h);

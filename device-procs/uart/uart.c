@@ -35,12 +35,15 @@
  * - In normal mode the modem status inputs are those of a connected
  *   terminal (DCD, DSR, CTS on, RI off) and never change.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "device-procs/devhost/dev.h"
+#include "uart_state.pb-c.h"
 
 /* Register offsets; with LCR.DLAB set, 0 and 1 are the divisor latch. */
 #define UART_RBR 0	/* read: receive buffer */
@@ -447,6 +450,83 @@ static const struct dev_region uart_regions[] = {
 
 static const unsigned uart_irqs[] = {4};
 
+/* ---- saved state --------------------------------------------------------- */
+
+#define UART_STATE_VERSION 1u
+
+static int uart_save(struct dev *d, uint8_t **buf, size_t *len)
+{
+	const struct uart_state *s = d->state;
+	UartState st = UART_STATE__INIT;
+	uint8_t fifo[UART_FIFO_SIZE];
+	unsigned count = uart_rx_count(s);
+	size_t n;
+
+	for (unsigned i = 0; i < count; i++)
+		fifo[i] = s->rx_fifo[(s->rx_head + i) % UART_FIFO_SIZE];
+	st.rx_fifo.data = fifo;
+	st.rx_fifo.len = count;
+	st.dll = s->dll;
+	st.dlm = s->dlm;
+	st.ier = s->ier;
+	st.fcr = s->fcr;
+	st.lcr = s->lcr;
+	st.mcr = s->mcr;
+	st.lsr_errors = s->lsr_errors;
+	st.msr = s->msr;
+	st.scr = s->scr;
+	st.thr_pending = s->thr_pending;
+	st.irq_level = s->irq_level;
+	n = uart_state__get_packed_size(&st);
+	*buf = malloc(n ? n : 1);
+	if (!*buf)
+		return -ENOMEM;
+	*len = uart_state__pack(&st, *buf);
+	return 0;
+}
+
+/* The bytes are hostile: every field must be something the chip can hold. */
+static int uart_load(struct dev *d, const uint8_t *buf, size_t len,
+		     uint32_t version)
+{
+	struct uart_state *s = d->state, n = { 0 };
+	UartState *st;
+	int r = -EINVAL;
+
+	if (version != UART_STATE_VERSION)
+		return -EINVAL;
+	st = uart_state__unpack(NULL, len, buf);
+	if (!st)
+		return -EINVAL;
+	if (st->rx_fifo.len > UART_FIFO_SIZE || st->dll > 0xff ||
+	    st->dlm > 0xff || st->ier > UART_IER_MASK || st->fcr > 0xff ||
+	    (st->fcr & ~(UART_FCR_ENABLE | UART_FCR_DMA | UART_FCR_TRIGGER)) ||
+	    st->lcr > 0xff || st->mcr > UART_MCR_MASK ||
+	    (st->lsr_errors & ~UART_LSR_ERRORS) || st->msr > 0xff ||
+	    st->scr > 0xff)
+		goto out;
+	memcpy(n.rx_fifo, st->rx_fifo.data, st->rx_fifo.len);
+	n.rx_count = (uint32_t)st->rx_fifo.len;
+	n.dll = (uint8_t)st->dll;
+	n.dlm = (uint8_t)st->dlm;
+	n.ier = (uint8_t)st->ier;
+	n.fcr = (uint8_t)st->fcr;
+	n.lcr = (uint8_t)st->lcr;
+	n.mcr = (uint8_t)st->mcr;
+	n.lsr_errors = (uint8_t)st->lsr_errors;
+	n.msr = (uint8_t)st->msr;
+	n.scr = (uint8_t)st->scr;
+	n.thr_pending = st->thr_pending;
+	/* The new process's line starts low: drive it to what is due. */
+	n.irq_level = 0;
+	*s = n;
+	uart_update_irq(d);
+	r = 0;
+out:
+	uart_state__free_unpacked(st, NULL);
+	return r;
+}
+
 const struct dev_desc uart_desc = {
 	.name = "uart",
 	.regions = uart_regions,
@@ -458,4 +538,7 @@ const struct dev_desc uart_desc = {
 	.reset = uart_reset,
 	.backend_room = uart_backend_room,
 	.backend_input = uart_backend_input,
+	.state_version = UART_STATE_VERSION,
+	.save = uart_save,
+	.load = uart_load,
 };

@@ -32,6 +32,8 @@
 #include "broker/brk.h"
 #include "ipc/log.h"
 #include "kdriver/kd.h"
+#include "proto/msgtypes.h"
+#include "worker.pb-c.h"
 
 #define LC_TIMEOUT_MS 20000
 #define LC_LATENCY_LIMIT_MS 100.0
@@ -173,6 +175,36 @@ static void lc_launch(struct lc *c, const char *image, unsigned cpus)
 		lc_fail("cannot start the VM: %s", err);
 	close(sv[1]);
 	close(kvm);
+	c->vm->hooks = &lc_hooks;
+	c->vm->hook_ctx = c;
+	c->msg = malloc(sizeof(*c->msg));
+	if (!c->msg)
+		lc_fail("out of memory");
+	lc_wait_state(c, "RUNNING");
+}
+
+static void lc_restore_launch(struct lc *c, const char *file, unsigned cpus)
+{
+	struct brk_vm_config cfg = {
+		.mem_size = 64ull << 20, .cpus = cpus, .image_fd = -1,
+		.initrd_fd = -1, .serial = BRK_SERIAL_CONSOLE, .serial_out_fd = -1,
+		.disk_fd = -1, .restore_fd = -1,
+	};
+	int sv[2], kvm = kd_sys_open(NULL);
+	char err[256];
+
+	cfg.restore_fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (kvm < 0 || cfg.restore_fd < 0)
+		lc_fail("cannot open /dev/kvm or %s", file);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		lc_fail("socketpair: %s", strerror(errno));
+	cfg.console_fd = sv[1];
+	c->console = sv[0];
+	if (brk_vm_launch(kvm, &cfg, &c->vm, err, sizeof(err)))
+		lc_fail("cannot start the VM: %s", err);
+	close(sv[1]);
+	close(kvm);
+	close(cfg.restore_fd);
 	c->vm->hooks = &lc_hooks;
 	c->vm->hook_ctx = c;
 	c->msg = malloc(sizeof(*c->msg));
@@ -348,6 +380,109 @@ static int lc_kill(const char *image)
 	return 0;
 }
 
+/* Save through the worker's channel directly (VmSave + a pipe), reading
+ * the reply ourselves; returns the stream's size. */
+static void lc_save(struct lc *c, const char *file, bool live, bool keep)
+{
+	VmSave req = VM_SAVE__INIT;
+	int p[2], out = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool eof = false, replied = false;
+	double t0 = lc_now_ms();
+
+	if (out < 0 || pipe2(p, O_CLOEXEC) < 0)
+		lc_fail("cannot create %s: %s", file, strerror(errno));
+	req.seq = 1;
+	req.live = live;
+	req.keep_running = keep;
+	req.max_downtime_ms = 250;
+	if (ipc_send_pb(&c->vm->chan, MSG_VM_SAVE, &req.base, &p[1], 1) < 0)
+		lc_fail("cannot send the save request");
+	close(p[1]);
+	while (!eof || !replied) {
+		struct pollfd q[2] = {
+			{ .fd = eof ? -1 : p[0], .events = POLLIN },
+			{ .fd = c->vm->chan.fd, .events = POLLIN },
+		};
+
+		if (lc_now_ms() - t0 > LC_TIMEOUT_MS * 3)
+			lc_fail("the save did not finish");
+		if (poll(q, 2, 100) <= 0)
+			continue;
+		if (q[0].revents) {
+			char buf[65536];
+			ssize_t n = read(p[0], buf, sizeof(buf));
+
+			if (n <= 0)
+				eof = true;
+			else if (write(out, buf, (size_t)n) != n)
+				lc_fail("write %s", file);
+		}
+		if (q[1].revents) {
+			if (ipc_recv(&c->vm->chan, c->msg) < 0)
+				lc_fail("the worker went away during the save");
+			if (c->msg->type == MSG_VM_SAVE_REPLY) {
+				VmSaveReply *rep = ipc_msg_unpack(c->msg,
+								  &vm_save_reply__descriptor);
+
+				if (!rep)
+					lc_fail("malformed save reply");
+				printf("save: status %d (%s), %llu bytes, %u passes, "
+				       "%llu pages, downtime %u ms, state %s\n",
+				       rep->status, rep->message,
+				       (unsigned long long)rep->bytes, rep->passes,
+				       (unsigned long long)rep->pages,
+				       rep->downtime_ms, rep->state);
+				if (rep->status < 0)
+					lc_fail("the save failed");
+				replied = true;
+				vm_save_reply__free_unpacked(rep, NULL);
+			} else if (c->msg->type == MSG_VM_STATE) {
+				VmStateChanged *ev = ipc_msg_unpack(c->msg,
+					&vm_state_changed__descriptor);
+
+				if (ev) {
+					snprintf(c->vm->state, sizeof(c->vm->state),
+						 "%s", ev->new_state);
+					vm_state_changed__free_unpacked(ev, NULL);
+				}
+			}
+			ipc_msg_close_fds(c->msg);
+		}
+	}
+	close(p[0]);
+	fsync(out);
+	close(out);
+}
+
+/* save FILE: count.elf is saved mid-run (live or not), restored from the
+ * file into fresh processes, and keeps counting from where it was. */
+static int lc_saverestore(const char *image, const char *file, bool live)
+{
+	struct lc c = { 0 }, d = { 0 };
+	unsigned long long before, after;
+
+	lc_launch(&c, image, 2);
+	lc_wait_line(&c, "count: ready");
+	before = lc_query_count(&c);
+	usleep(200000);
+	lc_save(&c, file, live, false);
+	before = before > 0 ? before : 1;
+	lc_finish(&c);
+	lc_restore_launch(&d, file, 2);
+	after = lc_query_count(&d);
+	printf("restore: count %llu before the save, %llu after the restore\n",
+	       before, after);
+	if (after < before)
+		lc_fail("the count went back");
+	before = after;
+	usleep(100000);
+	after = lc_query_count(&d);
+	if (after <= before)
+		lc_fail("the restored guest does not count");
+	lc_finish(&d);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	ipc_log_init("bulkhead-lifecycle", IPC_LOG_WARN);
@@ -358,6 +493,10 @@ int main(int argc, char **argv)
 		return lc_latency(argv[2], argc > 3 ? (unsigned)atoi(argv[3]) : 20);
 	if (argc >= 3 && strcmp(argv[1], "kill") == 0)
 		return lc_kill(argv[2]);
+	if (argc >= 4 && strcmp(argv[1], "save") == 0)
+		return lc_saverestore(argv[2], argv[3], false);
+	if (argc >= 4 && strcmp(argv[1], "livesave") == 0)
+		return lc_saverestore(argv[2], argv[3], true);
 	fprintf(stderr, "usage: bulkhead-lifecycle stress|latency|kill IMAGE [N]\n");
 	return 2;
 }

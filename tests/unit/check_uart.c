@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "device-procs/devhost/dev.h"
 #include "tests/unit/suites.h"
+#include "uart_state.pb-c.h"
 
 /* UART registers and bits the tests use, from the PC16550D datasheet. */
 enum {
@@ -908,10 +910,13 @@ START_TEST(test_null)
 	const uint64_t *writes;
 
 	ck_assert_str_eq(null_desc.name, "null");
-	ck_assert_uint_eq(null_desc.nregions, 1);
+	ck_assert_uint_eq(null_desc.nregions, 2);
 	ck_assert_int_eq(null_desc.regions[0].space, DEV_PIO);
 	ck_assert_uint_eq(null_desc.regions[0].base, 0x510);
 	ck_assert_uint_eq(null_desc.regions[0].len, 8);
+	ck_assert_int_eq(null_desc.regions[1].space, DEV_MMIO);
+	ck_assert_uint_eq(null_desc.regions[1].base, 0xd0100000);
+	ck_assert_uint_eq(null_desc.regions[1].len, 0x1000);
 	ck_assert_uint_eq(null_desc.nirqs, 0);
 
 	new_dev(&null_desc);
@@ -924,6 +929,13 @@ START_TEST(test_null)
 	ck_assert_uint_eq(rd(3), 0);
 	ck_assert_uint_eq(rd_wide(0, 8), 0);
 	ck_assert_uint_eq(*writes, 11);
+	/* The MMIO page (region 1) behaves the same: 32-bit accesses. */
+	uint32_t v = 0xdeadbeef;
+	dev->desc->io(dev, 1, 0xffc, &v, 4, true);
+	ck_assert_uint_eq(*writes, 12);
+	dev->desc->io(dev, 1, 0, &v, 4, false);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_uint_eq(*writes, 12);
 	ck_assert_uint_eq(host.nout, 0);
 	ck_assert_uint_eq(host.exits, 0);
 	ck_assert_uint_eq(host.irq_calls, 0);
@@ -1018,6 +1030,89 @@ START_TEST(test_dev_new_no_callbacks)
 }
 END_TEST
 
+/* ---- saved state ------------------------------------------------------- */
+
+START_TEST(test_uart_save_load_round_trip)
+{
+	const uint8_t in[] = { 'a', 'b', 'c' };
+	struct dev *saved = dev;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	wr(3, 0x80);                 /* DLAB: divisor 0x0c01 */
+	wr(0, 0x01);
+	wr(1, 0x0c);
+	wr(3, 0x03);                 /* 8N1 */
+	wr(2, 0xc1);                 /* FIFO on, trigger 14 */
+	wr(4, 0x0b);                 /* DTR, RTS, OUT2 */
+	wr(7, 0x5a);
+	wr(1, 0x01);                 /* receive interrupts */
+	dev->desc->backend_input(dev, in, sizeof(in));
+	ck_assert_int_eq(dev->desc->save(dev, &buf, &len), 0);
+	ck_assert_uint_gt(len, 0);
+
+	/* A fresh device (a new process: its line starts low) takes the
+	 * state over exactly, and drives the line as the state says. */
+	ck_assert(host.level);
+	host.level = false;
+	ck_assert_int_eq(dev_new(&uart_desc, 0, &fake_ops, &host, &dev), 0);
+	ck_assert_int_eq(dev->desc->load(dev, buf, len, uart_desc.state_version), 0);
+	ck_assert(host.level);
+	ck_assert_int_eq(rd(7), 0x5a);
+	ck_assert_int_eq(rd(3), 0x03);
+	ck_assert_int_eq(rd(4), 0x0b);
+	ck_assert_int_eq(rd(1), 0x01);
+	ck_assert_int_eq(rd(2) & 0xc0, 0xc0);
+	wr(3, 0x83);
+	ck_assert_int_eq(rd(0), 0x01);
+	ck_assert_int_eq(rd(1), 0x0c);
+	wr(3, 0x03);
+	ck_assert_int_eq(rd(5) & 0x01, 0x01);
+	ck_assert_int_eq(rd(0), 'a');
+	ck_assert_int_eq(rd(0), 'b');
+	ck_assert_int_eq(rd(0), 'c');
+	ck_assert_int_eq(rd(5) & 0x01, 0x00);
+	dev_free(saved);
+	free(buf);
+}
+END_TEST
+
+START_TEST(test_uart_load_hostile)
+{
+	uint8_t junk[64];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	wr(7, 0x33);
+	/* Garbage, a wrong version, and fields no 16550A can hold. */
+	for (unsigned i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 37 + 11);
+	ck_assert_int_lt(dev->desc->load(dev, junk, sizeof(junk), 1), 0);
+	ck_assert_int_eq(dev->desc->save(dev, &buf, &len), 0);
+	ck_assert_int_lt(dev->desc->load(dev, buf, len, 2), 0);
+	free(buf);
+	{
+		UartState st = UART_STATE__INIT;
+		uint8_t big[17] = { 0 }, out[256];
+
+		st.rx_fifo.data = big;       /* 17 bytes in a 16-byte FIFO */
+		st.rx_fifo.len = sizeof(big);
+		ck_assert_int_lt(dev->desc->load(dev, out, uart_state__pack(&st, out),
+						 1), 0);
+		st.rx_fifo.len = 0;
+		st.ier = 0xff;                /* bits 4-7 do not exist */
+		ck_assert_int_lt(dev->desc->load(dev, out, uart_state__pack(&st, out),
+						 1), 0);
+		st.ier = 0;
+		st.dll = 0x100;
+		ck_assert_int_lt(dev->desc->load(dev, out, uart_state__pack(&st, out),
+						 1), 0);
+	}
+	/* Unchanged by every refusal. */
+	ck_assert_int_eq(rd(7), 0x33);
+}
+END_TEST
+
 Suite *uart_suite(void)
 {
 	Suite *s = suite_create("uart");
@@ -1038,6 +1133,8 @@ Suite *uart_suite(void)
 	tcase_add_test(regs, test_uart_fifo_iir);
 	tcase_add_test(regs, test_uart_scratch);
 	tcase_add_test(regs, test_uart_lsr_msr_read_only);
+	tcase_add_test(regs, test_uart_save_load_round_trip);
+	tcase_add_test(regs, test_uart_load_hostile);
 	suite_add_tcase(s, regs);
 
 	tcase_add_checked_fixture(rx, uart_setup, dev_teardown);
