@@ -30,7 +30,7 @@ enum brk_exit {
 	BRK_EXIT_USAGE = 2,       /* bad command-line arguments */
 	BRK_EXIT_NOFILE = 4,      /* cannot open the image, initrd or a file */
 	BRK_EXIT_NOKVM = 6,       /* /dev/kvm missing, or lacks a capability */
-	BRK_EXIT_BADIMAGE = 8,    /* the image was refused by the loader */
+	BRK_EXIT_BADIMAGE = 8,    /* the image (or the saved state) was refused */
 	BRK_EXIT_DEVICE = 10,     /* a device process died or broke protocol */
 	BRK_EXIT_GUEST = 12,      /* the guest faulted (triple fault, ...) */
 	BRK_EXIT_INTERNAL = 14,   /* the worker died or another VMM failure */
@@ -64,7 +64,9 @@ struct brk_vm_config {
 	int disk_fd;          /* --disk: the image, -1: none */
 	bool disk_ro;         /* --disk PATH,ro */
 	bool rng;             /* --rng: add virtio-rng */
-	int restore_fd;       /* --restore: the saved-state file, -1: none */
+	int restore_fd;       /* --restore: the saved-state file, -1: none;
+			       * then the image and initrd are not handed to
+			       * the worker (the stream carries them) */
 };
 
 /* Where virtio-mmio devices go: BRK_VIRTIO_BASE + n * BRK_VIRTIO_SIZE,
@@ -95,6 +97,7 @@ struct brk_vm_hooks {
 	void (*exited)(struct brk_vm *vm);                  /* vm->end_* */
 	void (*control_reply)(struct brk_vm *vm, const VmControlReply *rep);
 	void (*stats)(struct brk_vm *vm, const VmStats *st);
+	void (*save_reply)(struct brk_vm *vm, const VmSaveReply *rep);
 };
 
 /* VmRuntimeError.flags */
@@ -153,6 +156,17 @@ int brk_vm_worker_recv(struct brk_vm *vm, struct ipc_msg *msg);
 /* Send VmControl / VmStatsReq to the worker (-EPIPE if it is gone). */
 int brk_vm_send_control(struct brk_vm *vm, int op, uint32_t seq);
 int brk_vm_send_stats_req(struct brk_vm *vm, uint32_t seq);
+/*
+ * Send VmSave with pipe_fd, the write end of a pipe the caller drains (it
+ * keeps its own copy of pipe_fd; close it after this so that the end of the
+ * stream shows). flags: BRK_SAVE_*. Answered by VmSaveReply (hook
+ * save_reply).
+ */
+#define BRK_SAVE_KEEP_RUNNING 0x1u
+#define BRK_SAVE_LIVE 0x2u
+#define BRK_SAVE_STAY_SUSPENDED 0x4u
+int brk_vm_send_save(struct brk_vm *vm, uint32_t seq, unsigned flags,
+		     uint32_t max_downtime_ms, int pipe_fd);
 /* Reap c if it has ended (never blocks); true if it is reaped. */
 bool brk_child_reap(struct brk_child *c);
 bool brk_vm_all_reaped(const struct brk_vm *vm);
@@ -230,6 +244,7 @@ enum brk_watch_kind {
 	BRK_WATCH_WORKER,      /* a VM's worker channel */
 	BRK_WATCH_CHILD,       /* a VM's child pidfd; idx -1 worker, else device */
 	BRK_WATCH_CONSOLE,     /* a VM's console socket */
+	BRK_WATCH_SAVE,        /* the pipe a VM's saved state comes out of */
 };
 
 struct brk_watch {
@@ -273,7 +288,40 @@ struct brk_client {
 
 enum brk_op {
 	BRK_OP_NONE = 0, BRK_OP_START, BRK_OP_PAUSE, BRK_OP_RESUME,
-	BRK_OP_RESET, BRK_OP_POWER_OFF, BRK_OP_DESTROY,
+	BRK_OP_RESET, BRK_OP_POWER_OFF, BRK_OP_DESTROY, BRK_OP_SAVE,
+	BRK_OP_RESTORE,
+};
+
+/* Where a save stands (the op is BRK_OP_SAVE throughout). */
+enum brk_save_phase {
+	BRK_SAVE_COPYING,      /* the worker writes, we copy into the file */
+	BRK_SAVE_POWERING_OFF, /* saved and synced: the VM is being powered off */
+	BRK_SAVE_RESUMING,     /* the file failed: the VM is being resumed */
+};
+
+/*
+ * A save in progress: the worker writes the stream into a pipe; the event
+ * loop copies it into the client's file (non-blocking, a bounded buffer
+ * per event), then syncs the file.
+ */
+struct brk_save {
+	int pipe_fd;                  /* our read end; -1 once drained */
+	int file_fd;                  /* the client's file; -1: none */
+	struct brk_watch w;
+	enum brk_save_phase phase;
+	unsigned flags;               /* BRK_SAVE_* as asked */
+	bool was_running;
+	bool copy_done;               /* end of stream, or the copy failed */
+	int copy_err;                 /* a positive errno when the file failed */
+	uint64_t copied, synced;
+	int64_t started_ms;
+	bool have_reply;              /* VmSaveReply */
+	int32_t status;
+	char message[256];
+	uint64_t bytes, pages;
+	uint32_t passes, downtime_ms;
+	char error[400];              /* what to tell the client, "" if fine */
+	int error_errno;
 };
 
 #define BRK_MAX_STATS_WAITS 8u
@@ -300,7 +348,8 @@ struct brk_rec {
 	unsigned cpus;
 	char *cmdline;
 	char image_label[BRK_LABEL_MAX + 1];
-	int image_fd, initrd_fd, serial_fd, disk_fd;
+	int image_fd, initrd_fd, serial_fd, disk_fd;  /* image_fd -1: restored
+						       * without an image */
 	int serial;                   /* SerialMode */
 	bool null_dev;
 	bool disk_ro;
@@ -325,6 +374,9 @@ struct brk_rec {
 	bool op_killed;
 	struct brk_stats_wait stats[BRK_MAX_STATS_WAITS];
 	unsigned nstats;
+	struct brk_save save;         /* op BRK_OP_SAVE */
+	bool restore_fresh;           /* op BRK_OP_RESTORE made this record:
+				       * forget it if the restore fails */
 	uint32_t seq;
 	/* console scrollback: a ring of BRK_SCROLLBACK bytes */
 	uint8_t *sb;
@@ -388,6 +440,12 @@ void brk_reg_status(struct brkd *d, struct brk_client *c,
 		    struct brk_rec *rec);
 void brk_reg_list(struct brkd *d, struct brk_client *c);
 void brk_reg_stats(struct brkd *d, struct brk_client *c, struct brk_rec *rec);
+/* Save (m carries the file's fd) and restore (m carries CreateVm's fds,
+ * then the saved state's). */
+void brk_reg_save(struct brkd *d, struct brk_client *c, struct brk_rec *rec,
+		  const SaveVm *sv, struct ipc_msg *m);
+void brk_reg_restore(struct brkd *d, struct brk_client *c,
+		     const RestoreVm *rv, struct ipc_msg *m);
 void brk_reg_console_attach(struct brkd *d, struct brk_client *c,
 			    struct brk_rec *rec, bool replay);
 void brk_reg_console_input(struct brkd *d, struct brk_client *c,

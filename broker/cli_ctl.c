@@ -6,6 +6,9 @@
  *   bulkhead [--socket PATH] [--json] start|pause|resume|reset|poweroff|destroy NAME
  *   bulkhead [--socket PATH] [--json] status NAME | list | stats NAME
  *   bulkhead [--socket PATH] console [--no-replay] NAME
+ *   bulkhead [--socket PATH] [--json] save [--keep-running] [--live]
+ *            [--max-downtime MS] NAME FILE
+ *   bulkhead [--socket PATH] [--json] restore NAME FILE [VM options] [IMAGE]
  *
  * Files (the image, the initrd, a serial output file, a disk) are opened
  * here, with the user's own rights, and passed to the broker as fds: the
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <time.h>
@@ -40,6 +44,9 @@
 
 /* How long the CLI waits for an answer (the broker bounds its own waits). */
 #define CLI_REPLY_TIMEOUT_MS 120000
+/* Save and restore move a whole guest's RAM: the broker bounds each of
+ * their steps, the CLI only guards against a broker that hangs. */
+#define CLI_SAVE_TIMEOUT_MS (60 * 60 * 1000)
 /* The console's detach key: Ctrl-] as in telnet. */
 #define CLI_DETACH_KEY 0x1d
 #define CLI_CONSOLE_CHUNK 4096u
@@ -49,6 +56,7 @@ struct cli_conn {
 	struct ipc_msg *msg;
 	const char *path;
 	bool json;
+	int timeout_ms;       /* for the answer; 0: CLI_REPLY_TIMEOUT_MS */
 };
 
 /* ---- output helpers ----------------------------------------------------- */
@@ -197,7 +205,8 @@ static int cli_lost(const struct cli_conn *cc, int r)
 	if (r == -ETIMEDOUT)
 		return cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd at %s did not "
 				"answer within %d s", cc->path,
-				CLI_REPLY_TIMEOUT_MS / 1000);
+				(cc->timeout_ms ? cc->timeout_ms :
+				 CLI_REPLY_TIMEOUT_MS) / 1000);
 	return cli_fail(cc, CLI_EXIT_NOBROKER, "bulkheadd at %s closed the "
 			"connection (%s); its log may say why", cc->path,
 			r == -ECONNRESET ? "end of file" : strerror(-r));
@@ -216,7 +225,7 @@ static int cli_call(struct cli_conn *cc, uint16_t type,
 
 	if (r < 0)
 		return cli_lost(cc, r);
-	r = cli_recv(cc, CLI_REPLY_TIMEOUT_MS);
+	r = cli_recv(cc, cc->timeout_ms ? cc->timeout_ms : CLI_REPLY_TIMEOUT_MS);
 	if (r < 0)
 		return cli_lost(cc, r);
 	ipc_msg_close_fds(cc->msg);
@@ -770,7 +779,7 @@ static int cli_console(struct cli_conn *cc, const char *name, bool replay)
 
 enum { OPT_JSON = 300, OPT_SOCKET, OPT_MEM, OPT_CPUS, OPT_CMDLINE,
        OPT_INITRD, OPT_SERIAL, OPT_DISK, OPT_RNG, OPT_NULL_DEV,
-       OPT_NO_REPLAY };
+       OPT_NO_REPLAY, OPT_KEEP_RUNNING, OPT_LIVE, OPT_MAX_DOWNTIME };
 
 static const struct option cli_ctl_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
@@ -784,6 +793,9 @@ static const struct option cli_ctl_opts[] = {
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "null-dev", no_argument, NULL, OPT_NULL_DEV },
 	{ "no-replay", no_argument, NULL, OPT_NO_REPLAY },
+	{ "keep-running", no_argument, NULL, OPT_KEEP_RUNNING },
+	{ "live", no_argument, NULL, OPT_LIVE },
+	{ "max-downtime", required_argument, NULL, OPT_MAX_DOWNTIME },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -791,6 +803,7 @@ static const struct option cli_ctl_opts[] = {
 struct cli_cmd {
 	const char *name;
 	int nargs;            /* positional arguments */
+	int opt_nargs;        /* more that may follow them */
 	const char *args;     /* for messages */
 	bool vm_opts;         /* takes VM options */
 	int op;               /* VmOp.Op, or -1 */
@@ -798,17 +811,19 @@ struct cli_cmd {
 };
 
 static const struct cli_cmd cli_cmds[] = {
-	{ "create", 2, "NAME IMAGE", true, -1, "created" },
-	{ "start", 1, "NAME", false, VM_OP__OP__START, "started" },
-	{ "pause", 1, "NAME", false, VM_OP__OP__PAUSE, "paused" },
-	{ "resume", 1, "NAME", false, VM_OP__OP__RESUME, "resumed" },
-	{ "reset", 1, "NAME", false, VM_OP__OP__RESET, "reset" },
-	{ "poweroff", 1, "NAME", false, VM_OP__OP__POWER_OFF, "powered off" },
-	{ "destroy", 1, "NAME", false, VM_OP__OP__DESTROY, "destroyed" },
-	{ "status", 1, "NAME", false, -1, NULL },
-	{ "list", 0, "", false, -1, NULL },
-	{ "stats", 1, "NAME", false, -1, NULL },
-	{ "console", 1, "NAME", false, -1, NULL },
+	{ "create", 2, 0, "NAME IMAGE", true, -1, "created" },
+	{ "start", 1, 0, "NAME", false, VM_OP__OP__START, "started" },
+	{ "pause", 1, 0, "NAME", false, VM_OP__OP__PAUSE, "paused" },
+	{ "resume", 1, 0, "NAME", false, VM_OP__OP__RESUME, "resumed" },
+	{ "reset", 1, 0, "NAME", false, VM_OP__OP__RESET, "reset" },
+	{ "poweroff", 1, 0, "NAME", false, VM_OP__OP__POWER_OFF, "powered off" },
+	{ "destroy", 1, 0, "NAME", false, VM_OP__OP__DESTROY, "destroyed" },
+	{ "status", 1, 0, "NAME", false, -1, NULL },
+	{ "list", 0, 0, "", false, -1, NULL },
+	{ "stats", 1, 0, "NAME", false, -1, NULL },
+	{ "console", 1, 0, "NAME", false, -1, NULL },
+	{ "save", 2, 0, "NAME FILE", false, -1, "saved" },
+	{ "restore", 2, 1, "NAME FILE [IMAGE]", true, -1, "restored" },
 };
 
 bool cli_ctl_is_command(const char *name)
@@ -851,57 +866,231 @@ struct cli_create_opts {
 	const char *disk;
 };
 
-static int cli_do_create(struct cli_conn *cc, struct cli_create_opts *o,
-			 const char *image)
-{
-	int fds[4], nfds = 0, fd = -1, r;
-	VmInfoReply *rep = NULL;
-	char label[PATH_MAX], disk_label[PATH_MAX];
+/* The files of a VM's configuration, opened with the user's rights. */
+struct cli_vm_files {
+	int fds[5];
+	unsigned nfds;
+	char label[PATH_MAX + 64], disk_label[PATH_MAX];
+};
 
-	r = cli_open_file(cc, "image", image, O_RDONLY, &fd);
-	if (r)
-		return r;
-	fds[nfds++] = fd;
+static void cli_close_files(struct cli_vm_files *f)
+{
+	for (unsigned i = 0; i < f->nfds; i++)
+		close(f->fds[i]);
+	f->nfds = 0;
+}
+
+/* Open the image (unless NULL), initrd, serial file and disk, in
+ * CreateVm's fd order. On failure every fd is closed again. */
+static int cli_open_vm_files(const struct cli_conn *cc,
+			     struct cli_create_opts *o, const char *image,
+			     struct cli_vm_files *f)
+{
+	int fd = -1, r;
+
+	f->nfds = 0;
+	if (image) {
+		r = cli_open_file(cc, "image", image, O_RDONLY, &fd);
+		if (r)
+			return r;
+		f->fds[f->nfds++] = fd;
+		if (!realpath(image, f->label))
+			snprintf(f->label, sizeof(f->label), "%s", image);
+		o->cv.image_label = f->label;
+	}
 	if (o->initrd) {
 		r = cli_open_file(cc, "initrd", o->initrd, O_RDONLY, &fd);
 		if (r)
-			goto out;
-		fds[nfds++] = fd;
+			goto fail;
+		f->fds[f->nfds++] = fd;
 		o->cv.has_initrd = true;
 	}
 	if (o->serial_path) {
 		r = cli_open_file(cc, "serial output file", o->serial_path,
 				  O_WRONLY | O_CREAT | O_APPEND, &fd);
 		if (r)
-			goto out;
-		fds[nfds++] = fd;
+			goto fail;
+		f->fds[f->nfds++] = fd;
 	}
 	if (o->disk) {
 		r = cli_open_file(cc, "disk image", o->disk,
 				  o->cv.disk_ro ? O_RDONLY : O_RDWR, &fd);
 		if (r)
-			goto out;
-		fds[nfds++] = fd;
+			goto fail;
+		f->fds[f->nfds++] = fd;
 		o->cv.has_disk = true;
-		if (!realpath(o->disk, disk_label))
-			snprintf(disk_label, sizeof(disk_label), "%s", o->disk);
-		o->cv.disk_label = disk_label;
+		if (!realpath(o->disk, f->disk_label))
+			snprintf(f->disk_label, sizeof(f->disk_label), "%s",
+				 o->disk);
+		o->cv.disk_label = f->disk_label;
 	}
-	if (!realpath(image, label))
-		snprintf(label, sizeof(label), "%s", image);
-	o->cv.image_label = label;
+	return 0;
+fail:
+	cli_close_files(f);
+	return r;
+}
+
+static int cli_do_create(struct cli_conn *cc, struct cli_create_opts *o,
+			 const char *image)
+{
+	struct cli_vm_files f;
+	VmInfoReply *rep = NULL;
+	int r;
+
+	r = cli_open_vm_files(cc, o, image, &f);
+	if (r)
+		return r;
 	r = cli_connect(cc);
 	if (r)
 		goto out;
-	r = cli_call(cc, MSG_CTL_CREATE, &o->cv.base, fds, (unsigned)nfds,
+	r = cli_call(cc, MSG_CTL_CREATE, &o->cv.base, f.fds, f.nfds,
 		     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, (void **)&rep);
 	if (r)
 		goto out;
 	r = cli_show_vm(cc, rep->vm, "created");
 	vm_info_reply__free_unpacked(rep, NULL);
 out:
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+	cli_close_files(&f);
+	return r;
+}
+
+/* ---- save and restore --------------------------------------------------- */
+
+struct cli_save_opts {
+	bool keep_running;
+	bool live;
+	uint32_t max_downtime_ms;
+};
+
+static void cli_print_saved(const struct cli_conn *cc, const SaveReply *sr,
+			    const char *file)
+{
+	char a[200], b[64], c[PATH_MAX + 64], st[64];
+
+	if (cc->json) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "vm", cli_json_vm(sr->vm));
+		json_object_object_add(o, "file", json_object_new_string(file));
+		json_object_object_add(o, "bytes",
+				       json_object_new_int64((int64_t)sr->bytes));
+		json_object_object_add(o, "passes",
+				       json_object_new_int64(sr->passes));
+		json_object_object_add(o, "pages",
+				       json_object_new_int64((int64_t)sr->pages));
+		json_object_object_add(o, "downtime_ms",
+				       json_object_new_int64(sr->downtime_ms));
+		json_object_object_add(o, "elapsed_ms",
+				       json_object_new_int64((int64_t)sr->elapsed_ms));
+		cli_json_print(o);
+		return;
+	}
+	cli_fmt_size(sr->bytes, b, sizeof(b));
+	printf("VM '%s' saved to %s: %s (%" PRIu64 " bytes), %u RAM pass%s, "
+	       "%" PRIu64 " pages, downtime %u ms, %.1f s (state %s)\n",
+	       cli_safe(sr->vm->name, a, sizeof(a)),
+	       cli_safe(file, c, sizeof(c)), b, sr->bytes, sr->passes,
+	       sr->passes == 1 ? "" : "es", sr->pages, sr->downtime_ms,
+	       (double)sr->elapsed_ms / 1000,
+	       cli_safe(sr->vm->state, st, sizeof(st)));
+}
+
+/*
+ * The file is opened without O_TRUNC, so that a save the broker refuses
+ * (no such VM, busy, ...) leaves an existing file alone; the broker
+ * empties it when the save starts. A save that fails after that leaves
+ * nothing worth keeping: the file is removed.
+ */
+static int cli_do_save(struct cli_conn *cc, const char *name,
+		       const char *file, const struct cli_save_opts *so)
+{
+	SaveVm sv = SAVE_VM__INIT;
+	SaveReply *rep = NULL;
+	struct stat before, after, now;
+	bool created = false;
+	int fd, r;
+
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		created = true;
+	else if (errno == EEXIST)
+		fd = open(file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cli_fail(cc, CLI_EXIT_NOFILE, "cannot open save file '%s': "
+				"%s", file, strerror(errno));
+	if (fstat(fd, &before) < 0 || !S_ISREG(before.st_mode)) {
+		close(fd);
+		return cli_fail(cc, CLI_EXIT_NOFILE, "save file '%s' is not a "
+				"regular file", file);
+	}
+	sv.name = (char *)name;
+	sv.keep_running = so->keep_running;
+	sv.live = so->live;
+	sv.max_downtime_ms = so->max_downtime_ms;
+	r = cli_connect(cc);
+	if (!r) {
+		cc->timeout_ms = CLI_SAVE_TIMEOUT_MS;
+		r = cli_call(cc, MSG_CTL_SAVE, &sv.base, &fd, 1,
+			     MSG_CTL_SAVE_REPLY, &save_reply__descriptor,
+			     (void **)&rep);
+	}
+	if (!r) {
+		cli_print_saved(cc, rep, file);
+		save_reply__free_unpacked(rep, NULL);
+	} else if (fstat(fd, &after) == 0 &&
+		   (created || after.st_size != before.st_size ||
+		    after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+		    after.st_mtim.tv_nsec != before.st_mtim.tv_nsec) &&
+		   stat(file, &now) == 0 && now.st_dev == after.st_dev &&
+		   now.st_ino == after.st_ino) {
+		/* Ours, or emptied by the broker: not a saved state. */
+		unlink(file);
+	}
+	close(fd);
+	return r;
+}
+
+static int cli_do_restore(struct cli_conn *cc, struct cli_create_opts *o,
+			  const char *file, const char *image, bool options)
+{
+	RestoreVm rv = RESTORE_VM__INIT;
+	struct cli_vm_files f;
+	VmInfoReply *rep = NULL;
+	char path[PATH_MAX];
+	int fd = -1, r;
+
+	r = cli_open_file(cc, "saved state", file, O_RDONLY, &fd);
+	if (r)
+		return r;
+	r = cli_open_vm_files(cc, o, image, &f);
+	if (r) {
+		close(fd);
+		return r;
+	}
+	f.fds[f.nfds++] = fd;
+	if (!image) {
+		if (!realpath(file, path))
+			snprintf(path, sizeof(path), "%s", file);
+		snprintf(f.label, sizeof(f.label), "(from saved state %s)", path);
+		o->cv.image_label = f.label;
+	}
+	rv.vm = &o->cv;
+	rv.has_image = image != NULL;
+	/* Without options, an existing VM of that name is restored with its
+	 * own configuration. */
+	rv.existing = !options && !image;
+	r = cli_connect(cc);
+	if (r)
+		goto out;
+	cc->timeout_ms = CLI_SAVE_TIMEOUT_MS;
+	r = cli_call(cc, MSG_CTL_RESTORE, &rv.base, f.fds, f.nfds,
+		     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, (void **)&rep);
+	if (r)
+		goto out;
+	r = cli_show_vm(cc, rep->vm, "restored");
+	vm_info_reply__free_unpacked(rep, NULL);
+out:
+	cli_close_files(&f);
 	return r;
 }
 
@@ -980,8 +1169,9 @@ int cli_ctl_main(const char *socket_path, bool json, int argc, char **argv)
 	const struct cli_cmd *cmd = NULL;
 	struct cli_create_opts co = { .cv = CREATE_VM__INIT };
 	struct cli_conn cc = { .ch = { .fd = -1 }, .json = json };
-	bool replay = true;
-	int opt, r, li = 0;
+	struct cli_save_opts so = { 0 };
+	bool replay = true, vm_options = false;
+	int opt, r, li = 0, nargs;
 
 	for (size_t i = 0; i < sizeof(cli_cmds) / sizeof(cli_cmds[0]); i++)
 		if (strcmp(cli_cmds[i].name, argv[0]) == 0)
@@ -994,9 +1184,17 @@ int cli_ctl_main(const char *socket_path, bool json, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h", cli_ctl_opts, &li)) != -1) {
 		bool vm_opt = opt >= OPT_MEM && opt <= OPT_NULL_DEV;
 
+		bool save_opt = opt >= OPT_KEEP_RUNNING &&
+				opt <= OPT_MAX_DOWNTIME;
+
 		if (vm_opt && !cmd->vm_opts)
 			return cli_usage_error(cmd->name, "option '--%s' is for "
-					       "create", cli_ctl_opts[li].name);
+					       "create and restore",
+					       cli_ctl_opts[li].name);
+		if (save_opt && strcmp(cmd->name, "save") != 0)
+			return cli_usage_error(cmd->name, "option '--%s' is for "
+					       "save", cli_ctl_opts[li].name);
+		vm_options |= vm_opt;
 		switch (opt) {
 		case OPT_JSON:
 			cc.json = true;
@@ -1078,6 +1276,25 @@ int cli_ctl_main(const char *socket_path, bool json, int argc, char **argv)
 		case OPT_NULL_DEV:
 			co.cv.null_dev = true;
 			break;
+		case OPT_KEEP_RUNNING:
+			so.keep_running = true;
+			break;
+		case OPT_LIVE:
+			so.live = true;
+			break;
+		case OPT_MAX_DOWNTIME: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+
+			if (*optarg < '0' || *optarg > '9' || *end || n < 1 ||
+			    n > 600000)
+				return cli_usage_error(cmd->name, "--max-downtime: "
+						       "'%s' is not a number of "
+						       "milliseconds from 1 to "
+						       "600000", optarg);
+			so.max_downtime_ms = (uint32_t)n;
+			break;
+		}
 		case OPT_NO_REPLAY:
 			if (strcmp(cmd->name, "console") != 0)
 				return cli_usage_error(cmd->name, "--no-replay "
@@ -1085,12 +1302,22 @@ int cli_ctl_main(const char *socket_path, bool json, int argc, char **argv)
 			replay = false;
 			break;
 		case 'h':
-			printf("usage: bulkhead [--socket PATH] [--json] %s%s%s%s\n"
-			       "See 'bulkhead --help'.\n", cmd->name,
-			       strcmp(cmd->name, "console") ? "" : " [--no-replay]",
-			       cmd->vm_opts ? " NAME [VM options] IMAGE" :
-			       *cmd->args ? " " : "",
-			       cmd->vm_opts ? "" : cmd->args);
+			if (strcmp(cmd->name, "restore") == 0)
+				printf("usage: bulkhead [--socket PATH] [--json] "
+				       "restore NAME FILE [VM options] [IMAGE]\n");
+			else if (strcmp(cmd->name, "save") == 0)
+				printf("usage: bulkhead [--socket PATH] [--json] "
+				       "save [--keep-running] [--live] "
+				       "[--max-downtime MS] NAME FILE\n");
+			else
+				printf("usage: bulkhead [--socket PATH] [--json] "
+				       "%s%s%s%s\n", cmd->name,
+				       strcmp(cmd->name, "console") ? "" :
+				       " [--no-replay]",
+				       cmd->vm_opts ? " NAME [VM options] IMAGE" :
+				       *cmd->args ? " " : "",
+				       cmd->vm_opts ? "" : cmd->args);
+			printf("See 'bulkhead --help'.\n");
 			return 0;
 		case ':':
 			return cli_usage_error(cmd->name, "option '%s' needs a "
@@ -1100,16 +1327,20 @@ int cli_ctl_main(const char *socket_path, bool json, int argc, char **argv)
 					       argv[optind - 1]);
 		}
 	}
-	if (argc - optind != cmd->nargs) {
-		if (argc - optind < cmd->nargs)
+	nargs = argc - optind;
+	if (nargs < cmd->nargs || nargs > cmd->nargs + cmd->opt_nargs) {
+		if (nargs < cmd->nargs)
 			return cli_usage_error(cmd->name, "expected %s",
 					       cmd->args);
 		return cli_usage_error(cmd->name, "unexpected argument '%s'",
-				       argv[optind + cmd->nargs]);
+				       argv[optind + cmd->nargs + cmd->opt_nargs]);
 	}
+	if (so.max_downtime_ms && !so.live)
+		return cli_usage_error(cmd->name, "--max-downtime is for a live "
+				       "save (--live)");
 	/* NAME, or UID/NAME (for root) except when creating. */
 	if (cmd->nargs && !brk_name_valid(argv[optind]) &&
-	    (cmd->vm_opts || !strchr(argv[optind], '/')))
+	    (strcmp(cmd->name, "create") == 0 || !strchr(argv[optind], '/')))
 		return cli_usage_error(cmd->name, "'%s' is not a VM name: use 1 "
 				       "to 32 of A-Z a-z 0-9 _ . -",
 				       argv[optind]);
@@ -1118,9 +1349,16 @@ int cli_ctl_main(const char *socket_path, bool json, int argc, char **argv)
 	if (!cc.msg)
 		return cli_fail(&cc, CLI_EXIT_NOBROKER, "out of memory");
 
-	if (cmd->vm_opts) {
+	if (strcmp(cmd->name, "create") == 0) {
 		co.cv.name = argv[optind];
 		r = cli_do_create(&cc, &co, argv[optind + 1]);
+	} else if (strcmp(cmd->name, "restore") == 0) {
+		co.cv.name = argv[optind];
+		r = cli_do_restore(&cc, &co, argv[optind + 1],
+				   nargs > 2 ? argv[optind + 2] : NULL,
+				   vm_options);
+	} else if (strcmp(cmd->name, "save") == 0) {
+		r = cli_do_save(&cc, argv[optind], argv[optind + 1], &so);
 	} else if (strcmp(cmd->name, "console") == 0) {
 		r = cli_connect(&cc);
 		if (!r)

@@ -381,6 +381,33 @@ static int brk_answer_stats(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
+static int brk_answer_save(void *ctx, struct ipc_msg *m)
+{
+	struct brk_req *q = ctx;
+	SaveVm *sv = brk_srv_unpack(q, m, &save_vm__descriptor);
+	struct brk_rec *rec;
+
+	if (!sv)
+		return -EPROTO;
+	rec = brk_srv_find(q, sv->name);
+	if (rec)
+		brk_reg_save(q->d, q->c, rec, sv, m);
+	save_vm__free_unpacked(sv, NULL);
+	return 0;
+}
+
+static int brk_answer_restore(void *ctx, struct ipc_msg *m)
+{
+	struct brk_req *q = ctx;
+	RestoreVm *rv = brk_srv_unpack(q, m, &restore_vm__descriptor);
+
+	if (!rv)
+		return -EPROTO;
+	brk_reg_restore(q->d, q->c, rv, m);
+	restore_vm__free_unpacked(rv, NULL);
+	return 0;
+}
+
 static int brk_answer_console_attach(void *ctx, struct ipc_msg *m)
 {
 	struct brk_req *q = ctx;
@@ -431,6 +458,8 @@ static const struct ipc_handler brk_ready_tab[] = {
 	{ MSG_CTL_LIST, IPC_PERMIT, brk_answer_list },
 	{ MSG_CTL_STATS, IPC_PERMIT, brk_answer_stats },
 	{ MSG_CTL_CONSOLE_ATTACH, IPC_PERMIT, brk_answer_console_attach },
+	{ MSG_CTL_SAVE, IPC_PERMIT, brk_answer_save },
+	{ MSG_CTL_RESTORE, IPC_PERMIT, brk_answer_restore },
 };
 static const struct ipc_handler brk_console_tab[] = {
 	{ MSG_CTL_CONSOLE_INPUT, IPC_PERMIT, brk_answer_console_input },
@@ -477,7 +506,8 @@ static void brk_srv_client_readable(struct brkd *d, struct brk_client *c)
 		brk_srv_send_error(d, c, EPROTO, "message type 0x%04x is not "
 				   "allowed in phase '%s'; closing the "
 				   "connection", m->type, ph->name);
-	} else if (m->nfds && m->type != MSG_CTL_CREATE) {
+	} else if (m->nfds && m->type != MSG_CTL_CREATE &&
+		   m->type != MSG_CTL_SAVE && m->type != MSG_CTL_RESTORE) {
 		ipc_msg_close_fds(m);
 		brk_srv_client_fail(d, c, EPROTO, "message type 0x%04x carries "
 				    "fds it should not", m->type);

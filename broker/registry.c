@@ -54,6 +54,8 @@ static const char *brk_op_name(enum brk_op op)
 	case BRK_OP_RESET: return "reset";
 	case BRK_OP_POWER_OFF: return "poweroff";
 	case BRK_OP_DESTROY: return "destroy";
+	case BRK_OP_SAVE: return "save";
+	case BRK_OP_RESTORE: return "restore";
 	case BRK_OP_NONE: break;
 	}
 	return "none";
@@ -402,8 +404,25 @@ static int brk_reg_check_quota(struct brkd *d, uint32_t uid, uint64_t mem,
 	return 0;
 }
 
+/* Close what a save holds (taking the pipe out of the epoll set). */
+static void brk_save_close(struct brk_rec *rec)
+{
+	struct brk_save *s = &rec->save;
+
+	if (s->pipe_fd >= 0) {
+		brk_srv_unwatch(rec->d, s->pipe_fd);
+		close(s->pipe_fd);
+		s->pipe_fd = -1;
+	}
+	if (s->file_fd >= 0) {
+		close(s->file_fd);
+		s->file_fd = -1;
+	}
+}
+
 static void brk_rec_free(struct brk_rec *rec)
 {
+	brk_save_close(rec);
 	if (rec->image_fd >= 0)
 		close(rec->image_fd);
 	if (rec->initrd_fd >= 0)
@@ -420,54 +439,55 @@ static void brk_rec_free(struct brk_rec *rec)
 	free(rec);
 }
 
-void brk_reg_create(struct brkd *d, struct brk_client *c, const CreateVm *cv,
-		    struct ipc_msg *m)
+/*
+ * Check a CreateVm and the fds m carries for it (from index 0: the image
+ * unless !has_image, the initrd, the serial file, the disk; then
+ * extra_fds more for the caller), and build the record, not yet in the
+ * registry. Returns 0, or a positive errno with a sentence in err.
+ */
+static int brk_rec_build(struct brkd *d, const struct brk_client *c,
+			 const CreateVm *cv, bool has_image, struct ipc_msg *m,
+			 unsigned extra_fds, const char *verb,
+			 struct brk_rec **out, char *err, size_t errlen)
 {
-	unsigned want_fds = 1;
-	struct brk_rec *rec = NULL, **tail;
-	char err[384];
+	unsigned want_fds = has_image ? 1 : 0, k = 0;
+	struct brk_rec *rec = NULL;
+	char why[384];
 	uint64_t mem = cv->mem_size ? cv->mem_size : BRK_DEFAULT_MEM;
 	unsigned cpus = cv->cpus ? cv->cpus : 1;
-	int r, e = EINVAL;
+	int r;
 
-	if (d->shutting_down) {
-		brk_srv_send_error(d, c, ESHUTDOWN, "bulkheadd is shutting down");
-		return;
-	}
 	if (!brk_name_valid(cv->name)) {
-		brk_srv_send_error(d, c, EINVAL, "'%s' is not a valid VM name: "
-				   "use 1 to 32 of A-Z a-z 0-9 _ . -", cv->name);
-		return;
+		snprintf(err, errlen, "'%s' is not a valid VM name: use 1 to 32 "
+			 "of A-Z a-z 0-9 _ . -", cv->name);
+		return EINVAL;
 	}
 	rec = brk_reg_find(d, c->uid, cv->name);
 	if (rec) {
-		brk_srv_send_error(d, c, EEXIST, "you already have a VM named "
-				   "'%s' (id %u, %s); pick another name or "
-				   "destroy it first", rec->name, rec->id,
-				   brk_rec_state(rec));
-		return;
+		snprintf(err, errlen, "you already have a VM named '%s' (id %u, "
+			 "%s); pick another name or destroy it first", rec->name,
+			 rec->id, brk_rec_state(rec));
+		return EEXIST;
 	}
 	if (mem < BRK_MIN_MEM || mem > BRK_MAX_MEM || mem % 4096) {
-		brk_srv_send_error(d, c, EINVAL, "--mem must be a multiple of "
-				   "4K from 2M to 3G");
-		return;
+		snprintf(err, errlen, "--mem must be a multiple of 4K from 2M "
+			 "to 3G");
+		return EINVAL;
 	}
 	if (cpus > BRK_MAX_CPUS) {
-		brk_srv_send_error(d, c, EINVAL, "--cpus must be 1 to %u",
-				   BRK_MAX_CPUS);
-		return;
+		snprintf(err, errlen, "--cpus must be 1 to %u", BRK_MAX_CPUS);
+		return EINVAL;
 	}
 	if (strlen(cv->cmdline) > BRK_CMDLINE_MAX) {
-		brk_srv_send_error(d, c, EINVAL, "the command line is longer "
-				   "than %u bytes", BRK_CMDLINE_MAX);
-		return;
+		snprintf(err, errlen, "the command line is longer than %u bytes",
+			 BRK_CMDLINE_MAX);
+		return EINVAL;
 	}
 	if (cv->serial != SERIAL_MODE__SERIAL_CONSOLE &&
 	    cv->serial != SERIAL_MODE__SERIAL_NULL &&
 	    cv->serial != SERIAL_MODE__SERIAL_FILE) {
-		brk_srv_send_error(d, c, EINVAL, "unknown serial mode %d",
-				   (int)cv->serial);
-		return;
+		snprintf(err, errlen, "unknown serial mode %d", (int)cv->serial);
+		return EINVAL;
 	}
 	if (cv->has_initrd)
 		want_fds++;
@@ -475,52 +495,55 @@ void brk_reg_create(struct brkd *d, struct brk_client *c, const CreateVm *cv,
 		want_fds++;
 	if (cv->has_disk)
 		want_fds++;
-	if (m->nfds != want_fds) {
-		brk_srv_send_error(d, c, EINVAL, "create needs %u fds (image%s%s%s)"
-				   " and got %u", want_fds,
-				   cv->has_initrd ? ", initrd" : "",
-				   cv->serial == SERIAL_MODE__SERIAL_FILE ?
-				   ", serial file" : "",
-				   cv->has_disk ? ", disk" : "", m->nfds);
-		return;
+	if (m->nfds != want_fds + extra_fds) {
+		snprintf(err, errlen, "%s needs %u fds (%s%s%s%s%s) and got %u",
+			 verb, want_fds + extra_fds, has_image ? "image" : "",
+			 cv->has_initrd ? ", initrd" : "",
+			 cv->serial == SERIAL_MODE__SERIAL_FILE ?
+			 ", serial file" : "", cv->has_disk ? ", disk" : "",
+			 extra_fds ? ", saved state" : "", m->nfds);
+		return EINVAL;
 	}
-	r = brk_reg_check_quota(d, c->uid, mem, cpus, err, sizeof(err));
-	if (r < 0) {
-		brk_srv_send_error(d, c, -r, "%s", err);
-		return;
-	}
+	r = brk_reg_check_quota(d, c->uid, mem, cpus, err, errlen);
+	if (r < 0)
+		return -r;
 	rec = calloc(1, sizeof(*rec));
 	if (!rec)
 		goto out_nomem;
 	rec->d = d;
 	rec->image_fd = rec->initrd_fd = rec->serial_fd = rec->console_fd = -1;
 	rec->disk_fd = -1;
+	rec->save.pipe_fd = rec->save.file_fd = -1;
 	rec->kill_at = -1;
 	rec->exit_status = -1;
 	rec->cmdline = strdup(cv->cmdline);
 	rec->sb = malloc(BRK_SCROLLBACK);
 	if (!rec->cmdline || !rec->sb)
 		goto out_nomem;
-	rec->image_fd = ipc_msg_take_fd(m, 0);
+	if (has_image)
+		rec->image_fd = ipc_msg_take_fd(m, k++);
 	if (cv->has_initrd)
-		rec->initrd_fd = ipc_msg_take_fd(m, 1);
+		rec->initrd_fd = ipc_msg_take_fd(m, k++);
 	if (cv->serial == SERIAL_MODE__SERIAL_FILE)
-		rec->serial_fd = ipc_msg_take_fd(m, cv->has_initrd ? 2 : 1);
+		rec->serial_fd = ipc_msg_take_fd(m, k++);
 	if (cv->has_disk)
-		rec->disk_fd = ipc_msg_take_fd(m, want_fds - 1);
-	r = brk_check_fd(rec->image_fd, false, "image", err, sizeof(err));
+		rec->disk_fd = ipc_msg_take_fd(m, k++);
+	r = rec->image_fd >= 0 ? brk_check_fd(rec->image_fd, false, "image",
+					       why, sizeof(why)) : 0;
 	if (!r && rec->initrd_fd >= 0)
-		r = brk_check_fd(rec->initrd_fd, false, "initrd", err,
-				 sizeof(err));
+		r = brk_check_fd(rec->initrd_fd, false, "initrd", why,
+				 sizeof(why));
 	if (!r && rec->serial_fd >= 0)
-		r = brk_check_fd(rec->serial_fd, true, "serial file", err,
-				 sizeof(err));
+		r = brk_check_fd(rec->serial_fd, true, "serial file", why,
+				 sizeof(why));
 	if (!r && rec->disk_fd >= 0)
-		r = brk_check_disk_fd(rec->disk_fd, cv->disk_ro, err,
-				      sizeof(err));
+		r = brk_check_disk_fd(rec->disk_fd, cv->disk_ro, why,
+				      sizeof(why));
 	if (r < 0) {
-		e = -r;
-		goto out_err;
+		snprintf(err, errlen, "cannot %s VM '%s': %s", verb, cv->name,
+			 why);
+		brk_rec_free(rec);
+		return -r;
 	}
 	snprintf(rec->name, sizeof(rec->name), "%s", cv->name);
 	snprintf(rec->image_label, sizeof(rec->image_label), "%s",
@@ -537,23 +560,51 @@ void brk_reg_create(struct brkd *d, struct brk_client *c, const CreateVm *cv,
 			 cv->disk_label[0] ? cv->disk_label : "(disk)");
 	rec->created_at = (int64_t)time(NULL);
 	snprintf(rec->state, sizeof(rec->state), "CREATED");
+	*out = rec;
+	return 0;
+
+out_nomem:
+	snprintf(err, errlen, "cannot %s VM '%s': bulkheadd is out of memory; "
+		 "try again", verb, cv->name);
+	if (rec)
+		brk_rec_free(rec);
+	return ENOMEM;
+}
+
+/* Give a built record its id and put it in the registry. */
+static void brk_rec_insert(struct brkd *d, struct brk_rec *rec,
+			   const struct brk_client *c, const char *how)
+{
+	struct brk_rec **tail;
+
 	rec->id = d->next_vm_id++;
 	for (tail = &d->vms; *tail; tail = &(*tail)->next)
 		;
 	*tail = rec;
 	d->nvms++;
-	LOG_INFO("VM %s (id %u) created by uid %u (pid %d)", rec->name, rec->id,
+	LOG_INFO("VM %s (id %u) %s by uid %u (pid %d)", rec->name, rec->id, how,
 		 c->uid, c->pid);
-	brk_reg_status(d, c, rec);
-	return;
+}
 
-out_nomem:
-	snprintf(err, sizeof(err), "bulkheadd is out of memory; try again");
-	e = ENOMEM;
-out_err:
-	brk_srv_send_error(d, c, e, "cannot create VM '%s': %s", cv->name, err);
-	if (rec)
-		brk_rec_free(rec);
+void brk_reg_create(struct brkd *d, struct brk_client *c, const CreateVm *cv,
+		    struct ipc_msg *m)
+{
+	struct brk_rec *rec = NULL;
+	char err[512];
+	int e;
+
+	if (d->shutting_down) {
+		brk_srv_send_error(d, c, ESHUTDOWN, "bulkheadd is shutting down");
+		return;
+	}
+	e = brk_rec_build(d, c, cv, true, m, 0, "create", &rec, err,
+			  sizeof(err));
+	if (e) {
+		brk_srv_send_error(d, c, e, "%s", err);
+		return;
+	}
+	brk_rec_insert(d, rec, c, "created");
+	brk_reg_status(d, c, rec);
 }
 
 /* ---- console ------------------------------------------------------------ */
@@ -762,6 +813,14 @@ static void brk_reg_answer_destroyed(struct brkd *d, struct brk_rec *rec,
 static void brk_reg_stats_fail(struct brkd *d, struct brk_rec *rec,
 			       const char *why);
 
+/* Saves and restores (below). */
+static void brk_save_copy(struct brk_rec *rec, bool to_end);
+static void brk_save_progress(struct brkd *d, struct brk_rec *rec);
+static void brk_save_control_reply(struct brkd *d, struct brk_rec *rec,
+				   const VmControlReply *rep);
+static void brk_reg_on_save_reply(struct brk_vm *vm, const VmSaveReply *rep);
+static void brk_reg_power_off(struct brk_rec *rec, uint32_t seq);
+
 /* Every process of the run is reaped: the VM is OFF. */
 static void brk_reg_vm_ended(struct brkd *d, struct brk_rec *rec)
 {
@@ -799,6 +858,10 @@ static void brk_reg_vm_ended(struct brkd *d, struct brk_rec *rec)
 		snprintf(rec->last_exit, sizeof(rec->last_exit), "VMM error: %s",
 			 expl);
 	}
+	if (op == BRK_OP_SAVE && rec->save.phase == BRK_SAVE_POWERING_OFF &&
+	    vm->have_end && vm->end_reason == VM_EXITED__REASON__POWER_OFF)
+		snprintf(rec->last_exit, sizeof(rec->last_exit),
+			 "saved and powered off");
 	if (rec->error[0] && !strstr(rec->last_exit, rec->error))
 		LOG_INFO("VM %s (id %u, uid %u) is off: %s; error: %s",
 			 rec->name, rec->id, rec->owner, rec->last_exit,
@@ -816,6 +879,12 @@ static void brk_reg_vm_ended(struct brkd *d, struct brk_rec *rec)
 	brk_console_end(d, rec, what);
 	brk_reg_stats_fail(d, rec, "the VM ended");
 
+	if (op == BRK_OP_SAVE) {
+		/* Nobody writes into the pipe any more: take what is left. */
+		brk_save_copy(rec, true);
+		brk_save_progress(d, rec);
+		return;
+	}
 	rec->op = BRK_OP_NONE;
 	switch (op) {
 	case BRK_OP_NONE:
@@ -830,6 +899,16 @@ static void brk_reg_vm_ended(struct brkd *d, struct brk_rec *rec)
 		break;
 	case BRK_OP_DESTROY:
 		brk_reg_answer_destroyed(d, rec, rec->op_client);
+		break;
+	case BRK_OP_RESTORE:
+		brk_srv_answer_error(d, rec->op_client, rec->error[0] ? EINVAL :
+				     EIO, "VM '%s' was not restored: %s%s",
+				     rec->name, rec->error[0] ? rec->error :
+				     rec->last_exit, rec->restore_fresh ?
+				     "" : "; it is OFF");
+		/* A record made for this restore goes with it. */
+		if (rec->restore_fresh)
+			brk_reg_remove(d, rec);
 		break;
 	default:
 		brk_srv_answer_error(d, rec->op_client, EIO, "VM '%s' ended "
@@ -860,6 +939,15 @@ static void brk_reg_start_done(struct brk_rec *rec)
 {
 	struct brk_vm *vm = rec->vm;
 
+	/* A restore is done when the loaded VM runs (LOADING, SUSPENDED and
+	 * RESUMING come first). */
+	if (rec->op == BRK_OP_RESTORE && vm->ready && !rec->ending &&
+	    strcmp(vm->state, "RUNNING") == 0) {
+		LOG_INFO("VM %s (id %u) restored: RUNNING", rec->name, rec->id);
+		rec->op = BRK_OP_NONE;
+		brk_reg_answer_info(rec->d, rec->op_client, rec);
+		return;
+	}
 	if (rec->op != BRK_OP_START || !vm->ready ||
 	    brk_state_powering_on(vm->state))
 		return;
@@ -887,6 +975,13 @@ static void brk_reg_on_runtime_error(struct brk_vm *vm)
 	LOG_WARN("VM %s (id %u): runtime error%s: %s", rec->name, rec->id,
 		 (vm->rt_flags & BRK_RT_SUSPEND) ? " (VM suspended)" :
 		 (vm->rt_flags & BRK_RT_FATAL) ? " (fatal)" : "", rec->error);
+	/* A restore that failed leaves nothing worth keeping: power off; the
+	 * client is answered once the processes are gone. */
+	if (rec->op == BRK_OP_RESTORE &&
+	    (vm->rt_flags & (BRK_RT_FATAL | BRK_RT_SUSPEND)) && !rec->ending) {
+		rec->op_deadline = brk_now_ms() + BRK_POWER_OFF_TIMEOUT_MS;
+		brk_reg_power_off(rec, ++rec->seq);
+	}
 }
 
 static void brk_reg_on_exited(struct brk_vm *vm)
@@ -908,9 +1003,14 @@ static void brk_reg_on_control_reply(struct brk_vm *vm,
 	struct brkd *d = rec->d;
 	enum brk_op op = rec->op;
 
-	if (op == BRK_OP_NONE || op == BRK_OP_START || rep->seq != rec->op_seq) {
+	if (op == BRK_OP_NONE || op == BRK_OP_START || op == BRK_OP_RESTORE ||
+	    rep->seq != rec->op_seq) {
 		LOG_DBG("VM %s: control reply %u not awaited", rec->name,
 			rep->seq);
+		return;
+	}
+	if (op == BRK_OP_SAVE) {
+		brk_save_control_reply(d, rec, rep);
 		return;
 	}
 	/* Powering off a VM that is already going down: wait for the end. */
@@ -1058,12 +1158,15 @@ static const struct brk_vm_hooks brk_reg_hooks = {
 	.exited = brk_reg_on_exited,
 	.control_reply = brk_reg_on_control_reply,
 	.stats = brk_reg_on_stats,
+	.save_reply = brk_reg_on_save_reply,
 };
 
 /* ---- operations --------------------------------------------------------- */
 
-static int brk_reg_launch(struct brkd *d, struct brk_rec *rec, char *err,
-			  size_t errlen)
+/* Launch rec's processes: booting its image, or restoring the saved state
+ * restore_fd (-1: none; the worker gets its own copy). */
+static int brk_reg_launch(struct brkd *d, struct brk_rec *rec, int restore_fd,
+			  char *err, size_t errlen)
 {
 	struct brk_vm_config cfg = {
 		.mem_size = rec->mem_size, .cpus = rec->cpus,
@@ -1071,7 +1174,7 @@ static int brk_reg_launch(struct brkd *d, struct brk_rec *rec, char *err,
 		.initrd_fd = rec->initrd_fd, .serial_out_fd = -1,
 		.console_fd = -1, .null_dev = rec->null_dev,
 		.disk_fd = rec->disk_fd, .disk_ro = rec->disk_ro,
-		.rng = rec->rng, .restore_fd = -1,
+		.rng = rec->rng, .restore_fd = restore_fd,
 	};
 	int sv[2] = { -1, -1 };
 	struct brk_vm *vm = NULL;
@@ -1208,7 +1311,15 @@ void brk_reg_vm_op(struct brkd *d, struct brk_client *c, struct brk_rec *rec,
 					   brk_rec_state(rec));
 			return;
 		}
-		r = brk_reg_launch(d, rec, err, sizeof(err));
+		if (rec->image_fd < 0) {
+			brk_srv_send_error(d, c, EINVAL, "VM '%s' has no image "
+					   "to boot: it was restored from saved "
+					   "state without one; restore it again "
+					   "('bulkhead restore %s FILE') or "
+					   "destroy it", rec->name, rec->name);
+			return;
+		}
+		r = brk_reg_launch(d, rec, -1, err, sizeof(err));
 		if (r < 0) {
 			brk_srv_send_error(d, c, -r, "cannot start VM '%s': %s",
 					   rec->name, err);
@@ -1259,6 +1370,8 @@ void brk_reg_vm_op(struct brkd *d, struct brk_client *c, struct brk_rec *rec,
 		rec->op_killed = false;
 		break;
 	case BRK_OP_NONE:
+	case BRK_OP_SAVE:
+	case BRK_OP_RESTORE:
 		return;
 	}
 	rec->op = op;
@@ -1297,6 +1410,558 @@ void brk_reg_stats(struct brkd *d, struct brk_client *c, struct brk_rec *rec)
 		return;
 	}
 	rec->nstats++;
+}
+
+/* ---- save and restore --------------------------------------------------- */
+
+/* The copy: bytes per read, reads per event (so one save cannot starve
+ * the other clients and VMs), and how often writeback is started. */
+#define BRK_SAVE_CHUNK (128u * 1024u)
+#define BRK_SAVE_READS 32
+#define BRK_SAVE_SYNC_EVERY (16ull << 20)
+/* A save fails when the worker sends nothing for this long. */
+#define BRK_SAVE_IDLE_TIMEOUT_MS 60000
+/* The longest final-pass budget a live save may ask for. */
+#define BRK_SAVE_MAX_DOWNTIME_MS 600000u
+/* How long a restore may take, up to RUNNING (big streams, busy hosts). */
+#define BRK_RESTORE_TIMEOUT_MS 300000
+
+static uint8_t brk_save_buf[BRK_SAVE_CHUNK];
+
+static int brk_write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return -EIO;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * No more copying: the stream ended or the file failed. Closing our read
+ * end makes the worker's next write fail (EPIPE), so a worker still
+ * writing gives up and resumes the VM.
+ */
+static void brk_save_stop_copy(struct brk_rec *rec)
+{
+	struct brk_save *s = &rec->save;
+
+	if (s->pipe_fd >= 0) {
+		brk_srv_unwatch(rec->d, s->pipe_fd);
+		close(s->pipe_fd);
+		s->pipe_fd = -1;
+	}
+	s->copy_done = true;
+}
+
+/*
+ * Copy what the pipe holds into the file: a bounded number of chunks per
+ * event, or (to_end, once the worker is gone and nobody can write any
+ * more) everything up to the end of the stream.
+ */
+static void brk_save_copy(struct brk_rec *rec, bool to_end)
+{
+	struct brk_save *s = &rec->save;
+
+	for (unsigned i = 0; s->pipe_fd >= 0 && (to_end || i < BRK_SAVE_READS);
+	     i++) {
+		ssize_t n = read(s->pipe_fd, brk_save_buf, sizeof(brk_save_buf));
+		int r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN && !to_end)
+			return;
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN)
+				LOG_WARN("VM %s: reading the saved state: %s",
+					 rec->name, strerror(errno));
+			brk_save_stop_copy(rec);
+			return;
+		}
+		if (s->copy_err)
+			continue;  /* not reached: the pipe is closed then */
+		r = brk_write_all(s->file_fd, brk_save_buf, (size_t)n);
+		if (r < 0) {
+			s->copy_err = -r;
+			brk_save_stop_copy(rec);
+			return;
+		}
+		s->copied += (uint64_t)n;
+		if (s->phase == BRK_SAVE_COPYING)
+			rec->op_deadline = brk_now_ms() + BRK_SAVE_IDLE_TIMEOUT_MS;
+		if (s->copied - s->synced >= BRK_SAVE_SYNC_EVERY) {
+			/* Start writeback now, so the final fsync is short. */
+			sync_file_range(s->file_fd, (off64_t)s->synced,
+					(off64_t)(s->copied - s->synced),
+					SYNC_FILE_RANGE_WRITE);
+			s->synced = s->copied;
+		}
+	}
+}
+
+/* A save is answered: if bulkheadd is shutting down, the VM goes now. */
+static void brk_save_after(struct brkd *d, struct brk_rec *rec)
+{
+	if (d->shutting_down && rec->vm && !rec->ending) {
+		LOG_INFO("VM %s (id %u): powering off", rec->name, rec->id);
+		brk_reg_power_off(rec, ++rec->seq);
+	}
+}
+
+static void brk_save_answer_ok(struct brkd *d, struct brk_rec *rec)
+{
+	struct brk_save *s = &rec->save;
+	SaveReply rep = SAVE_REPLY__INIT;
+	struct brk_info in;
+
+	rec->op = BRK_OP_NONE;
+	brk_save_close(rec);
+	LOG_INFO("VM %s (id %u) saved: %" PRIu64 " bytes, %u pass(es), %" PRIu64
+		 " pages, downtime %u ms%s", rec->name, rec->id, s->copied,
+		 s->passes, s->pages, s->downtime_ms,
+		 rec->vm ? "" : "; powered off");
+	brk_info_fill(rec, &in, false);
+	rep.vm = &in.vm;
+	rep.bytes = s->copied;
+	rep.passes = s->passes;
+	rep.pages = s->pages;
+	rep.downtime_ms = s->downtime_ms;
+	rep.elapsed_ms = (uint64_t)(brk_now_ms() - s->started_ms);
+	brk_srv_answer(d, rec->op_client, MSG_CTL_SAVE_REPLY, &rep.base);
+	brk_save_after(d, rec);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void brk_save_answer_error(struct brkd *d, struct brk_rec *rec,
+				  const char *more, ...)
+{
+	struct brk_save *s = &rec->save;
+	char tail[200] = "";
+	va_list ap;
+
+	if (more) {
+		va_start(ap, more);
+		vsnprintf(tail, sizeof(tail), more, ap);
+		va_end(ap);
+	} else {
+		snprintf(tail, sizeof(tail), "; the VM is %s",
+			 brk_rec_state(rec));
+	}
+	rec->op = BRK_OP_NONE;
+	brk_save_close(rec);
+	LOG_WARN("VM %s (id %u) was not saved: %s%s", rec->name, rec->id,
+		 s->error, tail);
+	brk_srv_answer_error(d, rec->op_client, s->error_errno ? s->error_errno :
+			     EIO, "VM '%s' was not saved: %s%s", rec->name,
+			     s->error, tail);
+	brk_save_after(d, rec);
+}
+
+/* Both the stream and the worker's answer are in: did the save work? The
+ * reason goes to s->error. */
+static void brk_save_judge(struct brk_rec *rec)
+{
+	struct brk_save *s = &rec->save;
+	struct brk_vm *vm = rec->vm;
+
+	s->error[0] = '\0';
+	s->error_errno = EIO;
+	if (s->copy_err) {
+		/* First: the worker's own error is then only the broken pipe. */
+		s->error_errno = s->copy_err;
+		snprintf(s->error, sizeof(s->error), "cannot write the file: %s",
+			 strerror(s->copy_err));
+	} else if (!s->have_reply) {
+		snprintf(s->error, sizeof(s->error), "its processes ended during "
+			 "the save (%.300s)", rec->last_exit[0] ? rec->last_exit :
+			 vm && vm->have_end ? vm->end_msg : "no answer");
+	} else if (s->status < 0) {
+		s->error_errno = -s->status;
+		snprintf(s->error, sizeof(s->error), "%s (%s)",
+			 s->message[0] ? s->message : "the worker failed",
+			 strerror(-s->status));
+	} else if (s->copied != s->bytes) {
+		snprintf(s->error, sizeof(s->error), "the worker wrote %" PRIu64
+			 " bytes but %" PRIu64 " arrived", s->bytes, s->copied);
+	} else if (fsync(s->file_fd) < 0 && errno != EINVAL) {
+		s->error_errno = errno;
+		snprintf(s->error, sizeof(s->error), "cannot sync the file: %s",
+			 strerror(errno));
+	}
+}
+
+/* Move a save on; called on every event that may end one of its phases. */
+static void brk_save_progress(struct brkd *d, struct brk_rec *rec)
+{
+	struct brk_save *s = &rec->save;
+	struct brk_vm *vm = rec->vm;
+	bool alive = vm && !rec->ending && vm->chan.fd >= 0 && !vm->have_end;
+
+	if (rec->op != BRK_OP_SAVE)
+		return;
+	switch (s->phase) {
+	case BRK_SAVE_COPYING:
+		if (!s->copy_done || (!s->have_reply && vm))
+			return;
+		brk_save_judge(rec);
+		if (s->error[0]) {
+			/*
+			 * The worker saved but the file failed: it left the
+			 * VM suspended for us; put it back as it was.
+			 */
+			if (alive && s->have_reply && s->status == 0 &&
+			    (s->flags & BRK_SAVE_STAY_SUSPENDED) &&
+			    s->was_running) {
+				s->phase = BRK_SAVE_RESUMING;
+				rec->op_seq = ++rec->seq;
+				rec->op_deadline = brk_now_ms() +
+						   BRK_CONTROL_TIMEOUT_MS;
+				if (brk_vm_send_control(vm, VM_CONTROL__OP__RESUME,
+							rec->op_seq) == 0)
+					return;
+				brk_save_answer_error(d, rec, "; the VM could not "
+						      "be resumed and is "
+						      "SUSPENDED");
+				return;
+			}
+			brk_save_answer_error(d, rec, NULL);
+			return;
+		}
+		if ((s->flags & BRK_SAVE_KEEP_RUNNING) || !vm) {
+			brk_save_answer_ok(d, rec);
+			return;
+		}
+		/* The stream is safe in the file: now the VM may go. */
+		s->phase = BRK_SAVE_POWERING_OFF;
+		rec->op_seq = ++rec->seq;
+		rec->op_deadline = brk_now_ms() + BRK_POWER_OFF_TIMEOUT_MS;
+		rec->op_killed = false;
+		brk_reg_power_off(rec, rec->op_seq);
+		brk_reg_check_end(d, rec);
+		return;
+	case BRK_SAVE_POWERING_OFF:
+		if (!vm)
+			brk_save_answer_ok(d, rec);
+		return;
+	case BRK_SAVE_RESUMING:
+		if (!vm)
+			brk_save_answer_error(d, rec, "; then the VM ended (%s)",
+					      rec->last_exit);
+		return;
+	}
+}
+
+static void brk_reg_on_save_reply(struct brk_vm *vm, const VmSaveReply *rep)
+{
+	struct brk_rec *rec = vm->hook_ctx;
+	struct brk_save *s = &rec->save;
+
+	if (rec->op != BRK_OP_SAVE || s->phase != BRK_SAVE_COPYING ||
+	    s->have_reply || rep->seq != rec->op_seq) {
+		LOG_DBG("VM %s: save reply %u not awaited", rec->name, rep->seq);
+		return;
+	}
+	s->have_reply = true;
+	s->status = rep->status > 0 ? -EIO : rep->status;
+	snprintf(s->message, sizeof(s->message), "%s",
+		 rep->message ? rep->message : "");
+	s->bytes = rep->bytes;
+	s->passes = rep->passes;
+	s->pages = rep->pages;
+	s->downtime_ms = rep->downtime_ms;
+	brk_save_progress(rec->d, rec);
+}
+
+/* The worker answered the RESUME or POWER_OFF that ends a save. */
+static void brk_save_control_reply(struct brkd *d, struct brk_rec *rec,
+				   const VmControlReply *rep)
+{
+	struct brk_save *s = &rec->save;
+
+	if (s->phase == BRK_SAVE_RESUMING) {
+		if (rep->status < 0)
+			brk_save_answer_error(d, rec, "; resuming the VM failed "
+					      "too (%s): it is SUSPENDED",
+					      rep->message && rep->message[0] ?
+					      rep->message :
+					      strerror(-rep->status));
+		else
+			brk_save_answer_error(d, rec, NULL);
+		return;
+	}
+	/* POWERING_OFF: answered once every process is gone. */
+	if (rep->status < 0 && rep->status != -ESHUTDOWN)
+		LOG_WARN("VM %s: power off after the save: %s", rec->name,
+			 rep->message);
+}
+
+/* The save's deadline passed; returns the next one, or -1. */
+static int64_t brk_save_timeout(struct brkd *d, struct brk_rec *rec,
+				int64_t now)
+{
+	struct brk_save *s = &rec->save;
+
+	switch (s->phase) {
+	case BRK_SAVE_COPYING:
+		s->error_errno = ETIMEDOUT;
+		snprintf(s->error, sizeof(s->error), "its worker sent nothing for "
+			 "%d s", BRK_SAVE_IDLE_TIMEOUT_MS / 1000);
+		brk_save_stop_copy(rec);
+		brk_save_answer_error(d, rec, "; check its state with 'bulkhead "
+				      "status %s'", rec->name);
+		return -1;
+	case BRK_SAVE_POWERING_OFF:
+		if (rec->vm && !rec->op_killed) {
+			LOG_WARN("VM %s (id %u) did not power off within %d s "
+				 "after its save: killing it", rec->name,
+				 rec->id, BRK_POWER_OFF_TIMEOUT_MS / 1000);
+			brk_vm_kill_all(rec->vm);
+			rec->op_killed = true;
+			rec->op_deadline = now + BRK_END_GRACE_MS;
+			return rec->op_deadline;
+		}
+		s->error_errno = ETIMEDOUT;
+		snprintf(s->error, sizeof(s->error), "the file is complete, but "
+			 "the VM's processes would not end");
+		brk_save_answer_error(d, rec, NULL);
+		return -1;
+	case BRK_SAVE_RESUMING:
+		brk_save_answer_error(d, rec, "; the worker did not answer the "
+				      "resume within %d s",
+				      BRK_CONTROL_TIMEOUT_MS / 1000);
+		return -1;
+	}
+	return -1;
+}
+
+void brk_reg_save(struct brkd *d, struct brk_client *c, struct brk_rec *rec,
+		  const SaveVm *sv, struct ipc_msg *m)
+{
+	struct brk_vm *vm = rec->vm;
+	struct brk_save *s = &rec->save;
+	int p[2] = { -1, -1 }, fd = -1, r;
+	unsigned flags;
+	struct stat st;
+	char why[256];
+
+	if (m->nfds != 1) {
+		brk_srv_send_error(d, c, EINVAL, "save needs 1 fd (the file) and "
+				   "got %u", m->nfds);
+		return;
+	}
+	if (d->shutting_down) {
+		brk_srv_send_error(d, c, ESHUTDOWN, "bulkheadd is shutting down");
+		return;
+	}
+	if (rec->op != BRK_OP_NONE) {
+		brk_srv_send_error(d, c, EBUSY, "VM '%s' is busy: a %s is in "
+				   "progress; try again when it is done",
+				   rec->name, brk_op_name(rec->op));
+		return;
+	}
+	if (!vm || rec->ending || !vm->ready || vm->chan.fd < 0 ||
+	    (strcmp(vm->state, "RUNNING") != 0 &&
+	     strcmp(vm->state, "SUSPENDED") != 0)) {
+		brk_srv_send_error(d, c, EINVAL, "cannot save VM '%s': it is not "
+				   "running (state %s)%s", rec->name,
+				   brk_rec_state(rec), vm ? "" :
+				   "; only a running or paused VM has a state "
+				   "to save");
+		return;
+	}
+	if (sv->live && strcmp(vm->state, "RUNNING") != 0) {
+		brk_srv_send_error(d, c, EINVAL, "cannot save VM '%s' live: it is "
+				   "%s; resume it first, or save it without "
+				   "--live", rec->name, vm->state);
+		return;
+	}
+	if (sv->max_downtime_ms > BRK_SAVE_MAX_DOWNTIME_MS) {
+		brk_srv_send_error(d, c, EINVAL, "--max-downtime must be at most "
+				   "%u ms", BRK_SAVE_MAX_DOWNTIME_MS);
+		return;
+	}
+	fd = ipc_msg_take_fd(m, 0);
+	r = brk_check_fd(fd, true, "save file", why, sizeof(why));
+	if (r == 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		snprintf(why, sizeof(why), "the save file is not a regular file");
+		r = -EINVAL;
+	}
+	/* The client opened it without O_TRUNC, so that a refused save (no
+	 * such VM, busy, ...) leaves an existing file alone: empty it now. */
+	if (r == 0 && (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)) {
+		r = -errno;
+		snprintf(why, sizeof(why), "cannot empty the save file: %s",
+			 strerror(-r));
+	}
+	if (r < 0) {
+		brk_srv_send_error(d, c, -r, "cannot save VM '%s': %s", rec->name,
+				   why);
+		goto out;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		brk_srv_send_error(d, c, errno, "cannot save VM '%s': pipe: %s",
+				   rec->name, strerror(errno));
+		goto out;
+	}
+	/* Our end never blocks the loop; a bigger pipe means fewer wake-ups.
+	 * The worker's end blocks: it waits for us. */
+	fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+	fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
+	memset(s, 0, sizeof(*s));
+	s->pipe_fd = s->file_fd = -1;
+	s->w = (struct brk_watch){ BRK_WATCH_SAVE, rec, 0 };
+	r = brk_srv_watch(d, p[0], EPOLLIN, &s->w);
+	if (r < 0) {
+		brk_srv_send_error(d, c, -r, "cannot save VM '%s': epoll: %s",
+				   rec->name, strerror(-r));
+		goto out;
+	}
+	/*
+	 * Without --keep-running the worker leaves the VM suspended after the
+	 * save; it is powered off only once the file is written and synced,
+	 * so a full disk never loses the VM.
+	 */
+	flags = (sv->keep_running ? BRK_SAVE_KEEP_RUNNING :
+		 BRK_SAVE_STAY_SUSPENDED) | (sv->live ? BRK_SAVE_LIVE : 0);
+	rec->op_seq = ++rec->seq;
+	r = brk_vm_send_save(vm, rec->op_seq, flags, sv->max_downtime_ms, p[1]);
+	if (r < 0) {
+		brk_srv_unwatch(d, p[0]);
+		brk_srv_send_error(d, c, EIO, "cannot reach the worker of VM '%s': "
+				   "%s", rec->name, strerror(-r));
+		goto out;
+	}
+	s->pipe_fd = p[0];
+	s->file_fd = fd;
+	p[0] = fd = -1;
+	s->phase = BRK_SAVE_COPYING;
+	s->flags = flags;
+	s->was_running = strcmp(vm->state, "RUNNING") == 0;
+	s->started_ms = brk_now_ms();
+	rec->op = BRK_OP_SAVE;
+	rec->op_client = c->id;
+	rec->op_deadline = s->started_ms + BRK_SAVE_IDLE_TIMEOUT_MS;
+	brk_srv_set_phase(c, BRK_PHASE_WAITING);
+	LOG_INFO("VM %s (id %u): saving%s%s", rec->name, rec->id,
+		 sv->live ? " live" : "", sv->keep_running ? ", keeps running" :
+		 ", then powering off");
+out:
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+	if (fd >= 0)
+		close(fd);
+}
+
+void brk_reg_restore(struct brkd *d, struct brk_client *c,
+		     const RestoreVm *rv, struct ipc_msg *m)
+{
+	const CreateVm *cv = rv->vm;
+	struct brk_rec *rec = NULL;
+	bool fresh = false;
+	int state_fd = -1, r, e;
+	char err[512], why[256];
+
+	if (!cv) {
+		brk_srv_send_error(d, c, EINVAL, "restore names no VM");
+		return;
+	}
+	if (d->shutting_down) {
+		brk_srv_send_error(d, c, ESHUTDOWN, "bulkheadd is shutting down");
+		return;
+	}
+	if (m->nfds < 1) {
+		brk_srv_send_error(d, c, EINVAL, "restore needs the saved state's "
+				   "fd");
+		return;
+	}
+	if (rv->existing && strchr(cv->name, '/')) {
+		/* UID/NAME: root restoring somebody's VM. */
+		r = brk_reg_lookup(d, c, cv->name, &rec, err, sizeof(err));
+		if (r < 0) {
+			brk_srv_send_error(d, c, -r, "%s", err);
+			return;
+		}
+	} else if (rv->existing) {
+		/* Names are per owner, as for create: one of the caller's own,
+		 * else a new VM of the caller's. */
+		rec = brk_reg_find(d, c->uid, cv->name);
+	}
+	if (rec) {
+		/* Into the VM as it is configured: it must not run. */
+		if (m->nfds != 1) {
+			brk_srv_send_error(d, c, EINVAL, "a restore into the "
+					   "existing VM '%s' takes only the "
+					   "saved state's fd", rec->name);
+			return;
+		}
+		if (rec->op != BRK_OP_NONE) {
+			brk_srv_send_error(d, c, EBUSY, "VM '%s' is busy: a %s is "
+					   "in progress; try again when it is "
+					   "done", rec->name,
+					   brk_op_name(rec->op));
+			return;
+		}
+		if (rec->vm) {
+			brk_srv_send_error(d, c, EBUSY, "VM '%s' is running "
+					   "(state %s): power it off first, or "
+					   "restore under another name",
+					   rec->name, brk_rec_state(rec));
+			return;
+		}
+	} else {
+		e = brk_rec_build(d, c, cv, rv->has_image, m, 1, "restore", &rec,
+				  err, sizeof(err));
+		if (e) {
+			brk_srv_send_error(d, c, e, "%s", err);
+			return;
+		}
+		fresh = true;
+	}
+	state_fd = ipc_msg_take_fd(m, m->nfds - 1);
+	r = brk_check_fd(state_fd, false, "saved state", why, sizeof(why));
+	if (r < 0) {
+		brk_srv_send_error(d, c, -r, "cannot restore VM '%s': %s",
+				   rec->name, why);
+		goto out;
+	}
+	if (fresh) {
+		brk_rec_insert(d, rec, c, "created to restore it");
+		fresh = false;
+		rec->restore_fresh = true;
+	} else {
+		rec->restore_fresh = false;
+	}
+	r = brk_reg_launch(d, rec, state_fd, err, sizeof(err));
+	if (r < 0) {
+		brk_srv_send_error(d, c, -r, "cannot restore VM '%s': %s",
+				   rec->name, err);
+		if (rec->restore_fresh)
+			brk_reg_remove(d, rec);
+		goto out;
+	}
+	LOG_INFO("VM %s (id %u, uid %u) restoring: worker pid %d", rec->name,
+		 rec->id, rec->owner, rec->vm->worker.pid);
+	rec->op = BRK_OP_RESTORE;
+	rec->op_client = c->id;
+	rec->op_deadline = brk_now_ms() + BRK_RESTORE_TIMEOUT_MS;
+	rec->op_killed = false;
+	brk_srv_set_phase(c, BRK_PHASE_WAITING);
+	brk_reg_check_end(d, rec);
+out:
+	if (state_fd >= 0)
+		close(state_fd);
+	if (fresh)
+		brk_rec_free(rec);
 }
 
 /* ---- events and timers -------------------------------------------------- */
@@ -1383,7 +2048,15 @@ void brk_reg_event(struct brkd *d, struct brk_watch *w, uint32_t events)
 {
 	struct brk_rec *rec = w->obj;
 
-	if (rec->dead || !rec->vm)
+	if (rec->dead)
+		return;
+	if (w->kind == BRK_WATCH_SAVE) {
+		/* The pipe outlives the processes until it is drained. */
+		brk_save_copy(rec, false);
+		brk_save_progress(d, rec);
+		return;
+	}
+	if (!rec->vm)
 		return;
 	switch (w->kind) {
 	case BRK_WATCH_WORKER:
@@ -1443,6 +2116,25 @@ static int64_t brk_reg_tick_one(struct brkd *d, struct brk_rec *rec,
 	if (now < rec->op_deadline)
 		return brk_min_deadline(next, rec->op_deadline);
 	switch (rec->op) {
+	case BRK_OP_SAVE:
+		return brk_min_deadline(next, brk_save_timeout(d, rec, now));
+	case BRK_OP_RESTORE:
+		if (rec->vm && !rec->op_killed) {
+			if (!rec->error[0])
+				snprintf(rec->error, sizeof(rec->error), "it did "
+					 "not run within %d s (it was killed)",
+					 BRK_RESTORE_TIMEOUT_MS / 1000);
+			rec->ending = true;
+			brk_vm_kill_all(rec->vm);
+			rec->op_killed = true;
+			rec->op_deadline = now + BRK_END_GRACE_MS;
+			return brk_min_deadline(next, rec->op_deadline);
+		}
+		rec->op = BRK_OP_NONE;
+		brk_srv_answer_error(d, rec->op_client, ETIMEDOUT, "VM '%s' was "
+				     "not restored: %s", rec->name,
+				     rec->error[0] ? rec->error : "timed out");
+		break;
 	case BRK_OP_START:
 		rec->op = BRK_OP_NONE;
 		if (rec->vm) {
@@ -1491,11 +2183,20 @@ int64_t brk_reg_tick(struct brkd *d, int64_t now)
 void brk_reg_shutdown(struct brkd *d)
 {
 	for (struct brk_rec *r = d->vms; r; r = r->next) {
+		if (r->op == BRK_OP_SAVE && r->vm) {
+			/* A VM being saved cannot be powered off: let the save
+			 * finish (within the shutdown deadline); the VM is
+			 * powered off when it is answered. */
+			LOG_INFO("VM %s (id %u): powering off after its save",
+				 r->name, r->id);
+			continue;
+		}
 		if (r->op != BRK_OP_NONE) {
 			brk_srv_answer_error(d, r->op_client, ESHUTDOWN,
 					     "bulkheadd is shutting down: every "
 					     "VM is being powered off");
 			r->op = BRK_OP_NONE;
+			brk_save_close(r);
 		}
 		if (!r->vm)
 			continue;

@@ -81,7 +81,9 @@ static const struct brk_dev_kind brk_dev_vrng = {
 };
 static const struct brk_dev_kind brk_dev_null = {
 	.kind = "null", .binary = "bulkhead-dev-null",
-	.regions = { { IPC_SPACE_PIO, 0x510, 8 } }, .nregions = 1, .irq = -1,
+	.regions = { { IPC_SPACE_PIO, 0x510, 8 },
+		     { IPC_SPACE_MMIO, 0xd0100000, 0x1000 } },
+	.nregions = 2, .irq = -1,
 };
 
 /* One device of this VM: its kind and where it was placed. */
@@ -330,6 +332,9 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	WorkerInit init = WORKER_INIT__INIT;
 	unsigned nkinds = 0, nfds = 0;
 	int wchan[2] = { -1, -1 }, ram = -1;
+	/* A restore takes the boot image (and initrd) from the stream. */
+	int image_fd = cfg->restore_fd >= 0 ? -1 : cfg->image_fd;
+	int initrd_fd = cfg->restore_fd >= 0 ? -1 : cfg->initrd_fd;
 	struct brk_vm *vm;
 	int r, code = BRK_EXIT_INTERNAL;
 
@@ -350,10 +355,10 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	 * The worker reads the image from the start of the open file, which it
 	 * shares with us (and the user); a VM started again reads it again.
 	 */
-	if (cfg->image_fd >= 0)
-		lseek(cfg->image_fd, 0, SEEK_SET);
-	if (cfg->initrd_fd >= 0)
-		lseek(cfg->initrd_fd, 0, SEEK_SET);
+	if (image_fd >= 0)
+		lseek(image_fd, 0, SEEK_SET);
+	if (initrd_fd >= 0)
+		lseek(initrd_fd, 0, SEEK_SET);
 	if (cfg->restore_fd >= 0)
 		lseek(cfg->restore_fd, 0, SEEK_SET);
 
@@ -396,17 +401,17 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	init.mem_size = cfg->mem_size;
 	init.cpus = cfg->cpus;
 	init.cmdline = cmdline;
-	init.has_initrd = cfg->initrd_fd >= 0;
+	init.has_initrd = initrd_fd >= 0;
 	init.restore = cfg->restore_fd >= 0;
-	init.no_image = cfg->image_fd < 0;
+	init.no_image = image_fd < 0;
 	init.n_devices = nkinds;
 	init.devices = specp;
 	fds[nfds++] = kvm_fd;
 	fds[nfds++] = ram;
-	if (cfg->image_fd >= 0)
-		fds[nfds++] = cfg->image_fd;
-	if (cfg->initrd_fd >= 0)
-		fds[nfds++] = cfg->initrd_fd;
+	if (image_fd >= 0)
+		fds[nfds++] = image_fd;
+	if (initrd_fd >= 0)
+		fds[nfds++] = initrd_fd;
 	if (cfg->restore_fd >= 0)
 		fds[nfds++] = cfg->restore_fd;
 	for (unsigned i = 0; i < nkinds; i++) {
@@ -547,7 +552,7 @@ static int brk_answer_control(void *ctx, struct ipc_msg *m)
 		brk_copy_str(vm->state, sizeof(vm->state), rep->state);
 	if (vm->hooks && vm->hooks->control_reply)
 		vm->hooks->control_reply(vm, rep);
-	else if (rep->status < 0)
+	else if (rep->status < 0 && rep->status != -ESHUTDOWN)
 		LOG_WARN("worker refused the operation: %s", rep->message);
 	vm_control_reply__free_unpacked(rep, NULL);
 	return 0;
@@ -600,6 +605,23 @@ static int brk_answer_runtime_error(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
+static int brk_answer_save(void *ctx, struct ipc_msg *m)
+{
+	struct brk_vm *vm = ctx;
+	VmSaveReply *rep = ipc_msg_unpack(m, &vm_save_reply__descriptor);
+
+	if (!rep)
+		return -EPROTO;
+	if (rep->state && rep->state[0] && !vm->have_end)
+		brk_copy_str(vm->state, sizeof(vm->state), rep->state);
+	if (vm->hooks && vm->hooks->save_reply)
+		vm->hooks->save_reply(vm, rep);
+	else
+		LOG_DBG("save %u not awaited (status %d)", rep->seq, rep->status);
+	vm_save_reply__free_unpacked(rep, NULL);
+	return 0;
+}
+
 /* Everything a worker may send once it has its WorkerInit. */
 static const struct ipc_handler brk_worker_tab[] = {
 	{ MSG_WORKER_READY, IPC_PERMIT | IPC_ONCE, brk_answer_ready },
@@ -608,6 +630,7 @@ static const struct ipc_handler brk_worker_tab[] = {
 	{ MSG_VM_STATS_REPLY, IPC_PERMIT, brk_answer_stats },
 	{ MSG_VM_STATE, IPC_PERMIT, brk_answer_state },
 	{ MSG_VM_RUNTIME_ERROR, IPC_PERMIT, brk_answer_runtime_error },
+	{ MSG_VM_SAVE_REPLY, IPC_PERMIT, brk_answer_save },
 };
 static const struct ipc_phase brk_worker_phase = {
 	"running", brk_worker_tab,
@@ -656,6 +679,19 @@ int brk_vm_send_stats_req(struct brk_vm *vm, uint32_t seq)
 	return ipc_send_pb(&vm->chan, MSG_VM_STATS, &req.base, NULL, 0);
 }
 
+int brk_vm_send_save(struct brk_vm *vm, uint32_t seq, unsigned flags,
+		     uint32_t max_downtime_ms, int pipe_fd)
+{
+	VmSave req = VM_SAVE__INIT;
+
+	req.seq = seq;
+	req.keep_running = flags & BRK_SAVE_KEEP_RUNNING;
+	req.live = flags & BRK_SAVE_LIVE;
+	req.stay_suspended = flags & BRK_SAVE_STAY_SUSPENDED;
+	req.max_downtime_ms = max_downtime_ms;
+	return ipc_send_pb(&vm->chan, MSG_VM_SAVE, &req.base, &pipe_fd, 1);
+}
+
 /* The device a "device-died" message names, if it is reaped. */
 static const struct brk_child *brk_vm_dead_device(const struct brk_vm *vm,
 						  const char *msg)
@@ -683,6 +719,8 @@ void brk_vm_explain(const struct brk_vm *vm, const char *error_id,
 	if (c) {
 		brk_child_describe(c, how, sizeof(how));
 		snprintf(buf, len, "device %s %s", c->label, how);
+	} else if (strcmp(error_id, "bad-saved-state") == 0) {
+		snprintf(buf, len, "the saved state was refused: %s", msg);
 	} else {
 		snprintf(buf, len, "%s", msg);
 	}
@@ -691,7 +729,7 @@ void brk_vm_explain(const struct brk_vm *vm, const char *error_id,
 /* The run exit status an error id stands for. */
 static int brk_exit_for_id(const char *id)
 {
-	if (strcmp(id, "bad-image") == 0)
+	if (strcmp(id, "bad-image") == 0 || strcmp(id, "bad-saved-state") == 0)
 		return BRK_EXIT_BADIMAGE;
 	if (strncmp(id, "device-", 7) == 0)
 		return BRK_EXIT_DEVICE;

@@ -28,6 +28,8 @@
 #include "worker.pb-c.h"
 
 #define EMT_POKE_SIGNAL SIGUSR1
+/* KVM_RUN failing with EAGAIN this many times in a row is fatal. */
+#define EMT_MAX_EAGAIN 100000u
 
 static void emt_wake_main(struct emt_vm *vm)
 {
@@ -383,6 +385,7 @@ static void *emt_thread(void *arg)
 	struct emt_vm *vm = c->vm;
 	unsigned id = c->kv->id;
 	bool may_run = true;  /* false after an exit this vCPU cannot pass */
+	unsigned eagain = 0;
 	sigset_t set;
 
 	sbx_thread_enter("emt", "emt-%u", id);
@@ -407,10 +410,20 @@ static void *emt_thread(void *arg)
 		}
 		do {
 			r = kd_vcpu_run(c->kv);
+			if (r == -EAGAIN && ++eagain > EMT_MAX_EAGAIN) {
+				/* KVM cannot start a thread it needs (the task
+				 * limit?): say so instead of spinning. */
+				emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
+						     "vCPU %u: KVM_RUN keeps failing "
+						     "with EAGAIN", id);
+				may_run = false;
+				break;
+			}
 			if (r == -EINTR || r == -EAGAIN) {
 				kd_vcpu_request_exit(c->kv, false);
 				break;
 			}
+			eagain = 0;
 			if (r < 0) {
 				emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
 						     "vCPU %u: KVM_RUN failed: %s",

@@ -190,6 +190,7 @@ struct emt_vm {
 	struct kd_vm *kvm;
 	uint8_t *ram;
 	uint64_t ram_size;
+	int ram_fd;                   /* the memfd behind ram, for SEEK_DATA */
 	unsigned ncpus;
 	struct emt_vcpu vcpus[KD_MAX_VCPUS];
 	struct emt_dev devs[EMT_MAX_DEVICES];

@@ -204,6 +204,7 @@ static int wk_map_ram(struct wk *w)
 	if ((uint64_t)st.st_size != w->init->mem_size)
 		return -EINVAL;
 	vm->ram_size = w->init->mem_size;
+	vm->ram_fd = w->ram_fd;
 	vm->ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_NORESERVE, w->ram_fd, 0);
 	if (vm->ram == MAP_FAILED) {

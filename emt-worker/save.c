@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "device.pb-c.h"
 #include "emt-worker/emt.h"
@@ -196,24 +197,59 @@ static bool save_bit(const uint64_t *bm, uint64_t p)
 }
 
 /*
+ * Where the next page with data is, at or after page p: guest RAM is a
+ * memfd, and pages the guest never touched are holes in it. Reading a hole
+ * through the mapping would allocate it (shmem has no shared zero page),
+ * so a save skips them: a restore starts from an empty memfd. Returns n
+ * when there is no data left; p itself when the memfd cannot tell.
+ */
+static uint64_t save_next_data(struct emt_vm *vm, uint64_t p, uint64_t n)
+{
+	off_t d = lseek(vm->ram_fd, (off_t)(p * SAVE_PAGE), SEEK_DATA);
+
+	if (d < 0)
+		return errno == ENXIO ? n : p;
+	return (uint64_t)d / SAVE_PAGE;
+}
+
+/* The end of the data that starts at page p (the next hole). */
+static uint64_t save_data_end(struct emt_vm *vm, uint64_t p, uint64_t n)
+{
+	off_t h = lseek(vm->ram_fd, (off_t)(p * SAVE_PAGE), SEEK_HOLE);
+	uint64_t e;
+
+	if (h < 0)
+		return n;
+	e = ((uint64_t)h + SAVE_PAGE - 1) / SAVE_PAGE;
+	return e > p && e < n ? e : n;
+}
+
+/*
  * One pass of unit "ram": the pages set in bm (all of them when bm is
- * NULL), as runs of consecutive pages.
+ * NULL, less the holes of the memfd), as runs of consecutive pages.
  */
 static int save_ram_pass(struct emt_vm *vm, struct ssm_writer *w,
 			 uint32_t pass, const uint64_t *bm, uint64_t *pages)
 {
-	uint64_t n = vm->ram_size / SAVE_PAGE, p = 0;
+	uint64_t n = vm->ram_size / SAVE_PAGE, p = 0, data_end = 0;
 	int r = ssm_unit_begin(w, "ram", 0, SAVE_UNIT_VERSION, pass);
 
 	while (r == 0 && p < n) {
 		uint64_t first, count;
 
+		if (!bm && p >= data_end) {
+			p = save_next_data(vm, p, n);
+			if (p >= n)
+				break;
+			data_end = save_data_end(vm, p, n);
+		}
 		if (bm && !save_bit(bm, p)) {
 			p++;
 			continue;
 		}
 		first = p;
-		while (p < n && (!bm || save_bit(bm, p)) && p - first < UINT32_MAX)
+		while (p < n && (bm ? save_bit(bm, p) : p < data_end) &&
+		       p - first < UINT32_MAX)
 			p++;
 		count = p - first;
 		ssm_put_u64(w, first);
@@ -517,6 +553,8 @@ int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
 		kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size, vm->ram, 0);
 		logging = false;
 	}
+	/* Downtime: stopped until now, plus the resume if there is one. */
+	res->downtime_ms = (uint32_t)(save_now_ms() - t_down);
 	if (r == 0 && (flags & EMT_SAVE_STAY_SUSPENDED)) {
 		/* The broker powers it off or resumes it. */
 	} else if (r == 0 && !(flags & EMT_SAVE_KEEP_RUNNING)) {
@@ -527,8 +565,8 @@ int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
 	} else if (was_running) {
 		if (emt_vm_resume(vm, e2, sizeof(e2)) < 0)
 			LOG_WARN("after saving: %s", e2);
+		res->downtime_ms = (uint32_t)(save_now_ms() - t_down);
 	}
-	res->downtime_ms = (uint32_t)(save_now_ms() - t_down);
 out:
 	if (logging)
 		kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size, vm->ram, 0);
@@ -560,6 +598,8 @@ struct load_ctx {
 	DevStateData *dev_state[EMT_MAX_DEVICES];
 	uint8_t *image, *initrd;
 	size_t image_len, initrd_len;
+	uint8_t page[SAVE_PAGE] __attribute__((aligned(8)));
+	bool ram_touched;             /* an earlier live pass wrote pages */
 	char *cmdline;
 	struct emt_boot boot;
 };
@@ -603,33 +643,72 @@ static int load_blob(struct load_ctx *x, void *p, size_t len)
 static int load_unit_vm(struct load_ctx *x)
 {
 	struct emt_vm *vm = x->vm;
-	uint32_t ncpus, ndevs, inst;
+	uint32_t ncpus, ndevs, inst[EMT_MAX_DEVICES];
 	uint64_t ram;
-	char kind[32];
+	char kind[EMT_MAX_DEVICES][32];
+	unsigned i, j;
 	int r;
 
 	if ((r = ssm_get_u32(x->r, &ncpus)) < 0 ||
 	    (r = ssm_get_u64(x->r, &ram)) < 0 ||
 	    (r = ssm_get_u32(x->r, &ndevs)) < 0)
 		return load_io(x, r);
+	/* Host resources are not saved: the VM options must match. */
 	if (ncpus != vm->ncpus)
-		return load_fail(x, "saved with %u vCPUs, this VM has %u", ncpus,
-				 vm->ncpus);
+		return load_fail(x, "saved with %u vCPUs, this VM has %u: "
+				 "restore with --cpus %u", ncpus, vm->ncpus,
+				 ncpus);
+	if (ram != vm->ram_size && ram % (1u << 20) == 0 &&
+	    vm->ram_size % (1u << 20) == 0)
+		return load_fail(x, "saved with %" PRIu64 " MiB of RAM, this VM "
+				 "has %" PRIu64 " MiB: restore with --mem %"
+				 PRIu64 "M", ram >> 20, vm->ram_size >> 20,
+				 ram >> 20);
 	if (ram != vm->ram_size)
-		return load_fail(x, "saved with %" PRIu64 " bytes of RAM, this VM "
-				 "has %" PRIu64, ram, vm->ram_size);
+		return load_fail(x, "saved with %" PRIu64 " KiB of RAM, this VM "
+				 "has %" PRIu64 " KiB: restore with --mem %"
+				 PRIu64 "K", ram >> 10, vm->ram_size >> 10,
+				 ram >> 10);
+	if (ndevs > EMT_MAX_DEVICES)
+		return load_fail(x, "%u devices, at most %u", ndevs,
+				 EMT_MAX_DEVICES);
+	for (i = 0; i < ndevs; i++) {
+		if ((r = ssm_get_str(x->r, kind[i], sizeof(kind[i]))) < 0 ||
+		    (r = ssm_get_u32(x->r, &inst[i])) < 0)
+			return load_io(x, r);
+	}
+	/* Name a device one side has and the other lacks. */
+	for (i = 0; i < ndevs; i++) {
+		for (j = 0; j < vm->ndevs; j++)
+			if (strcmp(kind[i], vm->devs[j].kind) == 0 &&
+			    inst[i] == vm->devs[j].instance)
+				break;
+		if (j == vm->ndevs)
+			return load_fail(x, "the saved VM has device %.24s#%u, "
+					 "this VM does not: give the same --disk, "
+					 "--rng and --null-dev as when it was "
+					 "saved", kind[i], inst[i]);
+	}
+	for (j = 0; j < vm->ndevs; j++) {
+		for (i = 0; i < ndevs; i++)
+			if (strcmp(kind[i], vm->devs[j].kind) == 0 &&
+			    inst[i] == vm->devs[j].instance)
+				break;
+		if (i == ndevs)
+			return load_fail(x, "this VM has device %s, the saved VM "
+					 "did not: give the same --disk, --rng and "
+					 "--null-dev as when it was saved",
+					 vm->devs[j].label);
+	}
 	if (ndevs != vm->ndevs)
 		return load_fail(x, "saved with %u devices, this VM has %u",
 				 ndevs, vm->ndevs);
-	for (unsigned i = 0; i < ndevs; i++) {
-		if ((r = ssm_get_str(x->r, kind, sizeof(kind))) < 0 ||
-		    (r = ssm_get_u32(x->r, &inst)) < 0)
-			return load_io(x, r);
-		if (strcmp(kind, vm->devs[i].kind) != 0 ||
-		    inst != vm->devs[i].instance)
+	for (i = 0; i < ndevs; i++)
+		if (strcmp(kind[i], vm->devs[i].kind) != 0 ||
+		    inst[i] != vm->devs[i].instance)
 			return load_fail(x, "device %u was %.24s#%u, this VM has "
-					 "%s", i, kind, inst, vm->devs[i].label);
-	}
+					 "%s", i, kind[i], inst[i],
+					 vm->devs[i].label);
 	return 0;
 }
 
@@ -737,6 +816,16 @@ static int load_unit_cpu(struct load_ctx *x)
 	return 0;
 }
 
+static bool load_page_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+
+	for (unsigned i = 0; i < SAVE_PAGE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
 static int load_unit_ram(struct load_ctx *x)
 {
 	struct emt_vm *vm = x->vm;
@@ -755,10 +844,18 @@ static int load_unit_ram(struct load_ctx *x)
 					 "the VM's %" PRIu64 " pages", first,
 					 count, npages);
 		for (uint32_t k = 0; k < count; k++) {
-			r = ssm_get_page(x->r, vm->ram + (first + k) * SAVE_PAGE);
+			uint8_t *dst = vm->ram + (first + k) * SAVE_PAGE;
+
+			r = ssm_get_page(x->r, x->page);
 			if (r < 0)
 				return load_io(x, r);
+			/* RAM starts empty: writing zeros would only allocate
+			 * it. A later pass may zero a page an earlier filled. */
+			if (!load_page_zero(x->page) || x->ram_touched)
+				memcpy(dst, x->page, SAVE_PAGE);
 		}
+		if (x->u.pass != SSM_PASS_FINAL)
+			x->ram_touched = true;
 	}
 }
 

@@ -66,7 +66,7 @@ UNIT_LDLIBS += -lseccomp -lcap
 # test_seccomp_kill.sh runs `bulkhead run` from here. Beside the production
 # CLI and devices it finds:
 #  - bulkhead-dev-null: the testbad device (device-procs/testbad), which
-#    registers as the null device (ports 0x510-0x517, --null-dev) and
+#    registers as the null device (null_desc's regions, --null-dev) and
 #    attempts a forbidden syscall when the guest writes to one of its
 #    ports; linked with a policy table in which its policy is
 #    common-device.policy, the base every device shares;
@@ -75,6 +75,7 @@ UNIT_LDLIBS += -lseccomp -lcap
 #    or openat once its run-phase filter is loaded.
 TEST_BIN := $(BUILD)/tests/bin
 testbad_SRCS += device-procs/testbad/testbad.c
+testbad_SRCS += device-procs/null/null.c
 
 SBX_TEST_GEN_C := $(BUILD)/tests/policy/policies.c
 $(SBX_TEST_GEN_C): $(POLICYC) $(POLICY_FILES) $(SBX_MODE_STAMP)

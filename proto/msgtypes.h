@@ -56,6 +56,9 @@ enum bh_msg_type {
 	MSG_CTL_CONSOLE_DETACH = 0x0314,   /* ConsoleDetach */
 	MSG_CTL_CONSOLE_DETACHED = 0x0315, /* ConsoleDetached */
 	MSG_CTL_CONSOLE_END = 0x0316,      /* ConsoleEnd, broker event */
+	MSG_CTL_SAVE = 0x0318,             /* SaveVm + the file's fd */
+	MSG_CTL_SAVE_REPLY = 0x0319,       /* SaveReply */
+	MSG_CTL_RESTORE = 0x031a,          /* RestoreVm + fds; VmInfoReply */
 };
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * null: a device that does nothing, for measuring the cost of an exit that
- * reaches a device process. Writes are counted and otherwise ignored; reads
- * return 0.
+ * reaches a device process: ports 0x510-0x517 and one MMIO page at
+ * 0xd0100000 (clear of the virtio-mmio slots at 0xd0000000 + 0x200 * n).
+ * Writes to either are counted and otherwise ignored; reads return 0.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,9 +31,10 @@ static void null_io(struct dev *d, unsigned region, uint64_t off, void *data,
 	}
 }
 
-/* The base port may be moved by configuration; this is its default. */
+/* The bases may be moved by configuration; these are the defaults. */
 static const struct dev_region null_regions[] = {
 	{DEV_PIO, 0x510, 8},
+	{DEV_MMIO, 0xd0100000, 0x1000},
 };
 
 const struct dev_desc null_desc = {

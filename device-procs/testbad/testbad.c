@@ -5,10 +5,11 @@
  * may do. Built only into build/tests/bin (policy/module.mk), never
  * installed.
  *
- * It stands in for the null device (kind "null", ports 0x510-0x517, added
- * with --null-dev) so that the production broker configures it unchanged,
- * and its policy table maps "dev-null" to common-device.policy, the base
- * every device shares. A guest write to port 0x510 + N makes it attempt:
+ * It stands in for the null device (kind "null", added with --null-dev,
+ * with null_desc's name, regions and IRQs) so that the production broker
+ * configures it unchanged, and its policy table maps "dev-null" to
+ * common-device.policy, the base every device shares. A guest write to
+ * port 0x510 + N (its port I/O region) makes it attempt:
  *
  *   N = 0  nothing (the device answers like the null device)
  *       1  openat a file            2  socket          3  execve
@@ -35,7 +36,6 @@
 #include "device-procs/devhost/dev.h"
 #include "ipc/log.h"
 
-#define TESTBAD_PORT 0x510u
 #define TESTBAD_NPORTS 8u
 
 struct testbad_attempt {
@@ -92,13 +92,12 @@ static void testbad_io(struct dev *d, unsigned region, uint64_t off,
 	const struct testbad_attempt *a;
 	long r;
 
-	(void)d;
-	(void)region;
 	if (!write) {
 		memset(data, 0, len);
 		return;
 	}
-	if (off >= TESTBAD_NPORTS || !testbad_attempts[off].what)
+	if (d->regions[region].space != DEV_PIO || off >= TESTBAD_NPORTS ||
+	    !testbad_attempts[off].what)
 		return;
 	a = &testbad_attempts[off];
 	LOG_INFO("testbad: attempting to %s (%s)", a->what, a->syscall);
@@ -107,18 +106,18 @@ static void testbad_io(struct dev *d, unsigned region, uint64_t off,
 		a->what, a->syscall, r, r < 0 ? strerror(errno) : "success");
 }
 
-static const struct dev_region testbad_regions[] = {
-	{ DEV_PIO, TESTBAD_PORT, TESTBAD_NPORTS },
-};
-
-static const struct dev_desc testbad_desc = {
-	.name = "null",   /* configured by the broker as the null device */
-	.regions = testbad_regions,
-	.nregions = sizeof(testbad_regions) / sizeof(testbad_regions[0]),
-	.io = testbad_io,
-};
-
 int main(int argc, char **argv)
 {
+	/* Registered as the null device is, whatever its regions are. */
+	struct dev_desc testbad_desc = {
+		.name = null_desc.name,
+		.regions = null_desc.regions,
+		.nregions = null_desc.nregions,
+		.irqs = null_desc.irqs,
+		.nirqs = null_desc.nirqs,
+		.irq_flags = null_desc.irq_flags,
+		.io = testbad_io,
+	};
+
 	return dev_main(argc, argv, &testbad_desc);
 }

@@ -505,7 +505,8 @@ static int uart_load(struct dev *d, const uint8_t *buf, size_t len,
 	    (st->lsr_errors & ~UART_LSR_ERRORS) || st->msr > 0xff ||
 	    st->scr > 0xff)
 		goto out;
-	memcpy(n.rx_fifo, st->rx_fifo.data, st->rx_fifo.len);
+	if (st->rx_fifo.len)  /* an empty bytes field has no data pointer */
+		memcpy(n.rx_fifo, st->rx_fifo.data, st->rx_fifo.len);
 	n.rx_count = (uint32_t)st->rx_fifo.len;
 	n.dll = (uint8_t)st->dll;
 	n.dlm = (uint8_t)st->dlm;

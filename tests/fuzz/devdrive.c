@@ -102,6 +102,9 @@ struct dd {
 	int doorbells[DEV_MAX_DOORBELLS];
 	unsigned ndoorbells;
 	uint32_t notify_seq;
+	uint32_t save_seq;
+	uint32_t state_version;        /* from the device's first save */
+	bool have_version;
 	uint64_t slept_ns;
 	atomic_bool child_gone;
 	unsigned op_index;             /* for the report */
@@ -418,6 +421,8 @@ static int dd_register(struct dd *d)
 	return ipc_send_pb(&d->chan, MSG_DEV_REGISTERED, &ok.base, fds, nfds);
 }
 
+static int dd_answer(struct dd *d, uint16_t type);
+
 /* A lifecycle notification, and its answer. */
 static int dd_notify(struct dd *d, DevNotify__Event ev)
 {
@@ -429,15 +434,115 @@ static int dd_notify(struct dd *d, DevNotify__Event ev)
 	r = ipc_send_pb(&d->chan, MSG_DEV_NOTIFY, &n.base, NULL, 0);
 	if (r < 0)
 		return r;
+	return dd_answer(d, MSG_DEV_NOTIFY_DONE);
+}
+
+/* Wait for an answer of type `type`, dropping the device's requests
+ * (exit, reset, power-off) that may come first. */
+static int dd_answer(struct dd *d, uint16_t type)
+{
 	for (;;) {
-		r = dd_recv(d);
+		int r = dd_recv(d);
+
 		if (r < 0)
 			return r;
 		ipc_msg_close_fds(d->msg);
-		/* Exit, reset and power-off requests may come first. */
-		if (d->msg->type == MSG_DEV_NOTIFY_DONE)
+		if (d->msg->type == type)
 			return 0;
 	}
+}
+
+/* DevSaveReq with the dirty mode (0 plain, 1 start tracking, 2 save with
+ * the pages written since); *out is the answer (free it). */
+static int dd_save(struct dd *d, uint32_t dirty, DevStateData **out)
+{
+	DevSaveReq req = DEV_SAVE_REQ__INIT;
+	int r;
+
+	req.seq = ++d->save_seq;
+	req.dirty = dirty;
+	r = ipc_send_pb(&d->chan, MSG_DEV_SAVE, &req.base, NULL, 0);
+	if (r == 0)
+		r = dd_answer(d, MSG_DEV_SAVE_DATA);
+	if (r < 0)
+		return r;
+	*out = ipc_msg_unpack(d->msg, &dev_state_data__descriptor);
+	if (!*out)
+		return -EPROTO;
+	if (dirty != 1 && (*out)->status == 0) {
+		d->state_version = (*out)->version;
+		d->have_version = true;
+	}
+	return 0;
+}
+
+/* DevLoad, and its status in *status. The worker loads a suspended VM and
+ * resumes it afterwards; so does this. */
+static int dd_load(struct dd *d, const uint8_t *state, size_t len,
+		   uint32_t version, uint64_t clock_ns, int *status)
+{
+	DevStateData st = DEV_STATE_DATA__INIT;
+	DevStateData *done;
+	int r;
+
+	st.seq = ++d->save_seq;
+	st.version = version;
+	st.state.data = (uint8_t *)state;
+	st.state.len = len;
+	st.clock_ns = clock_ns;
+	r = dd_notify(d, DEV_NOTIFY__EVENT__SUSPEND);
+	if (r == 0)
+		r = ipc_send_pb(&d->chan, MSG_DEV_LOAD, &st.base, NULL, 0);
+	if (r == 0)
+		r = dd_answer(d, MSG_DEV_LOAD_DONE);
+	if (r < 0)
+		return r;
+	done = ipc_msg_unpack(d->msg, &dev_state_data__descriptor);
+	if (!done)
+		return -EPROTO;
+	*status = done->status;
+	dev_state_data__free_unpacked(done, NULL);
+	return dd_notify(d, DEV_NOTIFY__EVENT__RESUME);
+}
+
+/* SAVE_LOAD (a: the dirty mode of the save): what the device saves it
+ * must load. */
+static int dd_play_save_load(struct dd *d, unsigned dirty)
+{
+	DevStateData *st;
+	int r, status = 0;
+
+	r = dd_save(d, dirty % 3, &st);
+	if (r < 0)
+		return r;
+	if (st->status == 0 && dirty % 3 != 1) {
+		r = dd_load(d, st->state.data, st->state.len, st->version,
+			    st->clock_ns, &status);
+		if (r == 0 && status != 0) {
+			fprintf(stderr, "devdrive: BUG: %s refused its own "
+				"saved state (%zu bytes): %s\n", d->binary,
+				st->state.len, strerror(-status));
+			abort();
+		}
+	}
+	dev_state_data__free_unpacked(st, NULL);
+	return r;
+}
+
+/* LOAD: hostile state, at the device's version plus a; any status. */
+static int dd_play_load(struct dd *d, const struct fz_op *op)
+{
+	DevStateData *st;
+	int r, status;
+
+	if (!d->have_version) {
+		r = dd_save(d, 0, &st);
+		if (r < 0)
+			return r;
+		dev_state_data__free_unpacked(st, NULL);
+	}
+	return dd_load(d, op->bytes, op->nbytes, d->state_version + op->idx,
+		       0, &status);
 }
 
 /* ---- playing the input ---------------------------------------------------- */
@@ -446,6 +551,7 @@ static int dd_play_io(struct dd *d, const struct fz_op *op)
 {
 	const struct dd_region *rg;
 	struct ipc_access a = { 0 };
+	int r;
 
 	if (op->region >= d->nregions || d->regions[op->region].len == 0)
 		return 0;   /* the worker routes only what was registered */
@@ -457,7 +563,11 @@ static int dd_play_io(struct dd *d, const struct fz_op *op)
 	a.off = op->off % rg->len;
 	a.addr = rg->base + a.off;
 	a.data = a.write ? op->data : 0;
-	return ipc_ring_call(d->ring, 0, &a);
+	r = ipc_ring_call(d->ring, 0, &a);
+	if (r == 0 && !a.write && d->verbose)
+		fprintf(stderr, "devdrive:      -> 0x%llx\n",
+			(unsigned long long)a.data);
+	return r;
 }
 
 static void dd_play_tick(struct dd *d, uint64_t ns)
@@ -543,9 +653,10 @@ static int dd_play(struct dd *d, const uint8_t *data, size_t size)
 			r = dd_notify(d, lc[op.idx & 3]);
 			break;
 		case FZ_OP_SAVE_LOAD:
+			r = dd_play_save_load(d, op.idx);
+			break;
 		case FZ_OP_LOAD:
-			/* Saved state does not travel to device processes yet
-			 * (DevSaveReq/DevLoad are not in the devhost's table). */
+			r = dd_play_load(d, &op);
 			break;
 		}
 		dd_drain(d);

@@ -147,6 +147,7 @@ bool fz_op_next(struct fz_in *in, struct fz_op *op)
 		break;
 	case 14:
 		op->kind = FZ_OP_SAVE_LOAD;
+		op->idx = a % 3;
 		break;
 	default:
 		op->kind = FZ_OP_LOAD;
@@ -192,7 +193,7 @@ void fz_op_describe(const struct fz_op *op, char *buf, size_t len)
 		snprintf(buf, len, "%s", lc[op->idx & 3]);
 		break;
 	case FZ_OP_SAVE_LOAD:
-		snprintf(buf, len, "save, load, save");
+		snprintf(buf, len, "save, load, save (dirty mode %u)", op->idx);
 		break;
 	case FZ_OP_LOAD:
 		snprintf(buf, len, "load   %zu bytes of state (version +%u)",

@@ -102,8 +102,9 @@ size_t fz_bytes(struct fz_in *in, size_t max, const uint8_t **out);
  *   12        NOTIFY     doorbell index           -
  *   13        RESET (a even), LIFECYCLE (a odd: (a >> 1) & 3 picks
  *             power_on, suspend, resume, power_off)
- *   14        SAVE_LOAD  -                        save, load it back, save
- *                                                 again: both saves equal
+ *   14        SAVE_LOAD  a % 3: the dirty-page    save, load it back, save
+ *                        mode of the save (whole- again: both saves equal
+ *                        process mode only)
  *   15        LOAD       -                        u16 n, n bytes of hostile
  *                                                 saved state; a refused
  *                                                 state leaves the device
@@ -143,7 +144,8 @@ struct fz_op {
 	uint64_t gpa;         /* MEM: guest-physical address */
 	const uint8_t *bytes; /* MEM, INPUT, LOAD: the bytes, in the input */
 	size_t nbytes;
-	unsigned idx;         /* NOTIFY: doorbell; LIFECYCLE: enum fz_lifecycle */
+	unsigned idx;         /* NOTIFY: doorbell; LIFECYCLE: enum fz_lifecycle;
+			       * SAVE_LOAD: dirty mode; LOAD: version skew */
 };
 
 /* The configuration byte, decoded. */

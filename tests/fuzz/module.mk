@@ -178,9 +178,21 @@ fuzz: $(patsubst %,$(FUZZ_OUT)/%,$(FUZZ_RUN)) $(TEST_BIN)/bulkhead-devdrive \
 		$(TEST_BIN)/bulkhead-dev-virtio-blk
 	$(Q)sh tests/fuzz/run-fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_RUN)
 
+# Fold what make fuzz found (build/fuzz/corpus/) into the stored corpus,
+# keeping only inputs that add coverage (libFuzzer -merge=1); review and
+# commit the new files to make them part of the replay in make check.
+fuzz-merge: $(patsubst %,$(FUZZ_OUT)/%,$(FUZZ_RUN))
+	$(Q)for t in $(FUZZ_RUN); do \
+		mkdir -p tests/fuzz/corpus/$$t $(FUZZ_OUT)/corpus/$$t $(FUZZ_OUT)/logs; \
+		$(FUZZ_OUT)/$$t -merge=1 tests/fuzz/corpus/$$t \
+			$(FUZZ_OUT)/corpus/$$t >$(FUZZ_OUT)/logs/merge-$$t.log 2>&1 || \
+			{ echo "fuzz-merge: $$t failed: see $(FUZZ_OUT)/logs/merge-$$t.log"; exit 1; }; \
+		echo "$$t: $$(ls tests/fuzz/corpus/$$t | wc -l) stored inputs"; \
+	done
+
 fuzz-build: $(FUZZ_BINS)
 fuzz-replay: $(FUZZ_REPLAY_BINS)
 
-.PHONY: fuzz fuzz-build fuzz-replay fuzz-seeds
+.PHONY: fuzz fuzz-build fuzz-replay fuzz-seeds fuzz-merge
 
 -include $(shell find $(FUZZ_OUT)/obj $(FUZZ_REPLAY_OUT)/obj -name '*.d' 2>/dev/null)

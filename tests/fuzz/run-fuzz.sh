@@ -44,8 +44,11 @@ for t in "$@"; do
 	eps=$(lf_stat "$log" average_exec_per_sec)
 	execs=$(lf_stat "$log" number_of_executed_units)
 	art=$(grep -o "Test unit written to [^ ]*" "$log" | tail -n 1 | sed 's/.* to //')
-	if [ $st -ne 0 ] || [ -n "$art" ]; then
-		result="CRASH (status $st): ${art:-see $log}"
+	if [ -n "$art" ]; then
+		result="CRASH: $art"
+		crashed=1
+	elif [ $st -ne 0 ]; then
+		result="FAILED (status $st): see $log"
 		crashed=1
 	else
 		result=ok
@@ -88,7 +91,8 @@ afl_run() {  # NAME KIND BINARY EXPECT(crash|clean)
 	[ -d "$out/default" ] && base=$out/default
 	# plot_data's last line: ... execs_per_sec, total_execs, edges_found
 	last=$(grep -v '^#' "$base/plot_data" 2>/dev/null | tail -n 1)
-	eps=$(echo "$last" | awk -F', *' 'NF >= 12 { printf "%d", $11 }')
+	# (its last execs_per_sec is momentary: average over the run instead)
+	eps=$(echo "$last" | awk -F', *' 'NF >= 12 && $1 > 0 { printf "%d", $12 / $1 }')
 	execs=$(echo "$last" | awk -F', *' 'NF >= 12 { print $12 }')
 	ncrash=$(find "$base/crashes" -name 'id:*' 2>/dev/null | wc -l)
 	if [ -z "$last" ]; then
@@ -96,8 +100,8 @@ afl_run() {  # NAME KIND BINARY EXPECT(crash|clean)
 		crashed=1
 	elif [ "$expect" = crash ]; then
 		first=$(find "$base/crashes" -name 'id:*' | sort | head -n 1)
-		if [ -n "$first" ] && "$build/tests/bin/bulkhead-devdrive" \
-			--binary "$binary" "$kind" "$first" 2>&1 |
+		if [ -n "$first" ] && ("$build/tests/bin/bulkhead-devdrive" \
+			--binary "$binary" "$kind" "$first") 2>&1 |
 			grep -q "CRASH: $binary was killed by signal 11"; then
 			t=$(echo "$first" | sed -n 's/.*,time:\([0-9]*\),.*/\1/p')
 			result="planted bug found after $((t / 1000)) s: $first"

@@ -13,8 +13,9 @@
  * Input (fuzzlib.h, frames): the selector byte picks the phase (sel % 3:
  * bootstrap, registering, running) and the device (sel / 3 % 3: uart,
  * debug-exit, virtio-blk); then the frames. Bootstrap and registering take
- * one frame, as the devhost does; running takes frames until the channel
- * fails or DevDestruct stops it.
+ * one frame, as the devhost does; running (with guest RAM mapped) takes
+ * frames until the channel fails or DevDestruct stops it: notifications,
+ * saves (with dirty-page tracking) and loads of hostile state.
  *
  * Oracle: no crash, no leak, no fd left open once everything the handlers
  * stored in struct devhost is released as dev_main would.
@@ -43,6 +44,7 @@ static void fz_devhost_release(struct devhost *h)
 		ipc_ring_unmap(h->ring);
 	if (h->ram)
 		munmap(h->ram, h->ram_size);
+	free(h->dirty);
 	ipc_chan_close(&h->chan);
 	for (unsigned i = 0; i < DEVHOST_MAX_BACKEND_FDS; i++)
 		if (h->backend_fd[i] >= 0)
@@ -123,6 +125,16 @@ int fz_devhost_dispatch(const uint8_t *data, size_t size)
 			       &h.dev);
 		if (r < 0)
 			abort();
+		/* Guest RAM, as DevInit would have mapped it (saves track
+		 * the pages a device may write). */
+		if (sel % 3 == 2) {
+			int fd = fz_fd_new(FZ_FD_MEMFD);
+
+			r = devhost_map_ram(&h, fd);
+			close(fd);
+			if (r < 0)
+				abort();
+		}
 		break;
 	}
 

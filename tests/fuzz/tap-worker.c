@@ -15,8 +15,9 @@
  *
  * Around the handlers the VM is real but has no KVM behind it: its EMT
  * synchronisation is terminating (a request to the EMTs fails at once, as
- * while the VM shuts down) and its kd_vm's fd is /dev/null (every KVM
- * ioctl fails, which the handlers must handle).
+ * while the VM shuts down), its kd_vm's fd is /dev/null (every KVM ioctl
+ * fails, which the handlers must handle) and a save is always in progress
+ * (the saver thread would outlive the run).
  *
  * Input (fuzzlib.h, frames): the selector byte picks the phase (sel % 4:
  * init, registering, broker running, device running) and, for the device
@@ -189,6 +190,10 @@ int fz_worker_dispatch(const uint8_t *data, size_t size)
 		w.dev_chan_fd[i] = w.dev_ring_fd[i] = -1;
 	w.vm = vm;
 	w.msg = msg;
+	/* A save runs on a thread of its own that drives the EMTs and KVM;
+	 * none may outlive a run, so every VmSave finds one in progress
+	 * (and is answered and closed as such). */
+	w.saving = true;
 	vm->ended = false;
 	vm->broker = &w.broker;
 	vm->ndevs = 1;

@@ -36,7 +36,11 @@ GUEST_VIRTIO_OBJS := $(GUEST_OBJ)/lib/virtio.o $(GUEST_IRQ_OBJS)
 GUEST_IRQ_KERNELS := rtc
 GUEST_VIRTIO_KERNELS := blk rng
 GUEST_DEV_KERNELS := i8042 $(GUEST_IRQ_KERNELS) $(GUEST_VIRTIO_KERNELS)
-GUEST_KERNELS := hello nullio echo reset $(GUEST_SMP_KERNELS) $(GUEST_DEV_KERNELS)
+# Benchmark guests (bench/): an idle guest, a RAM filler for save/restore,
+# a virtio-blk throughput driver.
+GUEST_BENCH_KERNELS := idle memfill blkbench
+GUEST_KERNELS := hello nullio echo reset $(GUEST_SMP_KERNELS) $(GUEST_DEV_KERNELS) \
+	$(GUEST_BENCH_KERNELS)
 GUEST_ELF64 := $(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_KERNELS))
 GUEST_ELF := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_KERNELS))
 
@@ -44,6 +48,7 @@ GUESTS += $(BUILD)/guests/hello.elf $(BUILD)/guests/bootsect.bin $(BUILD)/guests
 GUESTS += $(BUILD)/guests/echo.elf $(BUILD)/guests/reset.elf
 GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_SMP_KERNELS))
 GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_DEV_KERNELS))
+GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_BENCH_KERNELS))
 DEMO_GUEST := $(BUILD)/guests/hello.elf
 
 $(GUEST_OBJ)/%.o: $(GUEST_DIR)/%.c
@@ -64,6 +69,8 @@ $(GUEST_ELF64): $(GUEST_OUT)/%.elf64: $(GUEST_OBJ)/%.o $(GUEST_LIB_OBJS) $(GUEST
 $(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_SMP_KERNELS)): $(GUEST_SMP_OBJS)
 $(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_IRQ_KERNELS)): $(GUEST_IRQ_OBJS)
 $(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_VIRTIO_KERNELS)): $(GUEST_VIRTIO_OBJS)
+$(GUEST_OUT)/idle.elf64 $(GUEST_OUT)/memfill.elf64: $(GUEST_IRQ_OBJS)
+$(GUEST_OUT)/blkbench.elf64: $(GUEST_VIRTIO_OBJS)
 
 # blkpattern: the host side of blk.elf's data pattern, for
 # tests/integration/test_devices.sh (test-only, never installed).

@@ -190,7 +190,7 @@ static void read_time(struct rtc_time *t, uint8_t regb)
 
 /* ---- periodic interrupts ------------------------------------------------- */
 
-static volatile unsigned rtc_irqs, rtc_other;
+static volatile unsigned rtc_irqs, rtc_other, rtc_target;
 static volatile uint64_t tsc_first, tsc_last;
 static uint64_t gaps[RTC_MAX_COUNT]; /* TSC ticks between interrupts */
 
@@ -204,6 +204,8 @@ static void rtc_interrupt(unsigned vector)
 		rtc_other++;
 		return;
 	}
+	if (rtc_irqs >= rtc_target)
+		return; /* one that came before PIE was cleared */
 	if (rtc_irqs == 0)
 		tsc_first = now;
 	else if (rtc_irqs < RTC_MAX_COUNT)
@@ -218,13 +220,14 @@ static void periodic_test(unsigned rate, unsigned count)
 
 	pic_mask_all();
 	lapic_enable();
-	uint64_t tsc_hz = pit_tsc_hz(20);
+	uint64_t tsc_hz = pit_tsc_hz(50);
 	if (tsc_hz)
 		kprintf("rtc: TSC %lu kHz (measured against the PIT)\n",
 			(unsigned long)(tsc_hz / 1000));
 	else
-		kprintf("rtc: no PIT channel 2 to time the TSC: rate not checked\n");
+		kprintf("rtc: cannot time the TSC: %s: rate not checked\n", pit_tsc_error);
 
+	rtc_target = count;
 	guest_set_irq_handler(RTC_VECTOR, rtc_interrupt);
 	uint8_t a = cmos_read(RTC_REG_A), b = cmos_read(RTC_REG_B);
 	cmos_write(RTC_REG_A, (uint8_t)(RTC_A_DV_32K | rate));

@@ -487,10 +487,14 @@ START_TEST(test_builtin_worker_phases)
 			  SECCOMP_RET_ALLOW);
 	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4, KVM_CREATE_VM, 0),
 			  kill);
-	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4,
-				    KVM_SET_USER_MEMORY_REGION, 0), kill);
 	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4, KVM_CREATE_VCPU, 0),
 			  kill);
+	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4, KVM_CREATE_IRQCHIP,
+				    0), kill);
+	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4, KVM_SET_TSS_ADDR, 0),
+			  kill);
+	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4, KVM_IRQFD, 0), kill);
+	ck_assert_uint_eq(p_builtin("worker-run", SYS_eventfd2, 0, 0, 0), kill);
 	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4, KVM_RUN, 0),
 			  SECCOMP_RET_ALLOW);
 	/* No phase opens files or makes sockets or processes. */

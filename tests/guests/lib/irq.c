@@ -129,8 +129,8 @@ void lapic_tick_stop(void)
  * of OUT2; the end lies between the last poll that saw OUT2 low and the
  * first that saw it high. A vCPU that was not running for a while during
  * one of those two windows makes it wide: then the measurement is
- * rejected (0), as its error could exceed 1/256. Time lost anywhere else
- * does not matter.
+ * rejected (0), as its error could exceed 1/32. Time lost anywhere else
+ * does not matter. UINT64_MAX: no PIT.
  */
 static uint64_t pit_measure(uint32_t count, uint8_t p61)
 {
@@ -157,25 +157,33 @@ static uint64_t pit_measure(uint32_t count, uint8_t p61)
 	now = rdtsc();
 	outb(PORT_61, (uint8_t)(p61 & ~(P61_GATE2 | P61_SPEAKER)));
 	uint64_t total = now - t0a;
-	if ((t0b - t0a) > total / 256 || (now - prev) > total / 256)
+	if ((t0b - t0a) + (now - prev) > total / 32)
 		return 0;
 	/* Midpoints of both windows. */
 	return ((now + prev) / 2 - (t0a + t0b) / 2) * PIT_HZ / count;
 }
+
+const char *pit_tsc_error = "";
 
 uint64_t pit_tsc_hz(unsigned ms)
 {
 	uint32_t count = (uint32_t)(PIT_HZ * ms / 1000);
 	uint8_t p61 = inb(PORT_61);
 
+	pit_tsc_error = "bad duration";
 	if (ms == 0 || count > 0xffff)
 		return 0;
 	for (unsigned tries = 0; tries < 20; tries++) {
 		uint64_t hz = pit_measure(count, p61);
-		if (hz == UINT64_MAX)
+		if (hz == UINT64_MAX) {
+			pit_tsc_error = "no PIT channel 2 (OUT2 in port 0x61 never went high)";
 			return 0;
-		if (hz)
+		}
+		if (hz) {
+			pit_tsc_error = "";
 			return hz;
+		}
 	}
+	pit_tsc_error = "20 measurements against the PIT were all too uncertain";
 	return 0;
 }

@@ -66,11 +66,13 @@ extern volatile uint64_t lapic_ticks;
  * in mode 0 counts down `ms` milliseconds (1-54) with its gate raised
  * through port 0x61; the TSC is read around the write that starts the
  * count and around each poll of OUT2 (port 0x61 bit 5). A measurement
- * whose start or end is uncertain by more than 1/256 of it (the vCPU did
- * not run for a while just then) is repeated, up to 20 times. Returns
- * ticks per second, or 0 if OUT2 never went high (no PIT, or no port
- * 0x61) within 10^10 TSC ticks or every measurement was uncertain.
+ * whose start and end together are uncertain by more than 1/32 of it (the
+ * vCPU did not run for a while just then) is repeated, up to 20 times.
+ * Returns ticks per second, or 0 with the reason in pit_tsc_error if OUT2
+ * never went high (no PIT, or no port 0x61) within 10^10 TSC ticks or
+ * every measurement was uncertain.
  */
 uint64_t pit_tsc_hz(unsigned ms);
+extern const char *pit_tsc_error;
 
 #endif

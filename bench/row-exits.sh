@@ -1,0 +1,89 @@
+# bench/row-exits.sh: port I/O and MMIO round trips (sourced by
+# run-bench.sh). nullio.elf does COUNT writes in a tight loop and reports
+# the TSC ticks the loop took; per access = ticks / COUNT / TSC rate.
+#
+# Bulkhead, the same guest and address twice:
+#   in-worker       nothing claims it: the worker's EMT drops the write
+#                   (port 0x510, MMIO 0xd0100000 without --null-dev);
+#   own process     the null device claims it (--null-dev): the EMT posts
+#                   the access on the device's ring and waits for the answer.
+# QEMU (-M microvm): an unassigned port or address, handled in QEMU's own
+# process (unassigned_io/unassigned_mem). Port 0x520 rather than 0x510,
+# because microvm has fw_cfg at 0x510.
+#
+# Each at CPL 3 (64-bit code that runs natively on every host) and CPL 0
+# (KVM's instruction emulator on hosts without VT-x/AMD-V, such as PVM).
+
+EXIT_COUNT3=${EXIT_COUNT3:-5000}
+EXIT_COUNT0=${EXIT_COUNT0:-2000}
+BH_PORT=0x510
+QEMU_PORT=0x520
+NULL_MMIO=0xd0100000
+
+# exits_ticks OUTFILE CMD...: run CMD, append the guest's tsc_delta.
+exits_ticks() {
+	f=$1
+	shift
+	out=$("$@" 2>>"$TMP/exits.err") || true
+	t=$(echo "$out" | sed -n 's/^nullio: tsc_delta=\([0-9]*\).*/\1/p')
+	if [ -z "$t" ]; then
+		bench_log "no tsc_delta from: $*"
+		echo "$out" | tail -n 3 >&2
+		return 0
+	fi
+	echo "$t" >>"$f"
+}
+
+# exits_one KIND CPL: KIND port or mmio; three medians into rows.
+exits_one() {
+	kind=$1
+	cpl=$2
+	if [ "$cpl" = 3 ]; then count=$EXIT_COUNT3; else count=$EXIT_COUNT0; fi
+	if [ "$kind" = port ]; then
+		bh_args="port=$BH_PORT count=$count cpl=$cpl"
+		q_args="port=$QEMU_PORT count=$count cpl=$cpl"
+		label="Port I/O"
+	else
+		bh_args="mmio=$NULL_MMIO count=$count cpl=$cpl"
+		q_args="mmio=$NULL_MMIO count=$count cpl=$cpl"
+		label="MMIO"
+	fi
+	d="$TMP/exits-$kind-$cpl"
+	mkdir -p "$d"
+	bh="$BIN/bulkhead run --serial stdio"
+	qemu="$QEMU_BASE -M microvm -m 64 -serial stdio"
+	i=0
+	while [ $i -lt "$REPS" ]; do
+		# Rotate the order so no variant always runs first.
+		for v in $(echo "in out qemu in out" | cut -d' ' -f$((i % 3 + 1))-$((i % 3 + 3))); do
+			case $v in
+			in) exits_ticks "$d/in" $bh --cmdline "$bh_args" "$GUESTS_DIR/nullio.elf" ;;
+			out) exits_ticks "$d/out" $bh --null-dev --cmdline "$bh_args" "$GUESTS_DIR/nullio.elf" ;;
+			qemu) exits_ticks "$d/qemu" $qemu -kernel "$GUESTS_DIR/nullio.elf" -append "$q_args" ;;
+			esac
+		done
+		i=$((i + 1))
+	done
+	us() { median <"$1" | awk -v n="$count" -v hz="$TSC_HZ" '/n\/a/ { print; next } { printf "%.4f\n", $1 / n / hz * 1e6 }'; }
+	a=$(us "$d/in")
+	b=$(us "$d/out")
+	q=$(us "$d/qemu")
+	bench_row "$label round trip, CPL $cpl: in the worker" "$a" "$q" us "<=" 1.0
+	bench_row "$label round trip, CPL $cpl: device in its own process" "$b" "$q" us "<=" 1.10
+	best() { sort -g "$1" 2>/dev/null | head -n 1 | awk -v n="$count" -v hz="$TSC_HZ" '{ printf "%.2f", $1 / n / hz * 1e6 }'; }
+	awk -v a="$a" -v b="$b" -v k="$label" -v c="$cpl" \
+	    -v ba="$(best "$d/in")" -v bb="$(best "$d/out")" -v bq="$(best "$d/qemu")" 'BEGIN {
+		if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/)
+			printf "- %s, CPL %s: the hop to the device process adds %.2f us (medians: own process - in the worker); best runs: in the worker %s us, own process %s us, QEMU %s us\n", k, c, b - a, ba, bb, bq
+	}' >>"$NOTES"
+	bench_cmd "$label, CPL $cpl, Bulkhead: $bh [--null-dev] --cmdline '$bh_args' nullio.elf"
+	bench_cmd "$label, CPL $cpl, QEMU:     $qemu -kernel nullio.elf -append '$q_args'"
+}
+
+row_exits() {
+	bench_log "port I/O and MMIO round trips ($REPS runs of each)"
+	exits_one port 3
+	exits_one port 0
+	exits_one mmio 3
+	exits_one mmio 0
+}
