@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * benchtool: the few measurements the bench scripts cannot take precisely from a
- * shell. Host-side only; it never touches Bulkhead's code.
+ * benchtool: the few measurements the bench scripts (bench/run-bench.sh)
+ * cannot take precisely from a shell. Host-side only; it links nothing of
+ * Bulkhead's.
  *
  *   benchtool tsc-hz
  *       The host's TSC rate (Hz), against CLOCK_MONOTONIC_RAW: the median
@@ -13,14 +14,14 @@
  *       inherited), copies that output to FILE, and prints one line:
  *         first_ns=<N> match_ns=<N> exit_ns=<N> status=<S>
  *       times from just before fork to the first complete output line,
- *       to the first line starting with PREFIX (-m), or with -q to the
+ *       to the match, and to the exit (-1 for what did not happen). The
+ *       match is the first line starting with PREFIX (-m), or with -q the
  *       moment QEMU's QMP query-status first says "running" (a "paused"
- *       VM, as an incoming migration of a stopped one ends, is sent
- *       "cont" first), and to the
- *       exit (-1 for what did not happen). -k: once matched, SIGTERM CMD
- *       (its exit time is then not the guest's). -t: SIGKILL CMD after
- *       that long (default 120 s), status=timeout. status: the exit
- *       status, or 128 + the signal.
+ *       VM, which is how an incoming migration of a stopped one ends, is
+ *       sent "cont" first). -k: once matched, SIGTERM CMD (its exit time
+ *       is then not the guest's). -t: SIGKILL CMD after that long
+ *       (default 120 s), status=timeout. status: the exit status, or
+ *       128 + the signal.
  *
  *   benchtool qmp SOCKET COMMAND...
  *       Connects to a QEMU QMP socket (retrying for up to 10 s), leaves
@@ -30,7 +31,7 @@
  *                       millisecond until "completed" (prints
  *                       migrate_ns=<N> from the migrate command to then)
  *                       or "failed" (exit 1)
- *       Prints each answer that is not consumed on stderr with -v.
+ *       With -v (first), every answer goes to stderr too.
  *
  * Exit status: 0, 1 on a failure (said on stderr), 2 on bad usage.
  */
@@ -312,7 +313,7 @@ static int bench_run_main(int argc, char **argv)
 	if (pid < 0)
 		return 1;
 	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 		dup2(nul, 0);
 		dup2(pfd[1], 1);

@@ -23,7 +23,7 @@ idle_cleanup() {
 		"$BIN/bulkhead" --socket "$idle_sock" destroy idle >/dev/null 2>&1 || true
 		stop_pid "$idle_bhd"
 	fi
-	idle_qpid= idle_apid= idle_bhd=
+	idle_qpid='' idle_apid='' idle_bhd=''
 }
 
 idle_one() {
@@ -86,7 +86,7 @@ row_idle() {
 	d="$TMP/idle"
 	mkdir -p "$d"
 	idle_sock="$TMP/bulkheadd.sock"
-	idle_qpid= idle_apid= idle_bhd=
+	idle_qpid='' idle_apid='' idle_bhd=''
 	i=0
 	while [ $i -lt "$IDLE_REPS" ]; do
 		idle_one "$d"

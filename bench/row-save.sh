@@ -30,7 +30,7 @@ save_cleanup() {
 		"$BIN/bulkhead" --socket "$save_sock" destroy mf >/dev/null 2>&1 || true
 		stop_pid "$save_bhd"
 	fi
-	save_qpid= save_bhd=
+	save_qpid='' save_bhd=''
 }
 
 save_bulkhead_one() {
@@ -119,7 +119,7 @@ row_save() {
 	fi
 	SAVE_DIR=$d
 	save_sock="$TMP/bulkheadd-save.sock"
-	save_qpid= save_bhd=
+	save_qpid='' save_bhd=''
 	have=0
 	if save_available; then
 		have=1
@@ -157,7 +157,7 @@ row_save() {
 	bench_row "Save file size, same guest" "$bz" "$(mib "$d/q-save" 2)" MiB - - 1
 	bench_row "Restore time (command to running guest), same file" "$br" "$(ms "$d/q-restore" 1)" ms - - 0
 	bench_cmd "Save, Bulkhead: bulkheadd --socket S; bulkhead --socket S create mf --mem ${SAVE_MEM}M --cmdline '$SAVE_ARGS' memfill.elf; ... start mf; time bulkhead --socket S save mf FILE"
-	bench_cmd "Restore, Bulkhead: time bulkhead --socket S restore mf FILE --mem ${SAVE_MEM}M"
+	bench_cmd "Restore, Bulkhead: bulkhead --socket S destroy mf; time bulkhead --socket S restore mf FILE --mem ${SAVE_MEM}M --serial file:OUT"
 	bench_cmd "Save, QEMU: $QEMU_BASE -M microvm -m $SAVE_MEM -kernel memfill.elf -append '$SAVE_ARGS' -qmp unix:QMP,server=on,wait=off; QMP: migrate-set-parameters max-bandwidth=100 GiB/s; time { stop; migrate exec:cat > FILE; poll query-migrate until completed }"
 	bench_cmd "Restore, QEMU: time (exec to query-status running; a paused VM is sent cont) of the same command with -incoming 'exec:cat FILE'"
 	bench_cmd "Save/restore: FILE on $(dirname "$d") (bulkhead save fsyncs its file; QEMU's exec:cat does not)"

@@ -50,8 +50,10 @@ NOTES=$TMP/notes
 : >"$RESULTS"
 : >"$COMMANDS"
 : >"$NOTES"
-BLK_IMG=
-SAVE_DIR=
+# What the cleanup may have to stop or remove (set by the rows).
+BLK_IMG='' SAVE_DIR=''
+idle_qpid='' idle_apid='' idle_bhd='' idle_sock=''
+save_qpid='' save_bhd='' save_sock=''
 cleanup() {
 	idle_cleanup 2>/dev/null
 	save_cleanup 2>/dev/null

@@ -435,13 +435,19 @@ static bool ring_dev_should_return(const struct ipc_ring *r)
 }
 
 /* Device: nothing to do for spin_ns; sleep on the doorbell. */
+/*
+ * Sleep on the doorbell. *rung says whether something happened (a request,
+ * a wake-up) rather than the periodic timeout, so that an idle device goes
+ * straight back to sleep instead of spinning after every timeout.
+ */
 static int ring_dev_idle(struct ipc_ring *r, ipc_ring_handler_fn fn,
-			 void *ctx)
+			 void *ctx, bool *rung)
 {
 	struct ring_hdr *h = r->hdr;
 	uint32_t bell;
 	int ret;
 
+	*rung = true;
 	atomic_store(&h->dev_sleeping, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 	bell = atomic_load(&h->doorbell);
@@ -454,6 +460,7 @@ static int ring_dev_idle(struct ipc_ring *r, ipc_ring_handler_fn fn,
 	if (ret != 0)
 		goto out_awake;
 	ring_futex_wait(&h->doorbell, bell, RING_DEV_WAIT_NS);
+	*rung = atomic_load(&h->doorbell) != bell;
 out_awake:
 	atomic_store_explicit(&h->dev_sleeping, 0, memory_order_relaxed);
 	return ret;
@@ -463,7 +470,7 @@ int ipc_ring_serve(struct ipc_ring *r, ipc_ring_handler_fn fn, void *ctx,
 		   uint64_t spin_ns)
 {
 	uint64_t idle_since = ring_now_ns();
-	bool worked = false;
+	bool worked = false, rung;
 	int ret;
 
 	for (unsigned i = 1;; i++) {
@@ -488,12 +495,14 @@ int ipc_ring_serve(struct ipc_ring *r, ipc_ring_handler_fn fn, void *ctx,
 		if (ring_now_ns() - idle_since < spin_ns)
 			continue;
 
-		ret = ring_dev_idle(r, fn, ctx);
+		ret = ring_dev_idle(r, fn, ctx, &rung);
 		if (ret < 0)
 			return ret;
 		if (ring_dev_should_return(r))
 			return 0;
-		idle_since = ring_now_ns();
+		/* Spin again only when woken by the doorbell; after a quiet
+		 * timeout, sleep again at the next check. */
+		idle_since = ret > 0 || rung ? ring_now_ns() : 0;
 	}
 }
 

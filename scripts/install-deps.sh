@@ -67,7 +67,7 @@ if [ "${1:-}" = linux-kernel ]; then
 	exit $?
 fi
 
-build_pkgs="gcc make binutils pkg-config libseccomp-dev libcap-dev \
+build_pkgs="gcc make binutils pkg-config procps libseccomp-dev libcap-dev \
 libprotobuf-c-dev protobuf-c-compiler liblzf-dev zlib1g-dev check libjson-c-dev"
 bench_pkgs="qemu-system-x86"
 # make fuzz only: clang with libFuzzer and the sanitizers, and AFL++ for the

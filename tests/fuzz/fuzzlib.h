@@ -105,10 +105,14 @@ size_t fz_bytes(struct fz_in *in, size_t max, const uint8_t **out);
  *   14        SAVE_LOAD  a % 3: the dirty-page    save, load it back, save
  *                        mode of the save (whole- again: both saves equal
  *                        process mode only)
- *   15        LOAD       -                        u16 n, n bytes of hostile
- *                                                 saved state; a refused
- *                                                 state leaves the device
+ *   15        LOAD       added to the state       u16 n, n bytes of hostile
+ *                        version (0: the          saved state; a refused
+ *                        device's own)            state leaves the device
  *                                                 as it was
+ *
+ * In the whole-process mode (bulkhead-devdrive) time is real: a TICK
+ * sleeps, at most 1 ms each and 20 ms a run; RESET and LIFECYCLE are
+ * DevNotify messages, SAVE_LOAD and LOAD are DevSave and DevLoad.
  *
  * The offset is taken modulo the region's length: the devhost refuses
  * accesses outside a region before the core sees them, so the core is

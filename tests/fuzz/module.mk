@@ -77,10 +77,12 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer \
 
 # The replay carries AddressSanitizer and UBSan when $(CC) can build with
 # them (gcc and clang on Debian can); `make FUZZ_REPLAY_SAN=` turns that off.
-FUZZ_REPLAY_SAN := $(shell printf 'int main(void){return 0;}\n' | \
+# Probed once, and only when a replay object is built.
+FUZZ_REPLAY_SAN = $(eval FUZZ_REPLAY_SAN := $(shell \
+	printf 'int main(void){return 0;}\n' | \
 	$(CC) -fsanitize=address,undefined -x c - -o /dev/null 2>/dev/null && \
 	echo "-fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	-fno-omit-frame-pointer")
+	-fno-omit-frame-pointer"))$(FUZZ_REPLAY_SAN)
 FUZZ_REPLAY_OUT := $(BUILD)/fuzz-replay
 
 fuzz_srcs = tests/fuzz/fuzz-$(1).c $(fuzz_$(1)_SRCS) $(FUZZ_COMMON_SRCS) \

@@ -8,7 +8,9 @@ GUESTS=$BUILD/guests
 TMP=$(mktemp -d /tmp/bulkhead-test.XXXXXX)
 trap 'cleanup' EXIT
 cleanup() {
-	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; done
+	# `jobs -p` is empty inside dash's EXIT trap: kill our children by
+	# parent pid instead (a VM's own processes die with their broker).
+	pkill -9 -P $$ 2>/dev/null
 	rm -rf "$TMP"
 }
 
