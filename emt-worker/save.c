@@ -294,14 +294,23 @@ static int save_fetch_device(struct emt_vm *vm, struct emt_dev *d,
 static bool save_add_dirty_runs(struct emt_vm *vm, const DevStateData *st,
 				uint64_t *bm)
 {
-	uint64_t n = vm->ram_size / SAVE_PAGE;
+	uint64_t n = vm->ram_size / SAVE_PAGE, budget = n;
 
 	if (st->dirty_all)
 		return false;
 	for (size_t i = 0; i + 1 < st->n_dirty_runs; i += 2) {
 		uint64_t first = st->dirty_runs[i], count = st->dirty_runs[i + 1];
 
-		for (uint64_t p = first; p < n && p - first < count; p++)
+		if (first >= n)
+			continue;
+		if (count > n - first)
+			count = n - first;
+		/* A hostile device could name all of RAM in every run: past
+		 * one RAM's worth of pages, send everything instead. */
+		if (count > budget)
+			return false;
+		budget -= count;
+		for (uint64_t p = first; p < first + count; p++)
 			bm[p / 64] |= 1ull << (p % 64);
 	}
 	return true;

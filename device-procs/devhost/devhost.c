@@ -748,7 +748,8 @@ static int devhost_on_save(void *ctx, struct ipc_msg *m)
 	if (dirty == 1) {
 		/* Start recording; nothing to save yet. */
 		free(h->dirty);
-		h->dirty = h->ram ? calloc((h->ram_size / 4096 + 63) / 64, 8) : NULL;
+		h->dirty = h->ram ?
+			   calloc(((h->ram_size + 4095) / 4096 + 63) / 64, 8) : NULL;
 		if (h->ram && !h->dirty)
 			r = -ENOMEM;
 		pthread_mutex_unlock(&h->lock);

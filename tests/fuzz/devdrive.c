@@ -28,7 +28,8 @@
  * Exit status: 0 the device served every operation and exited cleanly;
  * 1 bad arguments or set-up failure (the message says what); 2 the device
  * exited on its own with an error or broke protocol; 3 it hung (no answer
- * within --timeout seconds); SIGABRT when it was killed by a signal.
+ * within --timeout seconds); SIGABRT when it was killed by a signal (or
+ * status 4 with --no-abort, for scripts).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -87,6 +88,7 @@ struct dd {
 	const struct dd_kind *k;
 	const char *binary;
 	bool verbose;
+	bool no_abort;                 /* report a crash with status 4 */
 	unsigned timeout_s;
 	struct brk_child child;
 	struct ipc_chan chan;          /* the worker's end */
@@ -125,6 +127,8 @@ static void dd_usage(FILE *f)
 		"  --timeout S     a device that does not answer within S "
 		"seconds has hung\n                  (default 10)\n"
 		"  --print         only decode INPUT and print its operations\n"
+		"  --no-abort      report a crash with exit status 4 instead of "
+		"aborting\n"
 		"  -v, --verbose   print each operation as it is played\n"
 		"KIND: uart, debug-exit, null, virtio-blk, virtio-rng, rtc, "
 		"i8042\n");
@@ -222,6 +226,8 @@ static void dd_report(struct dd *d)
 			fprintf(stderr, " at operation %u (%s)", d->op_index,
 				d->op_text);
 		fputc('\n', stderr);
+		if (d->no_abort)
+			exit(4);
 		abort();
 	}
 	if (WEXITSTATUS(d->child.wstatus) != 0) {
@@ -689,6 +695,7 @@ int main(int argc, char **argv)
 		{ "binary", required_argument, NULL, 'b' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "print", no_argument, NULL, 'p' },
+		{ "no-abort", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -713,6 +720,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			print = true;
+			break;
+		case 'n':
+			d.no_abort = true;
 			break;
 		case 'v':
 			d.verbose = true;

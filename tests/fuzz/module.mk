@@ -180,13 +180,14 @@ fuzz: $(patsubst %,$(FUZZ_OUT)/%,$(FUZZ_RUN)) $(TEST_BIN)/bulkhead-devdrive \
 		$(TEST_BIN)/bulkhead-dev-virtio-blk
 	$(Q)sh tests/fuzz/run-fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_RUN)
 
-# Fold what make fuzz found (build/fuzz/corpus/) into the stored corpus,
-# keeping only inputs that add coverage (libFuzzer -merge=1); review and
-# commit the new files to make them part of the replay in make check.
+# Fold what make fuzz found (build/fuzz/corpus/) into the stored corpus:
+# libFuzzer -merge=1 on edges alone (-use_counters=0) keeps, for every edge
+# not yet reached by a stored input, one small input that reaches it.
+# Review and commit the new files: make check replays them.
 fuzz-merge: $(patsubst %,$(FUZZ_OUT)/%,$(FUZZ_RUN))
 	$(Q)for t in $(FUZZ_RUN); do \
 		mkdir -p tests/fuzz/corpus/$$t $(FUZZ_OUT)/corpus/$$t $(FUZZ_OUT)/logs; \
-		$(FUZZ_OUT)/$$t -merge=1 tests/fuzz/corpus/$$t \
+		$(FUZZ_OUT)/$$t -merge=1 -use_counters=0 tests/fuzz/corpus/$$t \
 			$(FUZZ_OUT)/corpus/$$t >$(FUZZ_OUT)/logs/merge-$$t.log 2>&1 || \
 			{ echo "fuzz-merge: $$t failed: see $(FUZZ_OUT)/logs/merge-$$t.log"; exit 1; }; \
 		echo "$$t: $$(ls tests/fuzz/corpus/$$t | wc -l) stored inputs"; \

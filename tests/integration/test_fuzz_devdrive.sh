@@ -1,7 +1,8 @@
 # The whole-process mode (bulkhead-devdrive, tests/fuzz/devdrive.c): the
-# real UART and virtio-blk processes, spawned as the broker spawns them and
-# confined by their real seccomp policies, are driven with the stored
-# inputs of their in-process harnesses and survive every one; and the bug
+# real device processes (UART, virtio-blk and every other), spawned as the
+# broker spawns them and confined by their real seccomp policies, are
+# driven with the stored inputs of their in-process harnesses and survive
+# every one (a syscall their policy lacks would kill them); and the bug
 # planted in the test-only build/tests/bin/bulkhead-dev-uart-seeded
 # (-DBULKHEAD_SEEDED_BUG) is found: the device dies with SIGSEGV, devdrive
 # names the operation and aborts, as afl-fuzz expects of a crash.
@@ -28,8 +29,9 @@ fi
 # reach furthest), to keep make check quick.
 MAX=${DEVDRIVE_MAX_INPUTS:-40}
 nopolicy=""
-for kind in uart virtio-blk; do
-	dir=tests/fuzz/corpus/$kind
+for kind in uart virtio-blk virtio-rng rtc i8042 debug-exit null; do
+	dir=tests/fuzz/corpus/$(echo "$kind" | tr -d -)
+	[ "$kind" = virtio-blk ] || [ "$kind" = virtio-rng ] && dir=tests/fuzz/corpus/$kind
 	n=0
 	for f in $(ls -S "$dir" | head -n "$MAX"); do
 		st=0
@@ -38,7 +40,7 @@ for kind in uart virtio-blk; do
 			# Its policy is not written yet: it cannot run as in
 			# production, so it is not run at all (reported below).
 			cat "$TMP/out"
-			nopolicy="$nopolicy bulkhead-dev-$kind"
+			nopolicy="$nopolicy $kind"
 			break
 		fi
 		if [ $st -ne 0 ]; then
@@ -48,9 +50,9 @@ for kind in uart virtio-blk; do
 		fi
 		n=$((n + 1))
 	done
-	case " $nopolicy " in *" bulkhead-dev-$kind "*) continue ;; esac
+	case " $nopolicy " in *" $kind "*) continue ;; esac
 	[ $n -gt 0 ] || fail "no stored inputs for $kind in $dir"
-	echo "ok: bulkhead-dev-$kind under its policy survived $n stored inputs"
+	echo "ok: the $kind process under its policy survived $n stored inputs"
 done
 
 # The planted bug: found in the seeded binary, absent from the real one.
@@ -64,6 +66,6 @@ timeout 30 "$TDD" uart "$REPRO" >"$TMP/real" 2>&1 || st=$?
 [ $st -eq 0 ] || { cat "$TMP/real"; fail "the real UART fails on the seeded reproducer (status $st)"; }
 echo "ok: the seeded bug is found by the whole-process mode; the real UART is unaffected"
 if [ -n "$nopolicy" ]; then
-	echo "skipped in part: no seccomp policy is built in for$nopolicy (policy/dev-<kind>.policy); everything else passed"
+	echo "skipped in part: no seccomp policy is built in for the devices:$nopolicy (policy/dev-<kind>.policy); everything else passed"
 	exit 77
 fi
