@@ -215,11 +215,11 @@ static bool emt_dev_access(struct emt_vcpu *c, struct emt_dev *d,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&d->accesses, 1, memory_order_relaxed);
 	if (r < 0) {
-		/* The device is gone; the VM is being suspended because of
-		 * it. Reads see a floating bus. */
+		/* The device is gone and the VM is being suspended because of
+		 * it: this vCPU stops here rather than run on a bogus value. */
 		if (!write)
 			memset(data, 0xff, len);
-		return true;
+		return false;
 	}
 	if (!write)
 		memcpy(data, &a.data, len);

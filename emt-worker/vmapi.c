@@ -56,9 +56,14 @@ void emt_dev_fail(struct emt_vm *vm, struct emt_dev *d, const char *error_id,
 	pthread_mutex_unlock(&vm->lock);
 	if (was_dead)
 		return;
+	/*
+	 * The suspend is queued first: an EMT that sees the ring fail below
+	 * stops running guest code, and must find the suspend waiting when
+	 * it looks for work, not a window in which it could run on.
+	 */
+	emt_vm_runtime_error(vm, EMT_RTERR_SUSPEND, error_id, "%s", msg);
 	/* Pending and future accesses fail at once instead of hanging. */
 	ipc_ring_shutdown(d->ring);
-	emt_vm_runtime_error(vm, EMT_RTERR_SUSPEND, error_id, "%s", msg);
 }
 
 static void emt_deadline(struct timespec *ts, int ms)
