@@ -312,6 +312,7 @@ struct brk_save {
 	unsigned flags;               /* BRK_SAVE_* as asked */
 	bool was_running;
 	bool copy_done;               /* end of stream, or the copy failed */
+	bool no_splice;               /* the file takes read/write copies only */
 	int copy_err;                 /* a positive errno when the file failed */
 	uint64_t copied, synced;
 	int64_t started_ms;

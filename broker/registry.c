@@ -1473,23 +1473,40 @@ static void brk_save_copy(struct brk_rec *rec, bool to_end)
 
 	for (unsigned i = 0; s->pipe_fd >= 0 && (to_end || i < BRK_SAVE_READS);
 	     i++) {
-		ssize_t n = read(s->pipe_fd, brk_save_buf, sizeof(brk_save_buf));
-		int r;
+		ssize_t n = -1;
+		int r = 0;
 
-		if (n < 0 && errno == EINTR)
+		/*
+		 * splice: the kernel moves the pipe's pages into the file, one
+		 * copy fewer than read and write. A file it cannot splice to
+		 * (EINVAL) is copied the plain way from then on.
+		 */
+		if (!s->no_splice) {
+			n = splice(s->pipe_fd, NULL, s->file_fd, NULL,
+				   BRK_SAVE_CHUNK, SPLICE_F_NONBLOCK);
+			if (n < 0 && errno == EINVAL) {
+				s->no_splice = true;
+				continue;
+			}
+			if (n < 0 && errno != EINTR && errno != EAGAIN)
+				r = -errno;  /* the pipe cannot fail: the file */
+		} else {
+			n = read(s->pipe_fd, brk_save_buf, sizeof(brk_save_buf));
+			if (n > 0)
+				r = brk_write_all(s->file_fd, brk_save_buf,
+						  (size_t)n);
+		}
+		if (n < 0 && errno == EINTR && r == 0)
 			continue;
-		if (n < 0 && errno == EAGAIN && !to_end)
+		if (n < 0 && errno == EAGAIN && r == 0 && !to_end)
 			return;
-		if (n <= 0) {
+		if (n <= 0 && r == 0) {
 			if (n < 0 && errno != EAGAIN)
 				LOG_WARN("VM %s: reading the saved state: %s",
 					 rec->name, strerror(errno));
 			brk_save_stop_copy(rec);
 			return;
 		}
-		if (s->copy_err)
-			continue;  /* not reached: the pipe is closed then */
-		r = brk_write_all(s->file_fd, brk_save_buf, (size_t)n);
 		if (r < 0) {
 			s->copy_err = -r;
 			brk_save_stop_copy(rec);

@@ -191,6 +191,7 @@ struct emt_vm {
 	uint8_t *ram;
 	uint64_t ram_size;
 	int ram_fd;                   /* the memfd behind ram, for SEEK_DATA */
+	unsigned save_encoders;       /* threads encoding a save's RAM, >= 1 */
 	unsigned ncpus;
 	struct emt_vcpu vcpus[KD_MAX_VCPUS];
 	struct emt_dev devs[EMT_MAX_DEVICES];

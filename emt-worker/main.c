@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1179,6 +1180,25 @@ static int wk_power_on_req(unsigned cpu, void *arg)
 	return r;
 }
 
+/*
+ * How many threads encode a save's RAM: the host CPUs we may run on, up to
+ * WK_SAVE_MAX_ENCODERS. A save without --live stops the vCPUs, so they
+ * are free; a live one shares them with the guest for a while.
+ */
+#define WK_SAVE_MAX_ENCODERS 4u
+
+static unsigned wk_save_encoders(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	n = CPU_COUNT(&set);
+	return n < 1 ? 1 : n > (int)WK_SAVE_MAX_ENCODERS ?
+	       WK_SAVE_MAX_ENCODERS : (unsigned)n;
+}
+
 int main(int argc, char **argv)
 {
 	struct wk w = { .kvm_fd = -1, .ram_fd = -1, .image_fd = -1,
@@ -1198,6 +1218,7 @@ int main(int argc, char **argv)
 	if (!w.msg || !vm || emt_poke_init() < 0)
 		return 1;
 	w.vm = vm;
+	vm->save_encoders = wk_save_encoders();
 	pthread_mutex_init(&w.save_lock, NULL);
 	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->wake_fd < 0)
@@ -1219,9 +1240,9 @@ int main(int argc, char **argv)
 		wk_send_exit(&w);
 		return 0;
 	}
-	/* Tasks: main thread, EMTs, the saver thread and KVM's NX huge page
-	 * recovery thread. */
-	sbx_restrict("worker-run", vm->ncpus + 3);
+	/* Tasks: main thread, EMTs, the saver thread and its encoder helpers,
+	 * and KVM's NX huge page recovery thread. */
+	sbx_restrict("worker-run", vm->ncpus + 3 + vm->save_encoders - 1);
 	ready.vcpus = vm->ncpus;
 	ready.image_kind = (char *)w.image_kind;
 	r = ipc_send_pb(&w.broker, MSG_WORKER_READY, &ready.base, NULL, 0);

@@ -254,8 +254,8 @@ static int save_ram_pass(struct emt_vm *vm, struct ssm_writer *w,
 		count = p - first;
 		ssm_put_u64(w, first);
 		r = ssm_put_u32(w, (uint32_t)count);
-		for (uint64_t k = 0; r == 0 && k < count; k++)
-			r = ssm_put_page(w, vm->ram + (first + k) * SAVE_PAGE);
+		if (r == 0)
+			r = ssm_put_pages(w, vm->ram + first * SAVE_PAGE, count);
 		*pages += count;
 	}
 	if (r < 0)
@@ -508,6 +508,9 @@ int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
 	if (!sr.dirty)
 		return -ENOMEM;
 	r = ssm_writer_open(&sink, live ? SSM_F_LIVE_SAVE : 0, &sr.w);
+	if (r == 0 && vm->save_encoders > 1 &&
+	    ssm_writer_set_threads(sr.w, vm->save_encoders) < 0)
+		LOG_WARN("saving on one thread: cannot start its helpers");
 	if (r == 0)
 		r = save_unit_vm(vm, sr.w);
 	if (r == 0)

@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,11 @@
 #define SSM_PRODUCER 1u         /* bumped when the writer changes behaviour */
 #define SSM_IN_BUF (64u * 1024) /* reader input buffer */
 #define SSM_OUT_BUF (64u * 1024)
+#define SSM_LZF_PROBE 256u      /* bytes at each end checked for repeats */
+#define SSM_REPEAT_HASH_BITS 10u
+#define SSM_LZF_RETRY 32u       /* try every this many blocks regardless */
+/* The longest block record: magic, a 3-byte size, a raw block. */
+#define SSM_REC_MAX (1u + 3u + SSM_BLOCK_SIZE)
 #define SSM_ERR_LEN 256u
 #define SSM_PAGE_MIN 4096u
 #define SSM_PAGE_MAX (1024u * 1024)
@@ -332,6 +339,15 @@ struct ssm_dir_entry {
 	uint32_t name_crc;
 };
 
+/* Block encoder state: one per thread that encodes. */
+struct ssm_enc {
+	bool lzf_hit;           /* the last block tried compressed */
+	unsigned lzf_skipped;   /* blocks not tried since the last attempt */
+	uint8_t lzf[SSM_BLOCK_SIZE];
+};
+
+struct ssm_pool;
+
 struct ssm_writer {
 	struct ssm_sink sink;
 	uint32_t flags;
@@ -347,8 +363,9 @@ struct ssm_writer {
 	struct ssm_dir_entry *dir;
 	size_t ndir, dir_cap;
 	char errmsg[SSM_ERR_LEN];
+	struct ssm_pool *pool;  /* page encoders, NULL: none */
 	uint8_t data[SSM_BLOCK_SIZE];
-	uint8_t lzf[SSM_BLOCK_SIZE];
+	struct ssm_enc enc;
 	uint8_t out[SSM_OUT_BUF];
 };
 
@@ -439,26 +456,115 @@ static int ssm_wr_raw(struct ssm_writer *w, const void *buf, size_t len)
 	return r < 0 ? r : ssm_wr_emit(w, buf, len);
 }
 
-/* One full block: a zero record, an LZF record if that saves enough, or raw. */
-static int ssm_wr_block(struct ssm_writer *w, const uint8_t *p)
+/*
+ * Block encoding, shared by the writer's own thread and the page encoders
+ * (ssm_put_pages): one block into one record, in a caller's buffer of at
+ * least SSM_REC_MAX bytes, with a struct ssm_enc per thread.
+ */
+
+/*
+ * Whether n bytes hold a repeated 3-byte sequence, the least LZF can make
+ * use of: a hash of each position's 3 bytes to the last position with that
+ * hash, then a check of the bytes (so a collision is never a repeat).
+ * Random bytes have one in 256 bytes with probability about 0.2 %.
+ */
+static bool ssm_has_repeat(const uint8_t *p, size_t n)
 {
-	uint8_t kib = SSM_BLOCK_SIZE / 1024;
-	unsigned clen;
-	int r;
+	uint16_t last[1u << SSM_REPEAT_HASH_BITS] = {0};  /* position + 1 */
+
+	for (size_t i = 0; i + 3 <= n; i++) {
+		uint32_t v = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 |
+			     (uint32_t)p[i + 2] << 16;
+		uint32_t h = (v * 2654435761u) >> (32 - SSM_REPEAT_HASH_BITS);
+		size_t j = last[h];
+
+		if (j && p[j - 1] == p[i] && p[j] == p[i + 1] &&
+		    p[j + 1] == p[i + 2])
+			return true;
+		last[h] = (uint16_t)(i + 1);
+	}
+	return false;
+}
+
+/*
+ * Whether to try LZF on a block. LZF takes the same few ns a byte on data
+ * it cannot shrink (encrypted, already compressed) as on data it can, so
+ * trying it on every such page used to be most of a save's time. It is
+ * tried when the block before was stored compressed (compressible data
+ * comes in runs), when the last or the first SSM_LZF_PROBE bytes hold a
+ * repeat (partly filled pages end in zeros, stacks start in them), and on
+ * every SSM_LZF_RETRY-th block regardless, so that data whose repeats are
+ * further apart than a probe (a long period) is found within a few
+ * blocks.
+ */
+static bool ssm_lzf_worth_it(struct ssm_enc *e, const uint8_t *p)
+{
+	if (e->lzf_hit || ++e->lzf_skipped >= SSM_LZF_RETRY ||
+	    ssm_has_repeat(p + SSM_BLOCK_SIZE - SSM_LZF_PROBE, SSM_LZF_PROBE) ||
+	    ssm_has_repeat(p, SSM_LZF_PROBE)) {
+		e->lzf_skipped = 0;
+		return true;
+	}
+	return false;
+}
+
+/* A record header for a payload of size bytes (at most a block + 1). */
+static size_t ssm_enc_hdr(uint8_t *dst, enum ssm_rec_type type, uint32_t size)
+{
+	size_t n = 0;
+
+	dst[0] = (uint8_t)(SSM_REC_MAGIC | SSM_REC_IMPORTANT | type);
+	ssm_size_encode(size, dst + 1, &n);  /* size <= 4097: cannot fail */
+	return 1 + n;
+}
+
+/*
+ * One full block as a zero record, an LZF record if that saves enough, or
+ * a raw record; returns the record's length.
+ */
+static size_t ssm_enc_block(struct ssm_enc *e, const uint8_t *p, uint8_t *dst)
+{
+	unsigned clen = 0;
+	size_t n;
 
 	if (ssm_all_zero(p, SSM_BLOCK_SIZE)) {
-		r = ssm_wr_rec_hdr(w, SSM_REC_RAW_ZERO, 1);
-		return r < 0 ? r : ssm_wr_emit(w, &kib, 1);
+		n = ssm_enc_hdr(dst, SSM_REC_RAW_ZERO, 1);
+		dst[n] = SSM_BLOCK_SIZE / 1024;
+		return n + 1;
 	}
-	clen = lzf_compress(p, SSM_BLOCK_SIZE, w->lzf, SSM_LZF_MAX);
-	if (clen == 0)
-		return ssm_wr_raw(w, p, SSM_BLOCK_SIZE);
-	r = ssm_wr_rec_hdr(w, SSM_REC_RAW_LZF, 1 + clen);
-	if (r == 0)
-		r = ssm_wr_emit(w, &kib, 1);
-	if (r == 0)
-		r = ssm_wr_emit(w, w->lzf, clen);
-	return r;
+	if (ssm_lzf_worth_it(e, p)) {
+		clen = lzf_compress(p, SSM_BLOCK_SIZE, e->lzf, SSM_LZF_MAX);
+		e->lzf_hit = clen != 0;
+	}
+	if (clen == 0) {
+		n = ssm_enc_hdr(dst, SSM_REC_RAW, SSM_BLOCK_SIZE);
+		memcpy(dst + n, p, SSM_BLOCK_SIZE);
+		return n + SSM_BLOCK_SIZE;
+	}
+	n = ssm_enc_hdr(dst, SSM_REC_RAW_LZF, 1 + clen);
+	dst[n] = SSM_BLOCK_SIZE / 1024;
+	memcpy(dst + n + 1, e->lzf, clen);
+	return n + 1 + clen;
+}
+
+/* One full block, encoded straight into the output buffer. */
+static int ssm_wr_block(struct ssm_writer *w, const uint8_t *p)
+{
+	uint8_t *dst;
+	size_t n;
+	int r;
+
+	if (SSM_OUT_BUF - w->out_len < SSM_REC_MAX) {
+		r = ssm_wr_flush_out(w);
+		if (r < 0)
+			return r;
+	}
+	dst = w->out + w->out_len;
+	n = ssm_enc_block(&w->enc, p, dst);
+	w->crc = (uint32_t)crc32(w->crc, dst, (uInt)n);
+	w->out_len += n;
+	w->off += n;
+	return 0;
 }
 
 /* Buffered small data out as a raw record. */
@@ -656,6 +762,236 @@ int ssm_put_page(struct ssm_writer *w, const void *page)
 	return r;
 }
 
+/* ---- page encoders ------------------------------------------------------ */
+
+/*
+ * ssm_put_pages() with helpers: the run is cut into batches of
+ * SSM_BATCH_PAGES pages, which the helpers and the calling thread encode
+ * (records, and each batch's own CRC) into slots in parallel, while the
+ * calling thread writes finished batches to the sink in order and folds
+ * their CRCs into the stream's with crc32_combine(). Batch i goes to slot
+ * i % nslots, so it may be claimed once batch i - nslots is written.
+ * Encoding the bytes is the same function as without helpers, so the
+ * stream is the same whichever thread made it, but for LZF's choices at
+ * each batch's start (ssm_lzf_worth_it() tries the first block in full).
+ */
+#define SSM_BATCH_PAGES 32u
+#define SSM_BATCH_BYTES (SSM_BATCH_PAGES * SSM_REC_MAX)
+/* A helper's stack: Debian's lzf_compress() keeps 512 KiB on it. */
+#define SSM_HELPER_STACK (2u << 20)
+
+enum ssm_slot_state { SSM_SLOT_FREE, SSM_SLOT_BUSY, SSM_SLOT_DONE };
+
+struct ssm_slot {
+	enum ssm_slot_state state;
+	uint32_t crc;             /* CRC32 of buf[0, len) alone */
+	size_t len;
+	uint8_t *buf;             /* SSM_BATCH_BYTES */
+};
+
+struct ssm_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;        /* broadcast on every change below */
+	bool quit;
+	unsigned nhelpers, nslots;
+	pthread_t helper[SSM_MAX_ENCODERS];
+	struct ssm_slot slot[2 * SSM_MAX_ENCODERS];
+	/* The run being written; base is NULL between runs. */
+	const uint8_t *base;
+	size_t count, nbatches, claimed, written;
+};
+
+static bool ssm_pool_can_claim(const struct ssm_pool *p)
+{
+	return p->base && p->claimed < p->nbatches &&
+	       p->claimed < p->written + p->nslots;
+}
+
+/* Encode batch i into its slot, without the lock (the slot is ours). */
+static void ssm_pool_encode(struct ssm_pool *p, size_t i, struct ssm_enc *e)
+{
+	struct ssm_slot *sl = &p->slot[i % p->nslots];
+	size_t first = i * SSM_BATCH_PAGES, n = p->count - first, len = 0;
+
+	if (n > SSM_BATCH_PAGES)
+		n = SSM_BATCH_PAGES;
+	/* A batch starts with a full attempt at LZF. */
+	e->lzf_hit = false;
+	e->lzf_skipped = SSM_LZF_RETRY - 1;
+	for (size_t k = 0; k < n; k++)
+		len += ssm_enc_block(e, p->base + (first + k) * SSM_BLOCK_SIZE,
+				     sl->buf + len);
+	sl->len = len;
+	sl->crc = (uint32_t)crc32(0, sl->buf, (uInt)len);
+}
+
+/* Claim the next batch and encode it; called and returns with the lock. */
+static void ssm_pool_work(struct ssm_pool *p, struct ssm_enc *e)
+{
+	size_t i = p->claimed++;
+
+	p->slot[i % p->nslots].state = SSM_SLOT_BUSY;
+	pthread_mutex_unlock(&p->lock);
+	ssm_pool_encode(p, i, e);
+	pthread_mutex_lock(&p->lock);
+	p->slot[i % p->nslots].state = SSM_SLOT_DONE;
+	pthread_cond_broadcast(&p->cv);
+}
+
+static void *ssm_pool_helper(void *arg)
+{
+	struct ssm_pool *p = arg;
+	struct ssm_enc e;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->quit) {
+		if (ssm_pool_can_claim(p))
+			ssm_pool_work(p, &e);
+		else
+			pthread_cond_wait(&p->cv, &p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void ssm_pool_free(struct ssm_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->quit = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->nhelpers; i++)
+		pthread_join(p->helper[i], NULL);
+	for (unsigned i = 0; i < p->nslots; i++)
+		free(p->slot[i].buf);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+int ssm_writer_set_threads(struct ssm_writer *w, unsigned n)
+{
+	struct ssm_pool *p;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int r = 0;
+
+	if (w->pool)
+		return -EBUSY;
+	if (n > SSM_MAX_ENCODERS)
+		n = SSM_MAX_ENCODERS;
+	if (n < 2)
+		return 1;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->nslots = 2 * n;
+	for (unsigned i = 0; i < p->nslots; i++) {
+		p->slot[i].buf = malloc(SSM_BATCH_BYTES);
+		if (!p->slot[i].buf) {
+			ssm_pool_free(p);
+			return -ENOMEM;
+		}
+	}
+	/* Helpers take no signals: those are the caller's business. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, SSM_HELPER_STACK);
+	for (unsigned i = 0; i + 1 < n; i++) {
+		r = -pthread_create(&p->helper[i], &attr, ssm_pool_helper, p);
+		if (r < 0)
+			break;
+		p->nhelpers++;
+	}
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (p->nhelpers == 0) {
+		ssm_pool_free(p);
+		return r;
+	}
+	w->pool = p;
+	return (int)p->nhelpers + 1;
+}
+
+/* A finished batch to the sink; its CRC joins the stream's. */
+static int ssm_wr_batch(struct ssm_writer *w, const struct ssm_slot *sl)
+{
+	int r = w->sink.write(w->sink.ctx, sl->buf, sl->len);
+
+	if (r < 0)
+		return ssm_wr_fail(w, r, "write error: %s", strerror(-r));
+	w->crc = (uint32_t)crc32_combine(w->crc, sl->crc, (z_off_t)sl->len);
+	w->off += sl->len;
+	return 0;
+}
+
+/* The run through the pool (the output buffer is empty). */
+static int ssm_pool_run(struct ssm_writer *w, const uint8_t *base,
+			size_t count)
+{
+	struct ssm_pool *p = w->pool;
+	int r = 0;
+
+	pthread_mutex_lock(&p->lock);
+	p->base = base;
+	p->count = count;
+	p->nbatches = (count + SSM_BATCH_PAGES - 1) / SSM_BATCH_PAGES;
+	p->claimed = p->written = 0;
+	for (unsigned i = 0; i < p->nslots; i++)
+		p->slot[i].state = SSM_SLOT_FREE;
+	pthread_cond_broadcast(&p->cv);
+	while (p->written < p->nbatches) {
+		struct ssm_slot *sl = &p->slot[p->written % p->nslots];
+
+		if (sl->state == SSM_SLOT_DONE) {
+			pthread_mutex_unlock(&p->lock);
+			r = ssm_wr_batch(w, sl);
+			pthread_mutex_lock(&p->lock);
+			sl->state = SSM_SLOT_FREE;
+			p->written++;
+			if (r < 0)
+				p->nbatches = p->claimed;  /* claim no more */
+			pthread_cond_broadcast(&p->cv);
+		} else if (ssm_pool_can_claim(p)) {
+			ssm_pool_work(p, &w->enc);
+		} else if (r < 0) {
+			break;
+		} else {
+			pthread_cond_wait(&p->cv, &p->lock);
+		}
+	}
+	/* After a failure: helpers may still be encoding from base. */
+	for (unsigned i = 0; i < p->nslots; i++)
+		while (p->slot[i].state == SSM_SLOT_BUSY)
+			pthread_cond_wait(&p->cv, &p->lock);
+	p->base = NULL;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int ssm_put_pages(struct ssm_writer *w, const void *pages, size_t count)
+{
+	const uint8_t *base = pages;
+	int r = ssm_wr_check(w);
+
+	if (r == 0)
+		r = ssm_wr_flush_data(w);
+	if (r < 0)
+		return r;
+	if (!w->pool || count < 2 * SSM_BATCH_PAGES) {
+		for (size_t k = 0; r == 0 && k < count; k++)
+			r = ssm_wr_block(w, base + k * SSM_BLOCK_SIZE);
+		return r;
+	}
+	r = ssm_wr_flush_out(w);
+	return r < 0 ? r : ssm_pool_run(w, base, count);
+}
+
 int ssm_put_u8(struct ssm_writer *w, uint8_t v)
 {
 	int r = ssm_wr_check(w);
@@ -835,6 +1171,7 @@ int ssm_writer_close(struct ssm_writer *w)
 		r = ssm_wr_footer(w);
 	if (r == 0)
 		r = ssm_wr_flush_out(w);
+	ssm_pool_free(w->pool);
 	free(w->dir);
 	free(w);
 	return r;

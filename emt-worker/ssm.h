@@ -126,6 +126,15 @@ struct ssm_writer;
 int ssm_writer_open(const struct ssm_sink *sink, uint32_t flags,
 		    struct ssm_writer **out);
 /*
+ * Encode pages (ssm_put_pages) on n threads in all: the caller's and n - 1
+ * helpers, started now and ended by ssm_writer_close(); n is capped at
+ * SSM_MAX_ENCODERS. Returns how many encode (1: the caller alone, when n
+ * < 2), or a negative errno when no helper could start (the writer still
+ * works, on the caller's thread).
+ */
+#define SSM_MAX_ENCODERS 8u
+int ssm_writer_set_threads(struct ssm_writer *w, unsigned n);
+/*
  * Open a unit. name: 1..47 printable ASCII characters, no space. pass:
  * 0, 1, ... for live passes (SSM_F_LIVE_SAVE streams only) and
  * SSM_PASS_FINAL for the final one; only final-pass units are listed in the
@@ -144,6 +153,11 @@ int ssm_put_bool(struct ssm_writer *w, bool v);
 int ssm_put_bytes(struct ssm_writer *w, const void *buf, size_t len);
 /* One 4 KiB page as its own block: a zero, LZF or raw record. */
 int ssm_put_page(struct ssm_writer *w, const void *page);
+/*
+ * count consecutive 4 KiB pages, each as ssm_put_page() would write it,
+ * encoded in parallel when the writer has encoder threads.
+ */
+int ssm_put_pages(struct ssm_writer *w, const void *pages, size_t count);
 /* A C string: u32 length, then the bytes without the NUL. */
 int ssm_put_str(struct ssm_writer *w, const char *s);
 /* A byte string: u32 length, then the bytes (a device's packed protobuf). */

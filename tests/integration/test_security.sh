@@ -137,9 +137,13 @@ for k in $kids; do
 	bulkhead-worker)
 		want=$want_worker
 		# NPROC: the threads it runs (main, EMT, KVM's recovery
-		# thread) and at most the saver it may start.
+		# thread) and at most the saver it may start with its encoder
+		# helpers, one per host CPU beyond the first, up to 3.
 		nproc=$(limit $k processes) ntasks=$(ls /proc/$k/task | wc -l)
-		[ "$nproc" -ge "$ntasks" ] && [ "$nproc" -le $((ntasks + 1)) ] ||
+		helpers=$(($(nproc) - 1))
+		[ $helpers -le 3 ] || helpers=3
+		[ "$nproc" -ge "$ntasks" ] &&
+			[ "$nproc" -le $((ntasks + 1 + helpers)) ] ||
 			fail "worker: NPROC $nproc for $ntasks threads"
 		[ "$(limit $k 'file size')" = 0 ] || fail "worker: FSIZE is not 0"
 		# setup + run filters on every thread; EMTs stack their own

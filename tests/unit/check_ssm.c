@@ -469,10 +469,15 @@ END_TEST
 /* The LZF threshold: compressed must fit in 3840 bytes of a 4 KiB block. */
 START_TEST(test_lzf_threshold)
 {
-	static const struct { size_t random; int rec; } cases[] = {
-		{3000, SSM_REC_RAW_LZF}, /* ~3.1 KiB compressed: stored LZF */
-		{3800, SSM_REC_RAW},     /* ~3.9 KiB: saves too little, raw */
-		{4096, SSM_REC_RAW},
+	/* random bytes, then zeros (or, at_end, zeros then random bytes,
+	 * as in a stack): the probes of either end must not hide them */
+	static const struct { size_t random; bool at_end; int rec; } cases[] = {
+		{3000, false, SSM_REC_RAW_LZF}, /* ~3.1 KiB compressed: LZF */
+		{3800, false, SSM_REC_RAW},     /* ~3.9 KiB: saves too little */
+		{4096, false, SSM_REC_RAW},
+		{3000, true, SSM_REC_RAW_LZF},
+		{3800, true, SSM_REC_RAW},
+		{200, true, SSM_REC_RAW_LZF},
 	};
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -486,7 +491,8 @@ START_TEST(test_lzf_threshold)
 		struct msrc s;
 		char err[256];
 
-		fill(blk, cases[c].random, &rng, 2);
+		fill(blk + (cases[c].at_end ? sizeof(blk) - cases[c].random : 0),
+		     cases[c].random, &rng, 2);
 		ck_assert_int_eq(ssm_unit_begin(w, "blk", 0, 1, SSM_PASS_FINAL),
 				 0);
 		ck_assert_int_eq(ssm_put_bytes(w, blk, sizeof(blk)), 0);
@@ -1420,6 +1426,127 @@ START_TEST(test_sink_error)
 }
 END_TEST
 
+/* ---- pages on encoder threads ------------------------------------------ */
+
+#define TP_PAGES 700u
+
+/* Runs of zero, text, random and stack-like pages, and a long period. */
+static uint8_t *tp_pages(void)
+{
+	uint8_t *p = malloc((size_t)TP_PAGES * SSM_PAGE_SIZE);
+	uint64_t rng = 99;
+
+	ck_assert_ptr_nonnull(p);
+	for (size_t i = 0; i < TP_PAGES; i++) {
+		uint8_t *pg = p + i * SSM_PAGE_SIZE;
+
+		switch ((i / 37) % 5) {
+		case 0: fill(pg, SSM_PAGE_SIZE, &rng, 0); break;
+		case 1: fill(pg, SSM_PAGE_SIZE, &rng, 1); break;
+		case 2: fill(pg, SSM_PAGE_SIZE, &rng, 2); break;
+		case 3:
+			fill(pg, 1000, &rng, 0);
+			fill(pg + 1000, SSM_PAGE_SIZE - 1000, &rng, 2);
+			break;
+		default:
+			/* a 512-byte random block, 8 times: no repeat within
+			 * the probes, so found by the full attempts */
+			fill(pg, 512, &rng, 2);
+			for (size_t k = 1; k < 8; k++)
+				memcpy(pg + k * 512, pg, 512);
+		}
+	}
+	return p;
+}
+
+/* Write the pages as one unit with n encoders; check and return stats. */
+static void tp_write(struct ssm_mem *m, const uint8_t *pages, unsigned n,
+		     struct ssm_unit_stats *st)
+{
+	struct ssm_writer *w = wopen(m, 0);
+	uint8_t back[SSM_PAGE_SIZE];
+	struct ssm_reader *r;
+	struct ssm_unit_info ui;
+	struct msrc s;
+	char err[256];
+
+	ck_assert_int_eq(ssm_writer_set_threads(w, n), n < 2 ? 1 : (int)n);
+	ck_assert_int_eq(ssm_unit_begin(w, "ram", 0, 1, SSM_PASS_FINAL), 0);
+	ck_assert_int_eq(ssm_put_u32(w, 0xabcd), 0);  /* buffered before */
+	ck_assert_int_eq(ssm_put_pages(w, pages, TP_PAGES), 0);
+	ck_assert_int_eq(ssm_put_u32(w, 0xef01), 0);  /* and after */
+	ck_assert_int_eq(ssm_unit_end(w), 0);
+	ck_assert_int_eq(ssm_writer_close(w), 0);
+
+	/* The reader checks the running CRC at the terminator and footer. */
+	ck_assert_int_eq(open_reader(&s, m->data, m->len, 0, &r, err,
+				     sizeof(err)), 0);
+	ck_assert_int_eq(ssm_reader_next_unit(r, &ui), 0);
+	{
+		uint32_t v;
+
+		ck_assert_int_eq(ssm_get_u32(r, &v), 0);
+		ck_assert_uint_eq(v, 0xabcd);
+		for (size_t i = 0; i < TP_PAGES; i++) {
+			ck_assert_int_eq(ssm_get_page(r, back), 0);
+			ck_assert_msg(memcmp(back, pages + i * SSM_PAGE_SIZE,
+					     SSM_PAGE_SIZE) == 0,
+				      "page %zu differs (%u encoders)", i, n);
+		}
+		ck_assert_int_eq(ssm_get_u32(r, &v), 0);
+		ck_assert_uint_eq(v, 0xef01);
+	}
+	ck_assert_int_eq(ssm_unit_finish(r), 0);
+	ssm_reader_unit_stats(r, st);
+	ck_assert_int_eq(ssm_reader_next_unit(r, &ui), 1);
+	ck_assert_int_eq(ssm_reader_close(r), 0);
+}
+
+START_TEST(test_put_pages_threads)
+{
+	uint8_t *pages = tp_pages();
+	struct ssm_unit_stats one, many;
+	struct ssm_mem m1, m4;
+
+	tp_write(&m1, pages, 1, &one);
+	tp_write(&m4, pages, 4, &many);
+	/* Zero pages are found alike; compressible runs are compressed
+	 * (the long-period pages too, found by the full attempts), random
+	 * pages stored raw. */
+	ck_assert_uint_eq(one.records[SSM_REC_RAW_ZERO],
+			  many.records[SSM_REC_RAW_ZERO]);
+	ck_assert_uint_ge(one.records[SSM_REC_RAW_ZERO], 140);
+	ck_assert_uint_ge(many.records[SSM_REC_RAW_LZF], 3 * 140 - 20);
+	ck_assert_uint_ge(one.records[SSM_REC_RAW_LZF], 3 * 140 - 20);
+	ck_assert_uint_le(many.records[SSM_REC_RAW], 140 + 20);
+	/* Within a few per cent of the one-thread stream's size. */
+	ck_assert_uint_le(m4.len, m1.len + m1.len / 20);
+	free(m1.data);
+	free(m4.data);
+	free(pages);
+}
+END_TEST
+
+/* A sink that fails part-way: the error comes back, nothing hangs. */
+START_TEST(test_put_pages_threads_sink_error)
+{
+	uint8_t *pages = tp_pages();
+	int budget = 3;
+	struct ssm_sink sink = {failing_write, &budget};
+	struct ssm_writer *w;
+
+	ck_assert_int_eq(ssm_writer_open(&sink, 0, &w), 0);
+	ck_assert_int_eq(ssm_writer_set_threads(w, 3), 3);
+	ck_assert_int_eq(ssm_writer_set_threads(w, 3), -EBUSY);
+	ck_assert_int_eq(ssm_unit_begin(w, "ram", 0, 1, SSM_PASS_FINAL), 0);
+	ck_assert_int_eq(ssm_put_pages(w, pages, TP_PAGES), -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(ssm_writer_error(w), "write error"));
+	ck_assert_int_eq(ssm_put_pages(w, pages, TP_PAGES), -ENOSPC);
+	ck_assert_int_eq(ssm_writer_close(w), -ENOSPC);
+	free(pages);
+}
+END_TEST
+
 /* ---- hostile streams ---------------------------------------------------- */
 
 static const char mixed_text[] = "the quick brown fox jumps over the lazy dog";
@@ -1886,6 +2013,8 @@ Suite *ssm_suite(void)
 	tcase_add_test(tc, test_passes);
 	tcase_add_test(tc, test_misuse);
 	tcase_add_test(tc, test_sink_error);
+	tcase_add_test(tc, test_put_pages_threads);
+	tcase_add_test(tc, test_put_pages_threads_sink_error);
 	tcase_add_test(tc, test_mixed_roundtrip);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
