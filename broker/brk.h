@@ -157,16 +157,15 @@ int brk_vm_worker_recv(struct brk_vm *vm, struct ipc_msg *msg);
 int brk_vm_send_control(struct brk_vm *vm, int op, uint32_t seq);
 int brk_vm_send_stats_req(struct brk_vm *vm, uint32_t seq);
 /*
- * Send VmSave with pipe_fd, the write end of a pipe the caller drains (it
- * keeps its own copy of pipe_fd; close it after this so that the end of the
- * stream shows). flags: BRK_SAVE_*. Answered by VmSaveReply (hook
- * save_reply).
+ * Send VmSave with file_fd, the emptied save file the worker writes the
+ * stream into (the caller keeps its own copy, to check and sync it).
+ * flags: BRK_SAVE_*. Answered by VmSaveReply (hook save_reply).
  */
 #define BRK_SAVE_KEEP_RUNNING 0x1u
 #define BRK_SAVE_LIVE 0x2u
 #define BRK_SAVE_STAY_SUSPENDED 0x4u
 int brk_vm_send_save(struct brk_vm *vm, uint32_t seq, unsigned flags,
-		     uint32_t max_downtime_ms, int pipe_fd);
+		     uint32_t max_downtime_ms, int file_fd);
 /* Reap c if it has ended (never blocks); true if it is reaped. */
 bool brk_child_reap(struct brk_child *c);
 bool brk_vm_all_reaped(const struct brk_vm *vm);
@@ -244,7 +243,6 @@ enum brk_watch_kind {
 	BRK_WATCH_WORKER,      /* a VM's worker channel */
 	BRK_WATCH_CHILD,       /* a VM's child pidfd; idx -1 worker, else device */
 	BRK_WATCH_CONSOLE,     /* a VM's console socket */
-	BRK_WATCH_SAVE,        /* the pipe a VM's saved state comes out of */
 };
 
 struct brk_watch {
@@ -294,7 +292,7 @@ enum brk_op {
 
 /* Where a save stands (the op is BRK_OP_SAVE throughout). */
 enum brk_save_phase {
-	BRK_SAVE_COPYING,      /* the worker writes, we copy into the file */
+	BRK_SAVE_WRITING,      /* the worker writes the stream into the file */
 	BRK_SAVE_POWERING_OFF, /* saved and synced: the VM is being powered off */
 	BRK_SAVE_RESUMING,     /* the file failed: the VM is being resumed */
 };
@@ -305,19 +303,15 @@ enum brk_save_phase {
  * per event), then syncs the file.
  */
 struct brk_save {
-	int pipe_fd;                  /* our read end; -1 once drained */
 	int file_fd;                  /* the client's file; -1: none */
-	struct brk_watch w;
+	int64_t seen_size;            /* its size at the last deadline */
 	enum brk_save_phase phase;
 	unsigned flags;               /* BRK_SAVE_* as asked */
 	bool was_running;
-	bool copy_done;               /* end of stream, or the copy failed */
-	bool no_splice;               /* the file takes read/write copies only */
-	int copy_err;                 /* a positive errno when the file failed */
-	uint64_t copied, synced;
 	int64_t started_ms;
 	bool have_reply;              /* VmSaveReply */
 	int32_t status;
+	int32_t write_errno;          /* the worker's, when the file failed */
 	char message[256];
 	uint64_t bytes, pages;
 	uint32_t passes, downtime_ms;

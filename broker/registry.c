@@ -404,16 +404,11 @@ static int brk_reg_check_quota(struct brkd *d, uint32_t uid, uint64_t mem,
 	return 0;
 }
 
-/* Close what a save holds (taking the pipe out of the epoll set). */
+/* Close what a save holds. */
 static void brk_save_close(struct brk_rec *rec)
 {
 	struct brk_save *s = &rec->save;
 
-	if (s->pipe_fd >= 0) {
-		brk_srv_unwatch(rec->d, s->pipe_fd);
-		close(s->pipe_fd);
-		s->pipe_fd = -1;
-	}
 	if (s->file_fd >= 0) {
 		close(s->file_fd);
 		s->file_fd = -1;
@@ -513,7 +508,7 @@ static int brk_rec_build(struct brkd *d, const struct brk_client *c,
 	rec->d = d;
 	rec->image_fd = rec->initrd_fd = rec->serial_fd = rec->console_fd = -1;
 	rec->disk_fd = -1;
-	rec->save.pipe_fd = rec->save.file_fd = -1;
+	rec->save.file_fd = -1;
 	rec->kill_at = -1;
 	rec->exit_status = -1;
 	rec->cmdline = strdup(cv->cmdline);
@@ -814,7 +809,6 @@ static void brk_reg_stats_fail(struct brkd *d, struct brk_rec *rec,
 			       const char *why);
 
 /* Saves and restores (below). */
-static void brk_save_copy(struct brk_rec *rec, bool to_end);
 static void brk_save_progress(struct brkd *d, struct brk_rec *rec);
 static void brk_save_control_reply(struct brkd *d, struct brk_rec *rec,
 				   const VmControlReply *rep);
@@ -880,8 +874,6 @@ static void brk_reg_vm_ended(struct brkd *d, struct brk_rec *rec)
 	brk_reg_stats_fail(d, rec, "the VM ended");
 
 	if (op == BRK_OP_SAVE) {
-		/* Nobody writes into the pipe any more: take what is left. */
-		brk_save_copy(rec, true);
 		brk_save_progress(d, rec);
 		return;
 	}
@@ -1414,115 +1406,19 @@ void brk_reg_stats(struct brkd *d, struct brk_client *c, struct brk_rec *rec)
 
 /* ---- save and restore --------------------------------------------------- */
 
-/* The copy: bytes per read, reads per event (so one save cannot starve
- * the other clients and VMs), and how often writeback is started. */
-#define BRK_SAVE_CHUNK (128u * 1024u)
-#define BRK_SAVE_READS 32
-#define BRK_SAVE_SYNC_EVERY (16ull << 20)
-/* A save fails when the worker sends nothing for this long. */
+/* A save fails when its file stops growing for this long. */
 #define BRK_SAVE_IDLE_TIMEOUT_MS 60000
 /* The longest final-pass budget a live save may ask for. */
 #define BRK_SAVE_MAX_DOWNTIME_MS 600000u
 /* How long a restore may take, up to RUNNING (big streams, busy hosts). */
 #define BRK_RESTORE_TIMEOUT_MS 300000
 
-static uint8_t brk_save_buf[BRK_SAVE_CHUNK];
-
-static int brk_write_all(int fd, const uint8_t *p, size_t n)
+/* The save file's size now, or -1. */
+static int64_t brk_save_file_size(const struct brk_save *s)
 {
-	while (n) {
-		ssize_t k = write(fd, p, n);
+	struct stat st;
 
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			return -EIO;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-/*
- * No more copying: the stream ended or the file failed. Closing our read
- * end makes the worker's next write fail (EPIPE), so a worker still
- * writing gives up and resumes the VM.
- */
-static void brk_save_stop_copy(struct brk_rec *rec)
-{
-	struct brk_save *s = &rec->save;
-
-	if (s->pipe_fd >= 0) {
-		brk_srv_unwatch(rec->d, s->pipe_fd);
-		close(s->pipe_fd);
-		s->pipe_fd = -1;
-	}
-	s->copy_done = true;
-}
-
-/*
- * Copy what the pipe holds into the file: a bounded number of chunks per
- * event, or (to_end, once the worker is gone and nobody can write any
- * more) everything up to the end of the stream.
- */
-static void brk_save_copy(struct brk_rec *rec, bool to_end)
-{
-	struct brk_save *s = &rec->save;
-
-	for (unsigned i = 0; s->pipe_fd >= 0 && (to_end || i < BRK_SAVE_READS);
-	     i++) {
-		ssize_t n = -1;
-		int r = 0;
-
-		/*
-		 * splice: the kernel moves the pipe's pages into the file, one
-		 * copy fewer than read and write. A file it cannot splice to
-		 * (EINVAL) is copied the plain way from then on.
-		 */
-		if (!s->no_splice) {
-			n = splice(s->pipe_fd, NULL, s->file_fd, NULL,
-				   BRK_SAVE_CHUNK, SPLICE_F_NONBLOCK);
-			if (n < 0 && errno == EINVAL) {
-				s->no_splice = true;
-				continue;
-			}
-			if (n < 0 && errno != EINTR && errno != EAGAIN)
-				r = -errno;  /* the pipe cannot fail: the file */
-		} else {
-			n = read(s->pipe_fd, brk_save_buf, sizeof(brk_save_buf));
-			if (n > 0)
-				r = brk_write_all(s->file_fd, brk_save_buf,
-						  (size_t)n);
-		}
-		if (n < 0 && errno == EINTR && r == 0)
-			continue;
-		if (n < 0 && errno == EAGAIN && r == 0 && !to_end)
-			return;
-		if (n <= 0 && r == 0) {
-			if (n < 0 && errno != EAGAIN)
-				LOG_WARN("VM %s: reading the saved state: %s",
-					 rec->name, strerror(errno));
-			brk_save_stop_copy(rec);
-			return;
-		}
-		if (r < 0) {
-			s->copy_err = -r;
-			brk_save_stop_copy(rec);
-			return;
-		}
-		s->copied += (uint64_t)n;
-		if (s->phase == BRK_SAVE_COPYING)
-			rec->op_deadline = brk_now_ms() + BRK_SAVE_IDLE_TIMEOUT_MS;
-		if (s->copied - s->synced >= BRK_SAVE_SYNC_EVERY) {
-			/* Start writeback now, so the final fsync is short. */
-			sync_file_range(s->file_fd, (off64_t)s->synced,
-					(off64_t)(s->copied - s->synced),
-					SYNC_FILE_RANGE_WRITE);
-			s->synced = s->copied;
-		}
-	}
+	return fstat(s->file_fd, &st) < 0 ? -1 : (int64_t)st.st_size;
 }
 
 /* A save is answered: if bulkheadd is shutting down, the VM goes now. */
@@ -1543,12 +1439,12 @@ static void brk_save_answer_ok(struct brkd *d, struct brk_rec *rec)
 	rec->op = BRK_OP_NONE;
 	brk_save_close(rec);
 	LOG_INFO("VM %s (id %u) saved: %" PRIu64 " bytes, %u pass(es), %" PRIu64
-		 " pages, downtime %u ms%s", rec->name, rec->id, s->copied,
+		 " pages, downtime %u ms%s", rec->name, rec->id, s->bytes,
 		 s->passes, s->pages, s->downtime_ms,
 		 rec->vm ? "" : "; powered off");
 	brk_info_fill(rec, &in, false);
 	rep.vm = &in.vm;
-	rep.bytes = s->copied;
+	rep.bytes = s->bytes;
 	rep.passes = s->passes;
 	rep.pages = s->pages;
 	rep.downtime_ms = s->downtime_ms;
@@ -1592,23 +1488,24 @@ static void brk_save_judge(struct brk_rec *rec)
 
 	s->error[0] = '\0';
 	s->error_errno = EIO;
-	if (s->copy_err) {
-		/* First: the worker's own error is then only the broken pipe. */
-		s->error_errno = s->copy_err;
-		snprintf(s->error, sizeof(s->error), "cannot write the file: %s",
-			 strerror(s->copy_err));
-	} else if (!s->have_reply) {
+	if (!s->have_reply) {
 		snprintf(s->error, sizeof(s->error), "its processes ended during "
 			 "the save (%.300s)", rec->last_exit[0] ? rec->last_exit :
 			 vm && vm->have_end ? vm->end_msg : "no answer");
+	} else if (s->write_errno > 0 && s->write_errno < 4096) {
+		/* The worker could not write the file (a full disk...). */
+		s->error_errno = s->write_errno;
+		snprintf(s->error, sizeof(s->error), "cannot write the file: %s",
+			 strerror(s->write_errno));
 	} else if (s->status < 0) {
 		s->error_errno = -s->status;
 		snprintf(s->error, sizeof(s->error), "%s (%s)",
 			 s->message[0] ? s->message : "the worker failed",
 			 strerror(-s->status));
-	} else if (s->copied != s->bytes) {
-		snprintf(s->error, sizeof(s->error), "the worker wrote %" PRIu64
-			 " bytes but %" PRIu64 " arrived", s->bytes, s->copied);
+	} else if (brk_save_file_size(s) != (int64_t)s->bytes) {
+		snprintf(s->error, sizeof(s->error), "the worker reports %" PRIu64
+			 " bytes written but the file holds %" PRId64, s->bytes,
+			 brk_save_file_size(s));
 	} else if (fsync(s->file_fd) < 0 && errno != EINVAL) {
 		s->error_errno = errno;
 		snprintf(s->error, sizeof(s->error), "cannot sync the file: %s",
@@ -1626,8 +1523,8 @@ static void brk_save_progress(struct brkd *d, struct brk_rec *rec)
 	if (rec->op != BRK_OP_SAVE)
 		return;
 	switch (s->phase) {
-	case BRK_SAVE_COPYING:
-		if (!s->copy_done || (!s->have_reply && vm))
+	case BRK_SAVE_WRITING:
+		if (!s->have_reply && vm)
 			return;
 		brk_save_judge(rec);
 		if (s->error[0]) {
@@ -1682,13 +1579,14 @@ static void brk_reg_on_save_reply(struct brk_vm *vm, const VmSaveReply *rep)
 	struct brk_rec *rec = vm->hook_ctx;
 	struct brk_save *s = &rec->save;
 
-	if (rec->op != BRK_OP_SAVE || s->phase != BRK_SAVE_COPYING ||
+	if (rec->op != BRK_OP_SAVE || s->phase != BRK_SAVE_WRITING ||
 	    s->have_reply || rep->seq != rec->op_seq) {
 		LOG_DBG("VM %s: save reply %u not awaited", rec->name, rep->seq);
 		return;
 	}
 	s->have_reply = true;
 	s->status = rep->status > 0 ? -EIO : rep->status;
+	s->write_errno = rep->write_errno;
 	snprintf(s->message, sizeof(s->message), "%s",
 		 rep->message ? rep->message : "");
 	s->bytes = rep->bytes;
@@ -1728,14 +1626,22 @@ static int64_t brk_save_timeout(struct brkd *d, struct brk_rec *rec,
 	struct brk_save *s = &rec->save;
 
 	switch (s->phase) {
-	case BRK_SAVE_COPYING:
+	case BRK_SAVE_WRITING: {
+		int64_t size = brk_save_file_size(s);
+
+		if (size > s->seen_size) {
+			/* Still writing: a big VM, a slow disk. */
+			s->seen_size = size;
+			rec->op_deadline = now + BRK_SAVE_IDLE_TIMEOUT_MS;
+			return rec->op_deadline;
+		}
 		s->error_errno = ETIMEDOUT;
-		snprintf(s->error, sizeof(s->error), "its worker sent nothing for "
-			 "%d s", BRK_SAVE_IDLE_TIMEOUT_MS / 1000);
-		brk_save_stop_copy(rec);
+		snprintf(s->error, sizeof(s->error), "its worker wrote nothing "
+			 "for %d s", BRK_SAVE_IDLE_TIMEOUT_MS / 1000);
 		brk_save_answer_error(d, rec, "; check its state with 'bulkhead "
 				      "status %s'", rec->name);
 		return -1;
+	}
 	case BRK_SAVE_POWERING_OFF:
 		if (rec->vm && !rec->op_killed) {
 			LOG_WARN("VM %s (id %u) did not power off within %d s "
@@ -1765,7 +1671,7 @@ void brk_reg_save(struct brkd *d, struct brk_client *c, struct brk_rec *rec,
 {
 	struct brk_vm *vm = rec->vm;
 	struct brk_save *s = &rec->save;
-	int p[2] = { -1, -1 }, fd = -1, r;
+	int fd = -1, r;
 	unsigned flags;
 	struct stat st;
 	char why[256];
@@ -1824,24 +1730,8 @@ void brk_reg_save(struct brkd *d, struct brk_client *c, struct brk_rec *rec,
 				   why);
 		goto out;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		brk_srv_send_error(d, c, errno, "cannot save VM '%s': pipe: %s",
-				   rec->name, strerror(errno));
-		goto out;
-	}
-	/* Our end never blocks the loop; a bigger pipe means fewer wake-ups.
-	 * The worker's end blocks: it waits for us. */
-	fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-	fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
 	memset(s, 0, sizeof(*s));
-	s->pipe_fd = s->file_fd = -1;
-	s->w = (struct brk_watch){ BRK_WATCH_SAVE, rec, 0 };
-	r = brk_srv_watch(d, p[0], EPOLLIN, &s->w);
-	if (r < 0) {
-		brk_srv_send_error(d, c, -r, "cannot save VM '%s': epoll: %s",
-				   rec->name, strerror(-r));
-		goto out;
-	}
+	s->file_fd = -1;
 	/*
 	 * Without --keep-running the worker leaves the VM suspended after the
 	 * save; it is powered off only once the file is written and synced,
@@ -1850,17 +1740,15 @@ void brk_reg_save(struct brkd *d, struct brk_client *c, struct brk_rec *rec,
 	flags = (sv->keep_running ? BRK_SAVE_KEEP_RUNNING :
 		 BRK_SAVE_STAY_SUSPENDED) | (sv->live ? BRK_SAVE_LIVE : 0);
 	rec->op_seq = ++rec->seq;
-	r = brk_vm_send_save(vm, rec->op_seq, flags, sv->max_downtime_ms, p[1]);
+	r = brk_vm_send_save(vm, rec->op_seq, flags, sv->max_downtime_ms, fd);
 	if (r < 0) {
-		brk_srv_unwatch(d, p[0]);
 		brk_srv_send_error(d, c, EIO, "cannot reach the worker of VM '%s': "
 				   "%s", rec->name, strerror(-r));
 		goto out;
 	}
-	s->pipe_fd = p[0];
 	s->file_fd = fd;
-	p[0] = fd = -1;
-	s->phase = BRK_SAVE_COPYING;
+	fd = -1;
+	s->phase = BRK_SAVE_WRITING;
 	s->flags = flags;
 	s->was_running = strcmp(vm->state, "RUNNING") == 0;
 	s->started_ms = brk_now_ms();
@@ -1872,9 +1760,6 @@ void brk_reg_save(struct brkd *d, struct brk_client *c, struct brk_rec *rec,
 		 sv->live ? " live" : "", sv->keep_running ? ", keeps running" :
 		 ", then powering off");
 out:
-	for (int i = 0; i < 2; i++)
-		if (p[i] >= 0)
-			close(p[i]);
 	if (fd >= 0)
 		close(fd);
 }
@@ -2067,12 +1952,6 @@ void brk_reg_event(struct brkd *d, struct brk_watch *w, uint32_t events)
 
 	if (rec->dead)
 		return;
-	if (w->kind == BRK_WATCH_SAVE) {
-		/* The pipe outlives the processes until it is drained. */
-		brk_save_copy(rec, false);
-		brk_save_progress(d, rec);
-		return;
-	}
 	if (!rec->vm)
 		return;
 	switch (w->kind) {

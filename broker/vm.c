@@ -680,7 +680,7 @@ int brk_vm_send_stats_req(struct brk_vm *vm, uint32_t seq)
 }
 
 int brk_vm_send_save(struct brk_vm *vm, uint32_t seq, unsigned flags,
-		     uint32_t max_downtime_ms, int pipe_fd)
+		     uint32_t max_downtime_ms, int file_fd)
 {
 	VmSave req = VM_SAVE__INIT;
 
@@ -689,7 +689,7 @@ int brk_vm_send_save(struct brk_vm *vm, uint32_t seq, unsigned flags,
 	req.live = flags & BRK_SAVE_LIVE;
 	req.stay_suspended = flags & BRK_SAVE_STAY_SUSPENDED;
 	req.max_downtime_ms = max_downtime_ms;
-	return ipc_send_pb(&vm->chan, MSG_VM_SAVE, &req.base, &pipe_fd, 1);
+	return ipc_send_pb(&vm->chan, MSG_VM_SAVE, &req.base, &file_fd, 1);
 }
 
 /* The device a "device-died" message names, if it is reaped. */

@@ -309,6 +309,7 @@ struct emt_save_result {
 	uint32_t passes;
 	uint64_t pages;
 	uint32_t downtime_ms;
+	int write_errno;        /* a write to fd failed with this (ENOSPC...) */
 };
 
 #define EMT_SAVE_KEEP_RUNNING 0x1u
@@ -317,7 +318,8 @@ struct emt_save_result {
 #define EMT_SAVE_STAY_SUSPENDED 0x4u
 
 /*
- * Save the VM to fd (a pipe): suspend it if it runs, SAVING, every unit
+ * Save the VM to fd (the save file, written from its current offset):
+ * suspend it if it runs, SAVING, every unit
  * (with EMT_SAVE_LIVE: RAM first copied in passes while the guest runs, by
  * KVM dirty logging plus the pages device DMA touched, until what is left
  * fits max_downtime_ms; then the final pass with the guest stopped).

@@ -672,11 +672,12 @@ static void *wk_save_run(void *arg)
 
 	r = emt_vm_save(sv->w->vm, sv->fd, sv->flags, sv->max_downtime_ms, &res,
 			err, sizeof(err));
-	close(sv->fd);  /* the broker sees the end of the stream */
+	close(sv->fd);  /* done with the file before the broker checks it */
 	rep.seq = sv->seq;
 	rep.status = r;
 	rep.message = err;
 	rep.bytes = res.bytes;
+	rep.write_errno = res.write_errno;
 	rep.passes = res.passes;
 	rep.pages = res.pages;
 	rep.downtime_ms = res.downtime_ms;

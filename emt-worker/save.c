@@ -46,6 +46,7 @@
 struct save_sink {
 	int fd;
 	uint64_t bytes;
+	int write_errno;        /* the first failed write's */
 };
 
 static int save_write(void *ctx, const void *buf, size_t len)
@@ -55,6 +56,8 @@ static int save_write(void *ctx, const void *buf, size_t len)
 
 	if (r == 0)
 		s->bytes += len;
+	else if (!s->write_errno)
+		s->write_errno = -r;
 	return r;
 }
 
@@ -584,6 +587,7 @@ out:
 		kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size, vm->ram, 0);
 	ssm_writer_close(sr.w);
 	res->bytes = sr.sink.bytes;
+	res->write_errno = sr.sink.write_errno;
 	for (unsigned i = 0; i < EMT_MAX_DEVICES; i++)
 		if (sr.dev[i])
 			dev_state_data__free_unpacked(sr.dev[i], NULL);
