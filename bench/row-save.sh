@@ -3,15 +3,18 @@
 # compressible and random pages; the rest of RAM is never touched), prints
 # "memfill: ready" and halts. Then, timed from the user's side:
 #
-#   Bulkhead  `bulkhead save NAME FILE` (bulkheadd; the VM is suspended,
-#             written and powered off), then `bulkhead restore NAME FILE`
-#             until the command returns with the VM running again;
+#   Bulkhead  `bulkhead save --keep-running NAME FILE` (bulkheadd; the VM
+#             is suspended, written and resumed): the save-time row; then
+#             `bulkhead save NAME FILE` (written and powered off, every
+#             process gone), then `bulkhead restore NAME FILE` until the
+#             command returns with the VM running again;
 #   QEMU      the same guest (-M microvm -m 256) over QMP: stop, then
 #             migrate to "exec:cat > FILE" until query-migrate says
 #             completed (max-bandwidth raised first so QEMU's default
-#             throttle does not count against it); restore: a new QEMU
-#             with -incoming "exec:cat FILE", from exec until query-status
-#             says running.
+#             throttle does not count against it): the save-time row; then
+#             quit, timed until the process has exited (against Bulkhead's
+#             save and power-off); restore: a new QEMU with -incoming
+#             "exec:cat FILE", from exec until query-status says running.
 #
 # Until `bulkhead save` exists (the CLI's help names it) the Bulkhead
 # columns say so and only QEMU is measured; nothing else changes.
@@ -48,10 +51,24 @@ save_bulkhead_one() {
 		$bh destroy mf >/dev/null 2>&1
 		return 0
 	fi
+	# The state in the file, the VM kept (as QEMU's stop + migrate)...
+	t0=$(now_ns)
+	if $bh save --keep-running mf "$d/bh.sav" >/dev/null 2>>"$d/b.err"; then
+		t1=$(now_ns)
+		echo "$(((t1 - t0) / 1000)) $(stat -c %s "$d/bh.sav")" >>"$d/bh-save"
+	else
+		bench_log "bulkhead save --keep-running failed: $(tail -n 1 "$d/b.err")"
+		echo "save failed: $(tail -n 1 "$d/b.err")" >"$d/bh-fail"
+		$bh destroy mf >/dev/null 2>&1
+		return 0
+	fi
+	# ...and the default save: then powered off, every process gone (as
+	# QEMU's stop + migrate + quit until the process has exited).
+	rm -f "$d/bh.sav"
 	t0=$(now_ns)
 	if $bh save mf "$d/bh.sav" >/dev/null 2>>"$d/b.err"; then
 		t1=$(now_ns)
-		echo "$(((t1 - t0) / 1000)) $(stat -c %s "$d/bh.sav")" >>"$d/bh-save"
+		echo "$(((t1 - t0) / 1000))" >>"$d/bh-save-off"
 	else
 		bench_log "bulkhead save failed: $(tail -n 1 "$d/b.err")"
 		echo "save failed: $(tail -n 1 "$d/b.err")" >"$d/bh-fail"
@@ -89,10 +106,14 @@ save_qemu_one() {
 		>/dev/null 2>>"$d/q.err"; then
 		t1=$(now_ns)
 		echo "$(((t1 - t0) / 1000)) $(stat -c %s "$d/q.sav")" >>"$d/q-save"
+		"$TOOL" qmp "$d/qmp.sock" '{"execute":"quit"}' >/dev/null 2>&1 || true
+		wait "$save_qpid" 2>/dev/null
+		t2=$(now_ns)
+		echo "$(((t2 - t0) / 1000))" >>"$d/q-save-off"
 	else
 		bench_log "QEMU migration failed: $(tail -n 1 "$d/q.err")"
+		"$TOOL" qmp "$d/qmp.sock" '{"execute":"quit"}' >/dev/null 2>&1 || true
 	fi
-	"$TOOL" qmp "$d/qmp.sock" '{"execute":"quit"}' >/dev/null 2>&1 || true
 	stop_pid "$save_qpid"
 	save_qpid=
 	[ -s "$d/q.sav" ] || return 0
@@ -145,20 +166,22 @@ row_save() {
 	mib() { awk -v c="$2" '{ print $c / 1048576 }' "$1" 2>/dev/null | median; }
 	if [ $have = 0 ]; then
 		why="n/a (no bulkhead save yet)"
-		bs=$why bz=$why br=$why
+		bs=$why bz=$why br=$why bo=$why
 	elif [ ! -s "$d/bh-save" ]; then
 		why="n/a ($(cat "$d/bh-fail" 2>/dev/null || echo "save failed"))"
-		bs=$why bz=$why br=$why
+		bs=$why bz=$why br=$why bo=$why
 	else
 		bs=$(ms "$d/bh-save" 1) bz=$(mib "$d/bh-save" 2) br=$(ms "$d/bh-restore" 1)
+		bo=$(ms "$d/bh-save-off" 1)
 	fi
 	what="${SAVE_MEM} MiB guest, $(echo "$SAVE_ARGS" | sed 's/=\([0-9]*\)/ \1 MiB/g; s/ random/, random/; s/ pattern/, compressible/; s/zero/zero-written/')"
-	bench_row "Save time, $what" "$bs" "$(ms "$d/q-save" 1)" ms "<=" 1.0 0
+	bench_row "Save time, $what (the VM kept)" "$bs" "$(ms "$d/q-save" 1)" ms "<=" 1.0 0
+	bench_row "Save, then power off / quit until every process is gone" "$bo" "$(ms "$d/q-save-off" 1)" ms - - 0
 	bench_row "Save file size, same guest" "$bz" "$(mib "$d/q-save" 2)" MiB - - 1
 	bench_row "Restore time (command to running guest), same file" "$br" "$(ms "$d/q-restore" 1)" ms - - 0
-	bench_cmd "Save, Bulkhead: bulkheadd --socket S; bulkhead --socket S create mf --mem ${SAVE_MEM}M --cmdline '$SAVE_ARGS' memfill.elf; ... start mf; time bulkhead --socket S save mf FILE"
+	bench_cmd "Save, Bulkhead: bulkheadd --socket S; bulkhead --socket S create mf --mem ${SAVE_MEM}M --cmdline '$SAVE_ARGS' memfill.elf; ... start mf; time bulkhead --socket S save --keep-running mf FILE; time bulkhead --socket S save mf FILE (then powered off)"
 	bench_cmd "Restore, Bulkhead: bulkhead --socket S destroy mf; time bulkhead --socket S restore mf FILE --mem ${SAVE_MEM}M --serial file:OUT"
-	bench_cmd "Save, QEMU: $QEMU_BASE -M microvm -m $SAVE_MEM -kernel memfill.elf -append '$SAVE_ARGS' -qmp unix:QMP,server=on,wait=off; QMP: migrate-set-parameters max-bandwidth=100 GiB/s; time { stop; migrate exec:cat > FILE; poll query-migrate until completed }"
+	bench_cmd "Save, QEMU: $QEMU_BASE -M microvm -m $SAVE_MEM -kernel memfill.elf -append '$SAVE_ARGS' -qmp unix:QMP,server=on,wait=off; QMP: migrate-set-parameters max-bandwidth=100 GiB/s; time { stop; migrate exec:cat > FILE; poll query-migrate until completed } (the VM kept), then quit: time until the process has exited (then powered off)"
 	bench_cmd "Restore, QEMU: time (exec to query-status running; a paused VM is sent cont) of the same command with -incoming 'exec:cat FILE'"
 	bench_cmd "Save/restore: FILE on $(dirname "$d") (bulkhead save fsyncs its file; QEMU's exec:cat does not)"
 	rm -rf "$d"
