@@ -109,33 +109,47 @@ static int brk_make_ram(uint64_t size)
 	return fd;
 }
 
-/* Spawn one device process and send it its DevInit; *chan_out is the
- * worker's end of its channel, *ring_out the ring memfd. */
+/* A device's access ring and its channel to the worker: chan[0] is the
+ * worker's end, chan[1] the device's. */
+static int brk_device_links(const struct brk_vm_config *cfg,
+			    const struct brk_dev_slot *slot, int *ring,
+			    int chan[2], char *err, size_t errlen)
+{
+	char label[48];
+
+	snprintf(label, sizeof(label), "%s#0", slot->k->kind);
+	*ring = ipc_ring_create(cfg->cpus, label);
+	if (*ring < 0) {
+		snprintf(err, errlen, "cannot create the access ring of %s: %s",
+			 label, strerror(-*ring));
+		return *ring;
+	}
+	if (ipc_chan_pair(chan) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* Spawn one device process and send it its DevInit with its end of its
+ * channel (dev_chan) and the ring. */
 static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 			     const struct brk_dev_slot *slot, int ram,
-			     int *chan_out, int *ring_out, char *err,
-			     size_t errlen)
+			     int dev_chan, int ring, char *err, size_t errlen)
 {
 	const struct brk_dev_kind *k = slot->k;
 	struct brk_child *c = &vm->devs[vm->ndevs];
 	DevInit init = DEV_INIT__INIT;
 	DevRegion reg[2], *regp[2];
 	uint32_t irq;
-	int boot[2] = { -1, -1 }, chan[2] = { -1, -1 };
-	int fds[6], nfds = 0, ring = -1, in_fd = -1, out_fd = -1;
+	int boot[2] = { -1, -1 };
+	int fds[6], nfds = 0, in_fd = -1, out_fd = -1;
 	char label[48];
 	struct ipc_chan bc;
 	int r;
 
 	snprintf(label, sizeof(label), "%s#0", k->kind);
-	ring = ipc_ring_create(cfg->cpus, label);
-	if (ring < 0) {
-		r = ring;
-		snprintf(err, errlen, "cannot create the access ring of %s: %s",
-			 label, strerror(-r));
-		goto out;
-	}
-	if (ipc_chan_pair(boot) < 0 || ipc_chan_pair(chan) < 0) {
+	if (ipc_chan_pair(boot) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		goto out;
@@ -144,7 +158,7 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 	if (r < 0)
 		goto out;
 	vm->ndevs++;
-	fds[nfds++] = chan[1];
+	fds[nfds++] = dev_chan;
 	fds[nfds++] = ring;
 	if (k->dma) {
 		fds[nfds++] = ram;
@@ -210,20 +224,11 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 			 strerror(-r));
 		goto out;
 	}
-	*chan_out = chan[0];
-	chan[0] = -1;
-	*ring_out = ring;
-	ring = -1;
 	r = 0;
 out:
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		if (boot[i] >= 0)
 			close(boot[i]);
-		if (chan[i] >= 0)
-			close(chan[i]);
-	}
-	if (ring >= 0)
-		close(ring);
 	if (in_fd >= 0)
 		close(in_fd);
 	if (out_fd >= 0)
@@ -327,7 +332,7 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	RegionSpec regions[BRK_MAX_DEVICES][2], *regionp[BRK_MAX_DEVICES][2];
 	uint32_t irqs[BRK_MAX_DEVICES][2];
 	char *cmdline = NULL;
-	int dev_chan[BRK_MAX_DEVICES], dev_ring[BRK_MAX_DEVICES];
+	int dev_chan[BRK_MAX_DEVICES][2], dev_ring[BRK_MAX_DEVICES];
 	int fds[5 + 2 * BRK_MAX_DEVICES];
 	WorkerInit init = WORKER_INIT__INIT;
 	unsigned nkinds = 0, nfds = 0;
@@ -350,7 +355,7 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	vm->worker.pidfd = -1;
 	snprintf(vm->state, sizeof(vm->state), "STARTING");
 	for (unsigned i = 0; i < BRK_MAX_DEVICES; i++)
-		dev_chan[i] = dev_ring[i] = -1;
+		dev_chan[i][0] = dev_chan[i][1] = dev_ring[i] = -1;
 	/*
 	 * The worker reads the image from the start of the open file, which it
 	 * shares with us (and the user); a VM started again reads it again.
@@ -376,14 +381,18 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 		goto out;
 	}
 	for (unsigned i = 0; i < nkinds; i++) {
-		r = brk_launch_device(vm, cfg, &slots[i], ram, &dev_chan[i],
-				      &dev_ring[i], err, errlen);
-		if (r < 0)
+		if (brk_device_links(cfg, &slots[i], &dev_ring[i], dev_chan[i],
+				     err, errlen) < 0)
 			goto out;
 		brk_fill_spec(&specs[i], regions[i], regionp[i], irqs[i],
 			      &slots[i]);
 		specp[i] = &specs[i];
 	}
+	/*
+	 * The worker first: building its VM (KVM, RAM, the image) is the
+	 * longest part of a start, and it goes on while the devices are
+	 * spawned; the worker waits for each device's channel as it needs it.
+	 */
 
 	if (ipc_chan_pair(wchan) < 0) {
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
@@ -415,7 +424,7 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	if (cfg->restore_fd >= 0)
 		fds[nfds++] = cfg->restore_fd;
 	for (unsigned i = 0; i < nkinds; i++) {
-		fds[nfds++] = dev_chan[i];
+		fds[nfds++] = dev_chan[i][0];
 		fds[nfds++] = dev_ring[i];
 	}
 	r = ipc_send_pb(&vm->chan, MSG_WORKER_INIT, &init.base, fds, nfds);
@@ -424,12 +433,19 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 			 strerror(-r));
 		goto out;
 	}
+	for (unsigned i = 0; i < nkinds; i++) {
+		r = brk_launch_device(vm, cfg, &slots[i], ram, dev_chan[i][1],
+				      dev_ring[i], err, errlen);
+		if (r < 0)
+			goto out;
+	}
 	code = 0;
 	*out = vm;
 out:
 	for (unsigned i = 0; i < BRK_MAX_DEVICES; i++) {
-		if (dev_chan[i] >= 0)
-			close(dev_chan[i]);
+		for (int j = 0; j < 2; j++)
+			if (dev_chan[i][j] >= 0)
+				close(dev_chan[i][j]);
 		if (dev_ring[i] >= 0)
 			close(dev_ring[i]);
 	}
