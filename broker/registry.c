@@ -1485,6 +1485,7 @@ static void brk_save_judge(struct brk_rec *rec)
 {
 	struct brk_save *s = &rec->save;
 	struct brk_vm *vm = rec->vm;
+	int64_t size;
 
 	s->error[0] = '\0';
 	s->error_errno = EIO;
@@ -1502,10 +1503,10 @@ static void brk_save_judge(struct brk_rec *rec)
 		snprintf(s->error, sizeof(s->error), "%s (%s)",
 			 s->message[0] ? s->message : "the worker failed",
 			 strerror(-s->status));
-	} else if (brk_save_file_size(s) != (int64_t)s->bytes) {
+	} else if ((size = brk_save_file_size(s)) != (int64_t)s->bytes) {
 		snprintf(s->error, sizeof(s->error), "the worker reports %" PRIu64
 			 " bytes written but the file holds %" PRId64, s->bytes,
-			 brk_save_file_size(s));
+			 size);
 	} else if (fsync(s->file_fd) < 0 && errno != EINVAL) {
 		s->error_errno = errno;
 		snprintf(s->error, sizeof(s->error), "cannot sync the file: %s",

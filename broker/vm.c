@@ -125,8 +125,10 @@ static int brk_device_links(const struct brk_vm_config *cfg,
 		return *ring;
 	}
 	if (ipc_chan_pair(chan) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(err, errlen, "socketpair: %s", strerror(e));
+		return -e;
 	}
 	return 0;
 }

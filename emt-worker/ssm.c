@@ -436,17 +436,26 @@ static int ssm_wr_emit(struct ssm_writer *w, const void *buf, size_t len)
 	return 0;
 }
 
+/* A record header into dst (1 + SSM_SIZE_MAX_BYTES); its length, 0 if
+ * size cannot be encoded. */
+static size_t ssm_enc_hdr(uint8_t *dst, enum ssm_rec_type type, uint32_t size)
+{
+	size_t n;
+
+	dst[0] = (uint8_t)(SSM_REC_MAGIC | SSM_REC_IMPORTANT | type);
+	return ssm_size_encode(size, dst + 1, &n) < 0 ? 0 : 1 + n;
+}
+
 static int ssm_wr_rec_hdr(struct ssm_writer *w, enum ssm_rec_type type,
 			  uint32_t size)
 {
 	uint8_t hdr[1 + SSM_SIZE_MAX_BYTES];
-	size_t n;
+	size_t n = ssm_enc_hdr(hdr, type, size);
 
-	hdr[0] = (uint8_t)(SSM_REC_MAGIC | SSM_REC_IMPORTANT | type);
-	if (ssm_size_encode(size, hdr + 1, &n) < 0)
+	if (n == 0)
 		return ssm_wr_fail(w, -EINVAL, "record size 0x%" PRIx32
 				   " not encodable", size);
-	return ssm_wr_emit(w, hdr, 1 + n);
+	return ssm_wr_emit(w, hdr, n);
 }
 
 static int ssm_wr_raw(struct ssm_writer *w, const void *buf, size_t len)
@@ -508,19 +517,10 @@ static bool ssm_lzf_worth_it(struct ssm_enc *e, const uint8_t *p)
 	return false;
 }
 
-/* A record header for a payload of size bytes (at most a block + 1). */
-static size_t ssm_enc_hdr(uint8_t *dst, enum ssm_rec_type type, uint32_t size)
-{
-	size_t n = 0;
-
-	dst[0] = (uint8_t)(SSM_REC_MAGIC | SSM_REC_IMPORTANT | type);
-	ssm_size_encode(size, dst + 1, &n);  /* size <= 4097: cannot fail */
-	return 1 + n;
-}
-
 /*
  * One full block as a zero record, an LZF record if that saves enough, or
- * a raw record; returns the record's length.
+ * a raw record; returns the record's length. (Block payloads are at most
+ * 4097 bytes, which ssm_enc_hdr() always encodes.)
  */
 static size_t ssm_enc_block(struct ssm_enc *e, const uint8_t *p, uint8_t *dst)
 {
@@ -949,9 +949,13 @@ static int ssm_pool_run(struct ssm_writer *w, const uint8_t *base,
 		struct ssm_slot *sl = &p->slot[p->written % p->nslots];
 
 		if (sl->state == SSM_SLOT_DONE) {
-			pthread_mutex_unlock(&p->lock);
-			r = ssm_wr_batch(w, sl);
-			pthread_mutex_lock(&p->lock);
+			/* After a failed write nothing more goes out: the
+			 * batches encoded meanwhile are dropped. */
+			if (r == 0) {
+				pthread_mutex_unlock(&p->lock);
+				r = ssm_wr_batch(w, sl);
+				pthread_mutex_lock(&p->lock);
+			}
 			sl->state = SSM_SLOT_FREE;
 			p->written++;
 			if (r < 0)

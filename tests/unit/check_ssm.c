@@ -1527,12 +1527,33 @@ START_TEST(test_put_pages_threads)
 }
 END_TEST
 
-/* A sink that fails part-way: the error comes back, nothing hangs. */
+/* A sink that takes `budget` writes, then fails and counts the calls. */
+struct tp_sink {
+	int budget;
+	int calls_after;
+};
+
+static int tp_failing_write(void *ctx, const void *buf, size_t len)
+{
+	struct tp_sink *t = ctx;
+
+	(void)buf;
+	(void)len;
+	if (t->budget <= 0) {
+		t->calls_after++;
+		return -ENOSPC;
+	}
+	t->budget--;
+	return 0;
+}
+
+/* A sink that fails part-way: the error comes back, nothing hangs, and
+ * nothing more is written after the failed write. */
 START_TEST(test_put_pages_threads_sink_error)
 {
 	uint8_t *pages = tp_pages();
-	int budget = 3;
-	struct ssm_sink sink = {failing_write, &budget};
+	struct tp_sink t = { .budget = 3 };
+	struct ssm_sink sink = {tp_failing_write, &t};
 	struct ssm_writer *w;
 
 	ck_assert_int_eq(ssm_writer_open(&sink, 0, &w), 0);
@@ -1541,8 +1562,10 @@ START_TEST(test_put_pages_threads_sink_error)
 	ck_assert_int_eq(ssm_unit_begin(w, "ram", 0, 1, SSM_PASS_FINAL), 0);
 	ck_assert_int_eq(ssm_put_pages(w, pages, TP_PAGES), -ENOSPC);
 	ck_assert_ptr_nonnull(strstr(ssm_writer_error(w), "write error"));
+	ck_assert_int_eq(t.calls_after, 1);
 	ck_assert_int_eq(ssm_put_pages(w, pages, TP_PAGES), -ENOSPC);
 	ck_assert_int_eq(ssm_writer_close(w), -ENOSPC);
+	ck_assert_int_eq(t.calls_after, 1);
 	free(pages);
 }
 END_TEST
