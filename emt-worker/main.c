@@ -1200,6 +1200,27 @@ static unsigned wk_save_encoders(void)
 	       WK_SAVE_MAX_ENCODERS : (unsigned)n;
 }
 
+/*
+ * Lost PIT ticks are dropped, not made up later, as QEMU's user-space PIT
+ * does (guests keep time by the TSC, kvmclock or the RTC). KVM's default is
+ * to make them up, and leaving that mode costs one SRCU grace period per
+ * notifier the PIT drops. That is quick while KVM's IRQ SRCU has been quiet
+ * for a while, and 5-20 ms on this kind of host otherwise. If the mode were
+ * still on when the VM is destroyed, KVM would leave it then, with the
+ * SRCU busy from the teardown: 15 ms between the guest's exit and ours.
+ * Just after the EMTs start, the SRCU has been quiet since the devices were
+ * wired up, and a slow switch would only hold up this thread's loop, not
+ * the guest. Failing to switch changes nothing a guest can see.
+ */
+static void wk_pit_drop_lost_ticks(struct emt_vm *vm)
+{
+	int r = kd_vm_set_pit_reinject(vm->kvm, false);
+
+	if (r < 0)
+		LOG_WARN("the PIT keeps making up lost ticks (%s); the VM's "
+			 "teardown will be slower", strerror(-r));
+}
+
 int main(int argc, char **argv)
 {
 	struct wk w = { .kvm_fd = -1, .ram_fd = -1, .image_fd = -1,
@@ -1265,6 +1286,7 @@ int main(int argc, char **argv)
 	else
 		vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
 			    wk_power_on_req, vm, NULL);
+	wk_pit_drop_lost_ticks(vm);
 	wk_run_loop(&w);
 	wk_destroy(&w);
 	wk_send_exit(&w);

@@ -490,6 +490,13 @@ int kd_vm_set_pit(struct kd_vm *vm, const struct kvm_pit_state2 *p)
 	return kd_ioctl(vm->vm_fd, KVM_SET_PIT2, (void *)p);
 }
 
+int kd_vm_set_pit_reinject(struct kd_vm *vm, bool reinject)
+{
+	struct kvm_reinject_control c = { .pit_reinject = reinject ? 1 : 0 };
+
+	return kd_ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &c);
+}
+
 int kd_vm_get_clock(struct kd_vm *vm, struct kvm_clock_data *c)
 {
 	return kd_ioctl(vm->vm_fd, KVM_GET_CLOCK, c);

@@ -109,6 +109,12 @@ int kd_vm_get_irqchip(struct kd_vm *vm, struct kvm_irqchip *c);
 int kd_vm_set_irqchip(struct kd_vm *vm, const struct kvm_irqchip *c);
 int kd_vm_get_pit(struct kd_vm *vm, struct kvm_pit_state2 *p);
 int kd_vm_set_pit(struct kd_vm *vm, const struct kvm_pit_state2 *p);
+/*
+ * Whether the in-kernel PIT delivers ticks the guest missed (KVM's default,
+ * "reinject") or drops them. Switching costs an SRCU grace period in the
+ * kernel, as does KVM's switch back when the VM is destroyed.
+ */
+int kd_vm_set_pit_reinject(struct kd_vm *vm, bool reinject);
 int kd_vm_get_clock(struct kd_vm *vm, struct kvm_clock_data *c);
 int kd_vm_set_clock(struct kd_vm *vm, const struct kvm_clock_data *c);
 
