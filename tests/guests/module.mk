@@ -33,7 +33,7 @@ GUEST_SMP_KERNELS := smp count spin
 # driver library, likewise linked only where used.
 GUEST_IRQ_OBJS := $(GUEST_OBJ)/lib/irq.o
 GUEST_VIRTIO_OBJS := $(GUEST_OBJ)/lib/virtio.o $(GUEST_IRQ_OBJS)
-GUEST_IRQ_KERNELS := rtc
+GUEST_IRQ_KERNELS := rtc pit
 GUEST_VIRTIO_KERNELS := blk rng
 GUEST_DEV_KERNELS := i8042 $(GUEST_IRQ_KERNELS) $(GUEST_VIRTIO_KERNELS)
 # Benchmark guests (bench/): an idle guest, a RAM filler for save/restore,
