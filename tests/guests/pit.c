@@ -76,13 +76,7 @@ static void pit_check_rate(unsigned count, uint64_t period, uint64_t tsc_hz)
 
 	for (unsigned i = 0; i < n; i++)
 		gaps[i] = pit_tsc[i + 1] - pit_tsc[i];
-	for (unsigned i = 1; i < n; i++) /* insertion sort */
-		for (unsigned j = i; j > 0 && gaps[j - 1] > gaps[j]; j--) {
-			uint64_t t = gaps[j];
-			gaps[j] = gaps[j - 1];
-			gaps[j - 1] = t;
-		}
-	uint64_t median = gaps[n / 2];
+	uint64_t median = u64_sort_median(gaps, n);
 	kprintf("pit: %u periodic interrupts, intervals %lu/%lu/%lu us (min/median/max), "
 		"period %lu us\n", count, (unsigned long)(gaps[0] * 1000000 / tsc_hz),
 		(unsigned long)(median * 1000000 / tsc_hz),

@@ -271,13 +271,8 @@ static void periodic_test(unsigned rate, unsigned count)
 	 */
 	if (tsc_hz && count > 1) {
 		unsigned n = count - 1;
-		for (unsigned i = 1; i < n; i++) /* insertion sort */
-			for (unsigned j = i; j > 0 && gaps[j - 1] > gaps[j]; j--) {
-				uint64_t t = gaps[j];
-				gaps[j] = gaps[j - 1];
-				gaps[j - 1] = t;
-			}
-		uint64_t ticks = tsc_last - tsc_first, median = gaps[n / 2];
+		uint64_t median = u64_sort_median(gaps, n);
+		uint64_t ticks = tsc_last - tsc_first;
 		uint64_t period = tsc_hz / freq;
 		uint64_t mhz = ticks ? tsc_hz * n * 1000 / ticks : 0; /* millihertz */
 

@@ -328,6 +328,17 @@ const char *cmdline_find(const char *cmdline, const char *key, size_t *len)
 	return NULL;
 }
 
+uint64_t u64_sort_median(uint64_t *v, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			uint64_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v[n / 2];
+}
+
 int cmdline_get_u64(const char *cmdline, const char *key, uint64_t *out)
 {
 	size_t len;

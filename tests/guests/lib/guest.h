@@ -243,6 +243,9 @@ const char *cmdline_find(const char *cmdline, const char *key, size_t *len);
  * Returns 1 if found and valid, 0 if absent, -1 if present but invalid
  * (then *out is untouched). */
 int cmdline_get_u64(const char *cmdline, const char *key, uint64_t *out);
+/* Sort v[0..n) in place (insertion sort: n is small) and return the
+ * median, v[n / 2]; n must be at least 1. */
+uint64_t u64_sort_median(uint64_t *v, unsigned n);
 
 /* Copy key's value into buf (NUL terminated, truncated to size-1).
  * Returns 1 if found, 0 if absent. */
