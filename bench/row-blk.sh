@@ -13,7 +13,7 @@
 # 256 MiB each way: at 6-9 GB/s, 64 MiB took 7-10 ms per phase, short
 # enough for one host hiccup to move a run's figure by a third (the
 # sequential ratios ranged 0.82-1.45 from run to run; at 256 MiB,
-# 1.15-1.42).
+# 1.06-1.42).
 
 BLK_MIB=${BLK_MIB:-256}
 BLK_SEQKB=${BLK_SEQKB:-128}

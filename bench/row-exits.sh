@@ -13,7 +13,6 @@
 #
 # Each at CPL 3 (64-bit code that runs natively on every host) and CPL 0
 # (KVM's instruction emulator on hosts without VT-x/AMD-V, such as PVM).
-
 #
 # About 0.1 s of accesses per run at either level: 2000 at CPL 0 (20 ms)
 # left the cross-process rows at the mercy of single host hiccups.

@@ -131,7 +131,6 @@ void guest_main(uint32_t mb_magic, uint32_t mbi_addr)
 			"0x%08x)\n", pit_irqs, (unsigned long)count, ioapic_entry_lo(PIT_IRQ));
 		fail();
 	}
-	irq_disable();
 	pit_check_rate((unsigned)count, period, tsc_hz);
 
 	/* Lost ticks: interrupts off for `miss` periods, the timer running. */
@@ -139,8 +138,7 @@ void guest_main(uint32_t mb_magic, uint32_t mbi_addr)
 	while (rdtsc() - t0 < period * miss)
 		__asm__ volatile("pause");
 	unsigned before = pit_irqs;
-	pit_wait_irqs(before + (unsigned)miss, period);
-	irq_disable();
+	pit_wait_irqs(before + (unsigned)miss, period); /* returns with IF=0 */
 	unsigned after = pit_irqs - before;
 
 	outb(PIT_MODE, PIT_CH0_OFF); /* one count of 0 and then silence */
