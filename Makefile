@@ -120,11 +120,9 @@ $(foreach d,$(DEVICES),$(eval $(call device_bin,$(d))))
 all: $(BINARIES) $(GUESTS)
 
 # ---- running ------------------------------------------------------------
+# Without a usable /dev/kvm, through a nested KVM host (scripts/kvm-nest).
 run: $(BINARIES) $(GUESTS)
-	@echo "bulkhead: booting $(DEMO_GUEST) (worker and devices in their own processes)"
-	@st=0; $(BIN)/bulkhead run $(DEMO_GUEST) || st=$$?; \
-	echo "bulkhead: guest exited with status $$st (1: it wrote 0 to debug-exit)"; \
-	[ $$st -eq 1 ]
+	@sh scripts/run-demo.sh $(BUILD) $(DEMO_GUEST)
 
 PREFIX ?= /usr/local
 # The CLI goes on PATH; the worker and device binaries beside each other in

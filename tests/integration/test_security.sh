@@ -136,15 +136,22 @@ for k in $kids; do
 	case $exe in
 	bulkhead-worker)
 		want=$want_worker
-		# NPROC: the threads it runs (main, EMT, KVM's recovery
-		# thread) and at most the saver it may start with its encoder
-		# helpers, one per host CPU beyond the first, up to 3.
+		# NPROC: exactly the tasks it may run (emt-worker/main.c):
+		# the main thread, one EMT per vCPU, KVM's NX huge page
+		# recovery thread (not on every host), the saver thread and
+		# its encoder helpers, one per CPU it may use beyond the
+		# first, for at most 4 encoders. Its threads now: no more.
 		nproc=$(limit $k processes) ntasks=$(ls /proc/$k/task | wc -l)
-		helpers=$(($(nproc) - 1))
-		[ $helpers -le 3 ] || helpers=3
-		[ "$nproc" -ge "$ntasks" ] &&
-			[ "$nproc" -le $((ntasks + 1 + helpers)) ] ||
-			fail "worker: NPROC $nproc for $ntasks threads"
+		encoders=$(status_field /proc/$k/status Cpus_allowed_list |
+			awk -F, '{ for (i = 1; i <= NF; i++) { n = split($i, r, "-");
+				c += n == 2 ? r[2] - r[1] + 1 : 1 } } END { print c }')
+		[ "$encoders" -le 4 ] || encoders=4
+		vcpus=1
+		want_nproc=$((1 + vcpus + 1 + 1 + encoders - 1))
+		[ "$nproc" -eq "$want_nproc" ] ||
+			fail "worker: NPROC $nproc, expected $want_nproc (1 vCPU, $encoders encoders)"
+		[ "$ntasks" -le "$nproc" ] ||
+			fail "worker: $ntasks threads but NPROC $nproc"
 		# FSIZE: a save writes the stream into the user's file itself.
 		[ "$(limit $k 'file size')" = unlimited ] ||
 			fail "worker: FSIZE is not unlimited"

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Runs integration tests from a queue: tests/run-tests.sh calls it here and
+# in each nest. QUEUE holds one file per test, named by its place in the
+# order and holding the test's name; a runner claims an entry with mkdir
+# (atomic, even between nests sharing the directory over 9p), so several
+# runners can share one queue.
+#
+#   sh tests/run-integration.sh BUILD QUEUE WHERE
+#
+# For each test it writes BUILD/tests/NAME.log, .status, .secs and .where,
+# and prints one line: PASS, FAIL or SKIP (with the reason), its time, and
+# WHERE it ran.
+set -u
+build=$1 queue=$2 where=$3
+results=$build/tests
+for entry in "$queue"/[0-9]*; do
+	[ -f "$entry" ] || continue
+	mkdir "$entry.claim" 2>/dev/null || continue
+	name=$(cat "$entry")
+	log=$results/$name.log
+	start=$(date +%s)
+	BUILD="$build" timeout 300 sh "tests/integration/$name.sh" >"$log" 2>&1
+	st=$?
+	secs=$(( $(date +%s) - start ))
+	echo "$secs" >"$results/$name.secs"
+	echo "$where" >"$results/$name.where"
+	echo "$st" >"$results/$name.status"
+	case $st in
+	0) echo "PASS $name (${secs}s, $where)" ;;
+	77) echo "SKIP $name: $(tail -n 1 "$log")" ;;
+	124) echo "FAIL $name (timed out after 300 s, $where)" ;;
+	*) echo "FAIL $name (status $st, ${secs}s, $where)" ;;
+	esac
+done
+exit 0
