@@ -12,9 +12,10 @@
  *
  * Files (the image, the initrd, a serial output file, a disk) are opened
  * here, with the user's own rights, and passed to the broker as fds: the
- * broker opens no path on a client's behalf. Output is a human-readable table or, with
- * --json, one JSON object on stdout; errors go to stderr (and, with --json,
- * as {"error": ...} to stdout too).
+ * broker opens no path on a client's behalf. Output is a human-readable
+ * table or, with --json, one JSON object on stdout; errors go to stderr
+ * (and, with --json, as {"error": ...} to stdout too). Each command is a
+ * row of the table in broker/cli.c; its handler is below.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,10 @@
 
 #include <json-c/json.h>
 
-#include "broker/brk.h"
+#include "broker/cli.h"
+#include "broker/control.h"
+#include "broker/launch.h"
+#include "control.pb-c.h"
 #include "ipc/log.h"
 #include "proto/msgtypes.h"
 
@@ -777,21 +781,29 @@ static int cli_console(struct cli_conn *cc, const char *name, bool replay)
 
 /* ---- commands ----------------------------------------------------------- */
 
-enum { OPT_JSON = 300, OPT_SOCKET, OPT_MEM, OPT_CPUS, OPT_CMDLINE,
-       OPT_INITRD, OPT_SERIAL, OPT_DISK, OPT_RNG, OPT_NULL_DEV,
-       OPT_NO_REPLAY, OPT_KEEP_RUNNING, OPT_LIVE, OPT_MAX_DOWNTIME };
+struct cli_save_opts {
+	bool keep_running;
+	bool live;
+	uint32_t max_downtime_ms;
+};
 
-static const struct option cli_ctl_opts[] = {
+/* A daemon command being run: its row, its options, its arguments. */
+struct cli_ctl {
+	const struct cli_cmd *cmd;
+	struct cli_conn cc;
+	struct cli_vm_opts vm;
+	struct cli_save_opts so;
+	bool replay;
+	char **args;                  /* the positional arguments */
+	int nargs;
+};
+
+enum { OPT_JSON = CLI_OPT_OWN, OPT_SOCKET, OPT_NO_REPLAY, OPT_KEEP_RUNNING,
+       OPT_LIVE, OPT_MAX_DOWNTIME };
+
+static const struct option cli_ctl_own_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
-	{ "mem", required_argument, NULL, OPT_MEM },
-	{ "cpus", required_argument, NULL, OPT_CPUS },
-	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
-	{ "initrd", required_argument, NULL, OPT_INITRD },
-	{ "serial", required_argument, NULL, OPT_SERIAL },
-	{ "disk", required_argument, NULL, OPT_DISK },
-	{ "rng", no_argument, NULL, OPT_RNG },
-	{ "null-dev", no_argument, NULL, OPT_NULL_DEV },
 	{ "no-replay", no_argument, NULL, OPT_NO_REPLAY },
 	{ "keep-running", no_argument, NULL, OPT_KEEP_RUNNING },
 	{ "live", no_argument, NULL, OPT_LIVE },
@@ -799,53 +811,6 @@ static const struct option cli_ctl_opts[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
-
-struct cli_cmd {
-	const char *name;
-	int nargs;            /* positional arguments */
-	int opt_nargs;        /* more that may follow them */
-	const char *args;     /* for messages */
-	bool vm_opts;         /* takes VM options */
-	int op;               /* VmOp.Op, or -1 */
-	const char *verb;     /* for the success line */
-};
-
-static const struct cli_cmd cli_cmds[] = {
-	{ "create", 2, 0, "NAME IMAGE", true, -1, "created" },
-	{ "start", 1, 0, "NAME", false, VM_OP__OP__START, "started" },
-	{ "pause", 1, 0, "NAME", false, VM_OP__OP__PAUSE, "paused" },
-	{ "resume", 1, 0, "NAME", false, VM_OP__OP__RESUME, "resumed" },
-	{ "reset", 1, 0, "NAME", false, VM_OP__OP__RESET, "reset" },
-	{ "poweroff", 1, 0, "NAME", false, VM_OP__OP__POWER_OFF, "powered off" },
-	{ "destroy", 1, 0, "NAME", false, VM_OP__OP__DESTROY, "destroyed" },
-	{ "status", 1, 0, "NAME", false, -1, NULL },
-	{ "list", 0, 0, "", false, -1, NULL },
-	{ "stats", 1, 0, "NAME", false, -1, NULL },
-	{ "console", 1, 0, "NAME", false, -1, NULL },
-	{ "save", 2, 0, "NAME FILE", false, -1, "saved" },
-	{ "restore", 2, 1, "NAME FILE [IMAGE]", true, -1, "restored" },
-};
-
-bool cli_ctl_is_command(const char *name)
-{
-	for (size_t i = 0; i < sizeof(cli_cmds) / sizeof(cli_cmds[0]); i++)
-		if (strcmp(cli_cmds[i].name, name) == 0)
-			return true;
-	return false;
-}
-
-__attribute__((format(printf, 2, 3)))
-static int cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "bulkhead: %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'bulkhead --help'.\n");
-	return CLI_EXIT_USAGE;
-}
 
 static int cli_open_file(const struct cli_conn *cc, const char *what,
 			 const char *path, int flags, int *out)
@@ -865,6 +830,35 @@ struct cli_create_opts {
 	const char *serial_path;
 	const char *disk;
 };
+
+/* The CreateVm of the VM options given. */
+static void cli_create_from(const struct cli_vm_opts *o, const char *name,
+			    struct cli_create_opts *co)
+{
+	*co = (struct cli_create_opts){ .cv = CREATE_VM__INIT };
+	co->cv.name = (char *)name;
+	co->cv.mem_size = o->mem_size;
+	co->cv.cpus = o->cpus;
+	if (o->cmdline)
+		co->cv.cmdline = (char *)o->cmdline;
+	switch (o->serial) {
+	case CLI_SERIAL_NULL:
+		co->cv.serial = SERIAL_MODE__SERIAL_NULL;
+		break;
+	case CLI_SERIAL_FILE:
+		co->cv.serial = SERIAL_MODE__SERIAL_FILE;
+		co->serial_path = o->serial_path;
+		break;
+	default:
+		co->cv.serial = SERIAL_MODE__SERIAL_CONSOLE;
+		break;
+	}
+	co->initrd = o->initrd;
+	co->disk = o->disk;
+	co->cv.disk_ro = o->disk_ro;
+	co->cv.rng = o->rng;
+	co->cv.null_dev = o->null_dev;
+}
 
 /* The files of a VM's configuration, opened with the user's rights. */
 struct cli_vm_files {
@@ -953,14 +947,6 @@ out:
 	cli_close_files(&f);
 	return r;
 }
-
-/* ---- save and restore --------------------------------------------------- */
-
-struct cli_save_opts {
-	bool keep_running;
-	bool live;
-	uint32_t max_downtime_ms;
-};
 
 static void cli_print_saved(const struct cli_conn *cc, const SaveReply *sr,
 			    const char *file)
@@ -1094,279 +1080,246 @@ out:
 	return r;
 }
 
-static int cli_do_request(struct cli_conn *cc, const struct cli_cmd *cmd,
-			  const char *name)
+int cli_ctl_create(struct cli_ctl *x)
 {
-	void *rep = NULL;
-	int r;
+	struct cli_create_opts co;
 
-	r = cli_connect(cc);
+	cli_create_from(&x->vm, x->args[0], &co);
+	return cli_do_create(&x->cc, &co, x->args[1]);
+}
+
+int cli_ctl_restore(struct cli_ctl *x)
+{
+	struct cli_create_opts co;
+
+	cli_create_from(&x->vm, x->args[0], &co);
+	return cli_do_restore(&x->cc, &co, x->args[1],
+			      x->nargs > 2 ? x->args[2] : NULL, x->vm.any);
+}
+
+int cli_ctl_save(struct cli_ctl *x)
+{
+	return cli_do_save(&x->cc, x->args[0], x->args[1], &x->so);
+}
+
+int cli_ctl_verb(struct cli_ctl *x)
+{
+	VmRef ref = VM_REF__INIT;
+	VmInfoReply *rep = NULL;
+	int r = cli_connect(&x->cc);
+
 	if (r)
 		return r;
-	if (cmd->op >= 0) {
-		VmOp op = VM_OP__INIT;
-
-		op.name = (char *)name;
-		op.op = (VmOp__Op)cmd->op;
-		r = cli_call(cc, MSG_CTL_VM_OP, &op.base, NULL, 0,
-			     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, &rep);
-		if (!r) {
-			r = cli_show_vm(cc, ((VmInfoReply *)rep)->vm, cmd->verb);
-			vm_info_reply__free_unpacked(rep, NULL);
-		}
-	} else if (strcmp(cmd->name, "status") == 0) {
-		StatusReq sr = STATUS_REQ__INIT;
-
-		sr.name = (char *)name;
-		r = cli_call(cc, MSG_CTL_STATUS, &sr.base, NULL, 0,
-			     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, &rep);
-		if (!r) {
-			r = cli_show_vm(cc, ((VmInfoReply *)rep)->vm, NULL);
-			vm_info_reply__free_unpacked(rep, NULL);
-		}
-	} else if (strcmp(cmd->name, "list") == 0) {
-		ListReq lr = LIST_REQ__INIT;
-
-		r = cli_call(cc, MSG_CTL_LIST, &lr.base, NULL, 0,
-			     MSG_CTL_LIST_REPLY, &list_reply__descriptor, &rep);
-		if (!r) {
-			ListReply *l = rep;
-
-			if (cc->json) {
-				struct json_object *o = json_object_new_object();
-				struct json_object *a = json_object_new_array();
-
-				for (size_t i = 0; i < l->n_vms; i++)
-					json_object_array_add(a, cli_json_vm(l->vms[i]));
-				json_object_object_add(o, "vms", a);
-				json_object_object_add(o, "truncated",
-						       json_object_new_boolean(l->truncated));
-				cli_json_print(o);
-			} else {
-				cli_print_list(l);
-			}
-			list_reply__free_unpacked(l, NULL);
-		}
-	} else if (strcmp(cmd->name, "stats") == 0) {
-		StatsReq sr = STATS_REQ__INIT;
-
-		sr.name = (char *)name;
-		r = cli_call(cc, MSG_CTL_STATS, &sr.base, NULL, 0,
-			     MSG_CTL_STATS_REPLY, &stats_reply__descriptor, &rep);
-		if (!r) {
-			if (cc->json)
-				cli_json_print(cli_json_stats(rep));
-			else
-				cli_print_stats(rep);
-			stats_reply__free_unpacked(rep, NULL);
-		}
-	}
+	ref.name = x->args[0];
+	r = cli_call(&x->cc, x->cmd->verb, &ref.base, NULL, 0,
+		     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, (void **)&rep);
+	if (r)
+		return r;
+	r = cli_show_vm(&x->cc, rep->vm, x->cmd->done);
+	vm_info_reply__free_unpacked(rep, NULL);
 	return r;
 }
 
-int cli_ctl_main(const char *socket_path, bool json, int argc, char **argv)
+int cli_ctl_status(struct cli_ctl *x)
 {
-	const struct cli_cmd *cmd = NULL;
-	struct cli_create_opts co = { .cv = CREATE_VM__INIT };
-	struct cli_conn cc = { .ch = { .fd = -1 }, .json = json };
-	struct cli_save_opts so = { 0 };
-	bool replay = true, vm_options = false;
-	int opt, r, li = 0, nargs;
+	StatusReq sr = STATUS_REQ__INIT;
+	VmInfoReply *rep = NULL;
+	int r = cli_connect(&x->cc);
 
-	for (size_t i = 0; i < sizeof(cli_cmds) / sizeof(cli_cmds[0]); i++)
-		if (strcmp(cli_cmds[i].name, argv[0]) == 0)
-			cmd = &cli_cmds[i];
-	if (!cmd)
-		return cli_usage_error(argv[0], "unknown command");
-	co.cv.serial = SERIAL_MODE__SERIAL_CONSOLE;
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", cli_ctl_opts, &li)) != -1) {
-		bool vm_opt = opt >= OPT_MEM && opt <= OPT_NULL_DEV;
+	if (r)
+		return r;
+	sr.name = x->args[0];
+	r = cli_call(&x->cc, MSG_CTL_STATUS, &sr.base, NULL, 0,
+		     MSG_CTL_VM_INFO, &vm_info_reply__descriptor, (void **)&rep);
+	if (r)
+		return r;
+	r = cli_show_vm(&x->cc, rep->vm, NULL);
+	vm_info_reply__free_unpacked(rep, NULL);
+	return r;
+}
 
-		bool save_opt = opt >= OPT_KEEP_RUNNING &&
-				opt <= OPT_MAX_DOWNTIME;
+int cli_ctl_list(struct cli_ctl *x)
+{
+	ListReq lr = LIST_REQ__INIT;
+	ListReply *l = NULL;
+	int r = cli_connect(&x->cc);
 
-		if (vm_opt && !cmd->vm_opts)
-			return cli_usage_error(cmd->name, "option '--%s' is for "
-					       "create and restore",
-					       cli_ctl_opts[li].name);
-		if (save_opt && strcmp(cmd->name, "save") != 0)
-			return cli_usage_error(cmd->name, "option '--%s' is for "
-					       "save", cli_ctl_opts[li].name);
-		vm_options |= vm_opt;
-		switch (opt) {
-		case OPT_JSON:
-			cc.json = true;
-			break;
-		case OPT_SOCKET:
-			socket_path = optarg;
-			break;
-		case OPT_MEM:
-			if (brk_parse_size(optarg, &co.cv.mem_size) < 0)
-				return cli_usage_error(cmd->name, "--mem: '%s' is "
-						       "not a size such as 64M "
-						       "or 1G", optarg);
-			if (co.cv.mem_size < BRK_MIN_MEM ||
-			    co.cv.mem_size > BRK_MAX_MEM)
-				return cli_usage_error(cmd->name, "--mem: %s is "
-						       "outside 2M..3G", optarg);
-			if (co.cv.mem_size % 4096)
-				return cli_usage_error(cmd->name, "--mem: %s is "
-						       "not a multiple of 4K",
-						       optarg);
-			break;
-		case OPT_CPUS: {
-			char *end;
-			long n = strtol(optarg, &end, 10);
+	if (r)
+		return r;
+	r = cli_call(&x->cc, MSG_CTL_LIST, &lr.base, NULL, 0,
+		     MSG_CTL_LIST_REPLY, &list_reply__descriptor, (void **)&l);
+	if (r)
+		return r;
+	if (x->cc.json) {
+		struct json_object *o = json_object_new_object();
+		struct json_object *a = json_object_new_array();
 
-			if (*optarg == '\0' || *end || n < 1 || n > BRK_MAX_CPUS)
-				return cli_usage_error(cmd->name, "--cpus: '%s' "
-						       "is not a number from 1 "
-						       "to 16", optarg);
-			co.cv.cpus = (uint32_t)n;
-			break;
-		}
-		case OPT_CMDLINE:
-			co.cv.cmdline = optarg;
-			break;
-		case OPT_INITRD:
-			co.initrd = optarg;
-			break;
-		case OPT_SERIAL:
-			if (strcmp(optarg, "console") == 0) {
-				co.cv.serial = SERIAL_MODE__SERIAL_CONSOLE;
-			} else if (strcmp(optarg, "null") == 0) {
-				co.cv.serial = SERIAL_MODE__SERIAL_NULL;
-			} else if (strncmp(optarg, "file:", 5) == 0 && optarg[5]) {
-				co.cv.serial = SERIAL_MODE__SERIAL_FILE;
-				co.serial_path = optarg + 5;
-			} else if (strcmp(optarg, "stdio") == 0) {
-				return cli_usage_error(cmd->name, "--serial stdio "
-						       "is for 'run'; a daemon "
-						       "VM's UART is reached "
-						       "with 'bulkhead console "
-						       "NAME' (--serial "
-						       "console, the default)");
-			} else {
-				return cli_usage_error(cmd->name, "--serial: '%s' "
-						       "is not console, null or "
-						       "file:PATH", optarg);
-			}
-			break;
-		case OPT_DISK: {
-			size_t n = strlen(optarg);
-
-			if (co.disk)
-				return cli_usage_error(cmd->name, "--disk: only "
-						       "one disk is supported");
-			if (n > 3 && strcmp(optarg + n - 3, ",ro") == 0) {
-				co.cv.disk_ro = true;
-				optarg[n - 3] = '\0';
-			}
-			if (!*optarg)
-				return cli_usage_error(cmd->name, "--disk: no "
-						       "path given");
-			co.disk = optarg;
-			break;
-		}
-		case OPT_RNG:
-			co.cv.rng = true;
-			break;
-		case OPT_NULL_DEV:
-			co.cv.null_dev = true;
-			break;
-		case OPT_KEEP_RUNNING:
-			so.keep_running = true;
-			break;
-		case OPT_LIVE:
-			so.live = true;
-			break;
-		case OPT_MAX_DOWNTIME: {
-			char *end;
-			unsigned long n = strtoul(optarg, &end, 10);
-
-			if (*optarg < '0' || *optarg > '9' || *end || n < 1 ||
-			    n > 600000)
-				return cli_usage_error(cmd->name, "--max-downtime: "
-						       "'%s' is not a number of "
-						       "milliseconds from 1 to "
-						       "600000", optarg);
-			so.max_downtime_ms = (uint32_t)n;
-			break;
-		}
-		case OPT_NO_REPLAY:
-			if (strcmp(cmd->name, "console") != 0)
-				return cli_usage_error(cmd->name, "--no-replay "
-						       "is for console");
-			replay = false;
-			break;
-		case 'h':
-			if (strcmp(cmd->name, "restore") == 0)
-				printf("usage: bulkhead [--socket PATH] [--json] "
-				       "restore NAME FILE [VM options] [IMAGE]\n");
-			else if (strcmp(cmd->name, "save") == 0)
-				printf("usage: bulkhead [--socket PATH] [--json] "
-				       "save [--keep-running] [--live] "
-				       "[--max-downtime MS] NAME FILE\n");
-			else
-				printf("usage: bulkhead [--socket PATH] [--json] "
-				       "%s%s%s%s\n", cmd->name,
-				       strcmp(cmd->name, "console") ? "" :
-				       " [--no-replay]",
-				       cmd->vm_opts ? " NAME [VM options] IMAGE" :
-				       *cmd->args ? " " : "",
-				       cmd->vm_opts ? "" : cmd->args);
-			printf("See 'bulkhead --help'.\n");
-			return 0;
-		case ':':
-			return cli_usage_error(cmd->name, "option '%s' needs a "
-					       "value", argv[optind - 1]);
-		default:
-			return cli_usage_error(cmd->name, "unknown option '%s'",
-					       argv[optind - 1]);
-		}
+		for (size_t i = 0; i < l->n_vms; i++)
+			json_object_array_add(a, cli_json_vm(l->vms[i]));
+		json_object_object_add(o, "vms", a);
+		json_object_object_add(o, "truncated",
+				       json_object_new_boolean(l->truncated));
+		cli_json_print(o);
+	} else {
+		cli_print_list(l);
 	}
-	nargs = argc - optind;
-	if (nargs < cmd->nargs || nargs > cmd->nargs + cmd->opt_nargs) {
-		if (nargs < cmd->nargs)
-			return cli_usage_error(cmd->name, "expected %s",
-					       cmd->args);
+	list_reply__free_unpacked(l, NULL);
+	return 0;
+}
+
+int cli_ctl_stats(struct cli_ctl *x)
+{
+	StatsReq sr = STATS_REQ__INIT;
+	StatsReply *rep = NULL;
+	int r = cli_connect(&x->cc);
+
+	if (r)
+		return r;
+	sr.name = x->args[0];
+	r = cli_call(&x->cc, MSG_CTL_STATS, &sr.base, NULL, 0,
+		     MSG_CTL_STATS_REPLY, &stats_reply__descriptor,
+		     (void **)&rep);
+	if (r)
+		return r;
+	if (x->cc.json)
+		cli_json_print(cli_json_stats(rep));
+	else
+		cli_print_stats(rep);
+	stats_reply__free_unpacked(rep, NULL);
+	return 0;
+}
+
+int cli_ctl_console(struct cli_ctl *x)
+{
+	int r = cli_connect(&x->cc);
+
+	return r ? r : cli_console(&x->cc, x->args[0], x->replay);
+}
+
+/* ---- options and arguments ------------------------------------------------- */
+
+static int cli_ctl_help(const struct cli_cmd *cmd)
+{
+	printf("usage: bulkhead [--socket PATH] [--json] %s%s%s\n", cmd->name,
+	       cmd->takes & CLI_TAKES_VM && cmd->nargs == 2 && !cmd->opt_nargs ?
+	       " NAME [VM options] IMAGE" : *cmd->args ? " " : "",
+	       cmd->takes & CLI_TAKES_VM && !cmd->opt_nargs ? "" : cmd->args);
+	printf("See 'bulkhead --help'.\n");
+	return 0;
+}
+
+static int cli_ctl_downtime(const char *arg, struct cli_ctl *x)
+{
+	char *end;
+	unsigned long n = strtoul(arg, &end, 10);
+
+	if (*arg < '0' || *arg > '9' || *end || n < 1 || n > 600000)
+		return cli_usage_error(x->cmd->name, "--max-downtime: '%s' is not "
+				       "a number of milliseconds from 1 to "
+				       "600000", arg);
+	x->so.max_downtime_ms = (uint32_t)n;
+	return 0;
+}
+
+/* One of a daemon command's own options; 0, -1 after --help, or a code. */
+static int cli_ctl_opt(int opt, const struct option *opts, int li,
+		       char **argv, struct cli_ctl *x, const char **socket)
+{
+	const char *cmd = x->cmd->name;
+	unsigned takes = x->cmd->takes;
+	bool save_opt = opt >= OPT_KEEP_RUNNING && opt <= OPT_MAX_DOWNTIME;
+
+	if (opt >= CLI_OPT_MEM && opt <= CLI_OPT_VM_LAST) {
+		if (!(takes & CLI_TAKES_VM))
+			return cli_usage_error(cmd, "option '--%s' is for create "
+					       "and restore", opts[li].name);
+		return cli_vm_opt(opt, optarg, &x->vm, true, cmd);
+	}
+	if (save_opt && !(takes & CLI_TAKES_SAVE))
+		return cli_usage_error(cmd, "option '--%s' is for save",
+				       opts[li].name);
+	switch (opt) {
+	case OPT_JSON:
+		x->cc.json = true;
+		return 0;
+	case OPT_SOCKET:
+		*socket = optarg;
+		return 0;
+	case OPT_KEEP_RUNNING:
+		x->so.keep_running = true;
+		return 0;
+	case OPT_LIVE:
+		x->so.live = true;
+		return 0;
+	case OPT_MAX_DOWNTIME:
+		return cli_ctl_downtime(optarg, x);
+	case OPT_NO_REPLAY:
+		if (!(takes & CLI_TAKES_REPLAY))
+			return cli_usage_error(cmd, "--no-replay is for console");
+		x->replay = false;
+		return 0;
+	case 'h':
+		cli_ctl_help(x->cmd);
+		return -1;
+	case ':':
+		return cli_usage_error(cmd, "option '%s' needs a value",
+				       argv[optind - 1]);
+	default:
+		return cli_usage_error(cmd, "unknown option '%s'",
+				       argv[optind - 1]);
+	}
+}
+
+/* The positional arguments: their number, and NAME. */
+static int cli_ctl_args(struct cli_ctl *x)
+{
+	const struct cli_cmd *cmd = x->cmd;
+
+	if (x->nargs < cmd->nargs)
+		return cli_usage_error(cmd->name, "expected %s", cmd->args);
+	if (x->nargs > cmd->nargs + cmd->opt_nargs)
 		return cli_usage_error(cmd->name, "unexpected argument '%s'",
-				       argv[optind + cmd->nargs + cmd->opt_nargs]);
-	}
-	if (so.max_downtime_ms && !so.live)
+				       x->args[cmd->nargs + cmd->opt_nargs]);
+	if (x->so.max_downtime_ms && !x->so.live)
 		return cli_usage_error(cmd->name, "--max-downtime is for a live "
 				       "save (--live)");
 	/* NAME, or UID/NAME (for root) except when creating. */
-	if (cmd->nargs && !brk_name_valid(argv[optind]) &&
-	    (strcmp(cmd->name, "create") == 0 || !strchr(argv[optind], '/')))
+	if (cmd->nargs && !brk_name_valid(x->args[0]) &&
+	    (cmd->run == cli_ctl_create || !strchr(x->args[0], '/')))
 		return cli_usage_error(cmd->name, "'%s' is not a VM name: use 1 "
-				       "to 32 of A-Z a-z 0-9 _ . -",
-				       argv[optind]);
-	cc.path = socket_path ? socket_path : BRK_DEFAULT_SOCKET;
-	cc.msg = malloc(sizeof(*cc.msg));
-	if (!cc.msg)
-		return cli_fail(&cc, CLI_EXIT_NOBROKER, "out of memory");
+				       "to 32 of A-Z a-z 0-9 _ . -", x->args[0]);
+	return 0;
+}
 
-	if (strcmp(cmd->name, "create") == 0) {
-		co.cv.name = argv[optind];
-		r = cli_do_create(&cc, &co, argv[optind + 1]);
-	} else if (strcmp(cmd->name, "restore") == 0) {
-		co.cv.name = argv[optind];
-		r = cli_do_restore(&cc, &co, argv[optind + 1],
-				   nargs > 2 ? argv[optind + 2] : NULL,
-				   vm_options);
-	} else if (strcmp(cmd->name, "save") == 0) {
-		r = cli_do_save(&cc, argv[optind], argv[optind + 1], &so);
-	} else if (strcmp(cmd->name, "console") == 0) {
-		r = cli_connect(&cc);
-		if (!r)
-			r = cli_console(&cc, argv[optind], replay);
-	} else {
-		r = cli_do_request(&cc, cmd, cmd->nargs ? argv[optind] : NULL);
+int cli_ctl_main(const struct cli_call *call)
+{
+	struct cli_ctl x = { .cmd = call->cmd, .replay = true,
+			     .cc = { .ch = { .fd = -1 }, .json = call->json } };
+	const char *socket = call->socket_path;
+	struct option opts[32];
+	int opt, r, li = 0;
+
+	if (cli_merge_opts(cli_ctl_own_opts, true, opts, 32) < 0)
+		return CLI_EXIT_USAGE;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(call->argc, call->argv, ":h", opts,
+				  &li)) != -1) {
+		r = cli_ctl_opt(opt, opts, li, call->argv, &x, &socket);
+		if (r)
+			return r < 0 ? 0 : r;
 	}
-	ipc_chan_close(&cc.ch);
-	free(cc.msg);
+	x.args = call->argv + optind;
+	x.nargs = call->argc - optind;
+	r = cli_ctl_args(&x);
+	if (r)
+		return r;
+	x.cc.path = socket ? socket : BRK_DEFAULT_SOCKET;
+	x.cc.msg = malloc(sizeof(*x.cc.msg));
+	if (!x.cc.msg)
+		return cli_fail(&x.cc, CLI_EXIT_NOBROKER, "out of memory");
+	r = x.cmd->run(&x);
+	ipc_chan_close(&x.cc.ch);
+	free(x.cc.msg);
 	return r;
 }

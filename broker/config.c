@@ -22,7 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/brk.h"
+#include "broker/config.h"
+#include "broker/control.h"
 
 #define BRK_CONFIG_LINE_MAX 512
 
@@ -37,22 +38,6 @@ void brk_config_defaults(struct brk_config *cfg)
 	cfg->quota.max_vms = 8;
 	cfg->quota.max_mem = 4ull << 30;
 	cfg->quota.max_cpus = 16;
-}
-
-bool brk_name_valid(const char *name)
-{
-	size_t n = 0;
-
-	for (; name[n]; n++) {
-		char c = name[n];
-
-		if (!(isalnum((unsigned char)c) || c == '_' || c == '.' ||
-		      c == '-'))
-			return false;
-		if (n >= BRK_NAME_MAX)
-			return false;
-	}
-	return n > 0;
 }
 
 /* Trim leading and trailing blanks in place. */

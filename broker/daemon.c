@@ -2,17 +2,14 @@
 /*
  * bulkheadd: the broker. One event loop (epoll) over the control socket,
  * the client connections, every VM's worker channel, every child's pidfd,
- * every console socket and a signalfd.
+ * every console socket and a signalfd (broker/srv.h).
  *
  *   bulkheadd [--socket PATH] [--config FILE] [-v]
  *
- * Clients speak the protobuf protocol of proto/control.proto on a
- * SOCK_SEQPACKET socket (docs/broker.md). Who they are is SO_PEERCRED;
- * file modes on the socket are not the access control. Each connection
- * moves through phases, each with its dispatch table: hello (only Hello),
- * ready (any request), waiting (a request is being worked on: nothing),
- * console (console data and detach). Anything else, a malformed frame, or
- * a client that cannot keep up drops that client; the others never notice.
+ * Here: the loop, the socket, the client connections and their output
+ * queues, the outbox through which the registry answers, signals and
+ * main(). The protocol's verbs are broker/verbs.c; the VMs are the
+ * registry's (broker/reg.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "broker/brk.h"
+#include "broker/srv.h"
 #include "ipc/log.h"
 #include "proto/msgtypes.h"
 
@@ -44,7 +41,8 @@
 
 /* ---- epoll -------------------------------------------------------------- */
 
-int brk_srv_watch(struct brkd *d, int fd, uint32_t events, struct brk_watch *w)
+static int brk_srv_watch(struct brkd *d, int fd, uint32_t events,
+			 struct brk_watch *w)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
 
@@ -53,7 +51,7 @@ int brk_srv_watch(struct brkd *d, int fd, uint32_t events, struct brk_watch *w)
 	return 0;
 }
 
-void brk_srv_unwatch(struct brkd *d, int fd)
+static void brk_srv_unwatch(struct brkd *d, int fd)
 {
 	if (fd >= 0)
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -80,10 +78,11 @@ static void brk_srv_client_drop(struct brkd *d, struct brk_client *c,
 	if (c->dead)
 		return;
 	if (why)
-		LOG_INFO("dropping client pid %d uid %u: %s", c->pid, c->uid, why);
+		LOG_INFO("dropping client pid %d uid %u: %s", c->who.pid,
+			 c->who.uid, why);
 	else
-		LOG_DBG("client pid %d uid %u left", c->pid, c->uid);
-	brk_reg_client_gone(d, c);
+		LOG_DBG("client pid %d uid %u left", c->who.pid, c->who.uid);
+	brk_reg_client_gone(&d->reg, c->who.id);
 	c->dead = true;
 	for (pp = &d->clients; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
@@ -139,7 +138,7 @@ void brk_srv_send(struct brkd *d, struct brk_client *c, uint16_t type,
 		return;
 	if (len > IPC_MAX_PAYLOAD) {
 		LOG_ERR("answer 0x%04x to pid %d is too big (%zu bytes)", type,
-			c->pid, len);
+			c->who.pid, len);
 		brk_srv_client_drop(d, c, "answer too big");
 		return;
 	}
@@ -200,10 +199,8 @@ void brk_srv_send_error(struct brkd *d, struct brk_client *c, int errno_code,
 	va_end(ap);
 }
 
-/* Tell a client what it did wrong, then drop it. */
-__attribute__((format(printf, 4, 5)))
-static void brk_srv_client_fail(struct brkd *d, struct brk_client *c,
-				int errno_code, const char *fmt, ...)
+void brk_srv_client_fail(struct brkd *d, struct brk_client *c,
+			 int errno_code, const char *fmt, ...)
 {
 	char why[512];
 	va_list ap;
@@ -215,10 +212,10 @@ static void brk_srv_client_fail(struct brkd *d, struct brk_client *c,
 	brk_srv_client_drop(d, c, why);
 }
 
-struct brk_client *brk_srv_client(struct brkd *d, uint64_t id)
+static struct brk_client *brk_srv_client(struct brkd *d, uint64_t id)
 {
 	for (struct brk_client *c = d->clients; c; c = c->next)
-		if (c->id == id)
+		if (c->who.id == id)
 			return c;
 	return NULL;
 }
@@ -229,263 +226,72 @@ void brk_srv_set_phase(struct brk_client *c, enum brk_client_phase phase)
 	c->st.seen = 0;
 }
 
-void brk_srv_answer(struct brkd *d, uint64_t client, uint16_t type,
-		    const ProtobufCMessage *pb)
+/* ---- the registry's outbox ------------------------------------------------- */
+
+static void brk_out_send(void *ctx, uint64_t client, uint16_t type,
+			 const ProtobufCMessage *pb)
 {
-	struct brk_client *c = brk_srv_client(d, client);
+	struct brk_client *c = brk_srv_client(ctx, client);
+
+	if (c)  /* else it went away meanwhile */
+		brk_srv_send(ctx, c, type, pb);
+}
+
+static void brk_out_answer(void *ctx, uint64_t client, uint16_t type,
+			   const ProtobufCMessage *pb)
+{
+	struct brk_client *c = brk_srv_client(ctx, client);
 
 	if (!c || c->phase != BRK_PHASE_WAITING)
 		return;  /* it went away meanwhile */
 	brk_srv_set_phase(c, BRK_PHASE_READY);
-	brk_srv_send(d, c, type, pb);
+	brk_srv_send(ctx, c, type, pb);
 }
 
-void brk_srv_answer_error(struct brkd *d, uint64_t client, int errno_code,
-			  const char *fmt, ...)
+static void brk_out_set_mode(void *ctx, uint64_t client,
+			     enum brk_client_mode mode)
 {
-	struct brk_client *c = brk_srv_client(d, client);
-	va_list ap;
+	static const enum brk_client_phase phase[] = {
+		[BRK_MODE_READY] = BRK_PHASE_READY,
+		[BRK_MODE_WAITING] = BRK_PHASE_WAITING,
+		[BRK_MODE_CONSOLE] = BRK_PHASE_CONSOLE,
+	};
+	struct brk_client *c = brk_srv_client(ctx, client);
 
-	if (!c || c->phase != BRK_PHASE_WAITING)
-		return;
-	brk_srv_set_phase(c, BRK_PHASE_READY);
-	va_start(ap, fmt);
-	brk_srv_verror(d, c, errno_code, fmt, ap);
-	va_end(ap);
+	if (c && (unsigned)mode < sizeof(phase) / sizeof(phase[0]))
+		brk_srv_set_phase(c, phase[mode]);
 }
 
-/* ---- requests ----------------------------------------------------------- */
-
-struct brk_req {
-	struct brkd *d;
-	struct brk_client *c;
-};
-
-/* Unpack a request or drop the client that sent garbage. */
-static void *brk_srv_unpack(struct brk_req *q, struct ipc_msg *m,
-			    const ProtobufCMessageDescriptor *desc)
+static int brk_out_watch(void *ctx, int fd, uint32_t events,
+			 struct brk_watch *w)
 {
-	void *pb = ipc_msg_unpack(m, desc);
-
-	if (!pb)
-		brk_srv_client_fail(q->d, q->c, EPROTO, "malformed %s message",
-				    desc->name);
-	return pb;
+	return brk_srv_watch(ctx, fd, events, w);
 }
 
-static int brk_answer_hello(void *ctx, struct ipc_msg *m)
+static void brk_out_unwatch(void *ctx, int fd)
 {
-	struct brk_req *q = ctx;
-	Hello *h = brk_srv_unpack(q, m, &hello__descriptor);
-	HelloReply rep = HELLO_REPLY__INIT;
-
-	if (!h)
-		return -EPROTO;
-	if (h->version != BRK_PROTO_VERSION) {
-		brk_srv_client_fail(q->d, q->c, EPROTONOSUPPORT, "this "
-				    "bulkheadd speaks protocol version %u, the "
-				    "client %u; use a bulkhead CLI from the same "
-				    "release", BRK_PROTO_VERSION, h->version);
-		hello__free_unpacked(h, NULL);
-		return -EPROTO;
-	}
-	hello__free_unpacked(h, NULL);
-	rep.version = BRK_PROTO_VERSION;
-	rep.server = "bulkheadd " BRKD_VERSION;
-	rep.uid = q->c->uid;
-	brk_srv_set_phase(q->c, BRK_PHASE_READY);
-	brk_srv_send(q->d, q->c, MSG_HELLO_REPLY, &rep.base);
-	return 0;
+	brk_srv_unwatch(ctx, fd);
 }
 
-/* Look the VM of a request up; answers the error itself. */
-static struct brk_rec *brk_srv_find(struct brk_req *q, const char *name)
+void brk_srv_init_registry(struct brkd *d)
 {
-	struct brk_rec *rec = NULL;
-	char err[384];
-	int r = brk_reg_lookup(q->d, q->c, name, &rec, err, sizeof(err));
-
-	if (r < 0) {
-		brk_srv_send_error(q->d, q->c, -r, "%s", err);
-		return NULL;
-	}
-	return rec;
+	d->outbox = (struct brk_outbox){
+		.ctx = d, .send = brk_out_send, .answer = brk_out_answer,
+		.set_mode = brk_out_set_mode, .watch = brk_out_watch,
+		.unwatch = brk_out_unwatch,
+	};
+	d->reg.cfg = &d->cfg;
+	d->reg.config_path = d->config_path;
+	d->reg.out = &d->outbox;
+	d->reg.msg = d->msg;
+	if (!d->reg.next_vm_id)
+		d->reg.next_vm_id = 1;
 }
 
-static int brk_answer_create(void *ctx, struct ipc_msg *m)
+void brk_srv_client_readable(struct brkd *d, struct brk_client *c)
 {
-	struct brk_req *q = ctx;
-	CreateVm *cv = brk_srv_unpack(q, m, &create_vm__descriptor);
-
-	if (!cv)
-		return -EPROTO;
-	brk_reg_create(q->d, q->c, cv, m);
-	create_vm__free_unpacked(cv, NULL);
-	return 0;
-}
-
-static int brk_answer_vm_op(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	VmOp *op = brk_srv_unpack(q, m, &vm_op__descriptor);
-	struct brk_rec *rec;
-
-	if (!op)
-		return -EPROTO;
-	rec = brk_srv_find(q, op->name);
-	if (rec)
-		brk_reg_vm_op(q->d, q->c, rec, (int)op->op);
-	vm_op__free_unpacked(op, NULL);
-	return 0;
-}
-
-static int brk_answer_status(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	StatusReq *sr = brk_srv_unpack(q, m, &status_req__descriptor);
-	struct brk_rec *rec;
-
-	if (!sr)
-		return -EPROTO;
-	rec = brk_srv_find(q, sr->name);
-	if (rec)
-		brk_reg_status(q->d, q->c, rec);
-	status_req__free_unpacked(sr, NULL);
-	return 0;
-}
-
-static int brk_answer_list(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	ListReq *lr = brk_srv_unpack(q, m, &list_req__descriptor);
-
-	if (!lr)
-		return -EPROTO;
-	list_req__free_unpacked(lr, NULL);
-	brk_reg_list(q->d, q->c);
-	return 0;
-}
-
-static int brk_answer_stats(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	StatsReq *sr = brk_srv_unpack(q, m, &stats_req__descriptor);
-	struct brk_rec *rec;
-
-	if (!sr)
-		return -EPROTO;
-	rec = brk_srv_find(q, sr->name);
-	if (rec)
-		brk_reg_stats(q->d, q->c, rec);
-	stats_req__free_unpacked(sr, NULL);
-	return 0;
-}
-
-static int brk_answer_save(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	SaveVm *sv = brk_srv_unpack(q, m, &save_vm__descriptor);
-	struct brk_rec *rec;
-
-	if (!sv)
-		return -EPROTO;
-	rec = brk_srv_find(q, sv->name);
-	if (rec)
-		brk_reg_save(q->d, q->c, rec, sv, m);
-	save_vm__free_unpacked(sv, NULL);
-	return 0;
-}
-
-static int brk_answer_restore(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	RestoreVm *rv = brk_srv_unpack(q, m, &restore_vm__descriptor);
-
-	if (!rv)
-		return -EPROTO;
-	brk_reg_restore(q->d, q->c, rv, m);
-	restore_vm__free_unpacked(rv, NULL);
-	return 0;
-}
-
-static int brk_answer_console_attach(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	ConsoleAttach *ca = brk_srv_unpack(q, m, &console_attach__descriptor);
-	struct brk_rec *rec;
-
-	if (!ca)
-		return -EPROTO;
-	rec = brk_srv_find(q, ca->name);
-	if (rec)
-		brk_reg_console_attach(q->d, q->c, rec, !ca->no_replay);
-	console_attach__free_unpacked(ca, NULL);
-	return 0;
-}
-
-static int brk_answer_console_input(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	ConsoleData *cd = brk_srv_unpack(q, m, &console_data__descriptor);
-
-	if (!cd)
-		return -EPROTO;
-	brk_reg_console_input(q->d, q->c, cd->data.data, cd->data.len);
-	console_data__free_unpacked(cd, NULL);
-	return 0;
-}
-
-static int brk_answer_console_detach(void *ctx, struct ipc_msg *m)
-{
-	struct brk_req *q = ctx;
-	ConsoleDetach *cd = brk_srv_unpack(q, m, &console_detach__descriptor);
-
-	if (!cd)
-		return -EPROTO;
-	console_detach__free_unpacked(cd, NULL);
-	brk_reg_console_detach(q->d, q->c);
-	return 0;
-}
-
-static const struct ipc_handler brk_hello_tab[] = {
-	{ MSG_HELLO, IPC_PERMIT | IPC_ONCE, brk_answer_hello },
-};
-static const struct ipc_handler brk_ready_tab[] = {
-	{ MSG_HELLO, 0, NULL },  /* once is enough */
-	{ MSG_CTL_CREATE, IPC_PERMIT, brk_answer_create },
-	{ MSG_CTL_VM_OP, IPC_PERMIT, brk_answer_vm_op },
-	{ MSG_CTL_STATUS, IPC_PERMIT, brk_answer_status },
-	{ MSG_CTL_LIST, IPC_PERMIT, brk_answer_list },
-	{ MSG_CTL_STATS, IPC_PERMIT, brk_answer_stats },
-	{ MSG_CTL_CONSOLE_ATTACH, IPC_PERMIT, brk_answer_console_attach },
-	{ MSG_CTL_SAVE, IPC_PERMIT, brk_answer_save },
-	{ MSG_CTL_RESTORE, IPC_PERMIT, brk_answer_restore },
-};
-static const struct ipc_handler brk_console_tab[] = {
-	{ MSG_CTL_CONSOLE_INPUT, IPC_PERMIT, brk_answer_console_input },
-	{ MSG_CTL_CONSOLE_DETACH, IPC_PERMIT, brk_answer_console_detach },
-};
-
-#define BRK_TAB(t) t, sizeof(t) / sizeof(t[0])
-static const struct ipc_phase brk_phases[] = {
-	[BRK_PHASE_HELLO] = { "hello", BRK_TAB(brk_hello_tab) },
-	[BRK_PHASE_READY] = { "ready", BRK_TAB(brk_ready_tab) },
-	[BRK_PHASE_WAITING] = { "waiting for an answer", NULL, 0 },
-	[BRK_PHASE_CONSOLE] = { "console", BRK_TAB(brk_console_tab) },
-};
-
-static bool brk_srv_permitted(const struct ipc_phase *ph, uint16_t type)
-{
-	for (unsigned i = 0; i < ph->n; i++)
-		if (ph->tab[i].type == type)
-			return (ph->tab[i].flags & IPC_PERMIT) && ph->tab[i].fn;
-	return false;
-}
-
-static void brk_srv_client_readable(struct brkd *d, struct brk_client *c)
-{
-	const struct ipc_phase *ph = &brk_phases[c->phase];
-	struct brk_req q = { d, c };
+	const struct ipc_phase *ph = brk_verbs_phase(c->phase);
+	struct brk_req q = { .d = d, .c = c };
 	struct ipc_msg *m = d->msg;
 	int r = ipc_recv(&c->chan, m);
 
@@ -499,18 +305,6 @@ static void brk_srv_client_readable(struct brkd *d, struct brk_client *c)
 	if (r < 0) {
 		brk_srv_client_drop(d, c, r == -ECONNRESET ? NULL :
 				    strerror(-r));
-		return;
-	}
-	if (!brk_srv_permitted(ph, m->type)) {
-		/* Say why before ipc_dispatch closes the connection. */
-		brk_srv_send_error(d, c, EPROTO, "message type 0x%04x is not "
-				   "allowed in phase '%s'; closing the "
-				   "connection", m->type, ph->name);
-	} else if (m->nfds && m->type != MSG_CTL_CREATE &&
-		   m->type != MSG_CTL_SAVE && m->type != MSG_CTL_RESTORE) {
-		ipc_msg_close_fds(m);
-		brk_srv_client_fail(d, c, EPROTO, "message type 0x%04x carries "
-				    "fds it should not", m->type);
 		return;
 	}
 	r = ipc_dispatch(&c->chan, ph, &c->st, &q, m);
@@ -544,14 +338,14 @@ static void brk_srv_accept(struct brkd *d)
 			close(fd);
 			continue;
 		}
-		c->id = ++d->next_client_id;
-		c->uid = cred.uid;
+		c->who.id = ++d->next_client_id;
+		c->who.uid = cred.uid;
 		c->gid = cred.gid;
-		c->pid = cred.pid;
+		c->who.pid = cred.pid;
 		c->w = (struct brk_watch){ BRK_WATCH_CLIENT, c, 0 };
 		ipc_chan_init(&c->chan, fd, "client");
 		snprintf(c->chan.peer, sizeof(c->chan.peer), "client pid %d",
-			 c->pid);
+			 c->who.pid);
 		c->hello_deadline = brk_now_ms() + BRK_HELLO_TIMEOUT_MS;
 		c->next = d->clients;
 		d->clients = c;
@@ -566,7 +360,8 @@ static void brk_srv_accept(struct brkd *d)
 					    "again later", d->cfg.max_clients);
 			continue;
 		}
-		LOG_DBG("client pid %d uid %u connected", c->pid, c->uid);
+		LOG_DBG("client pid %d uid %u connected", c->who.pid,
+			c->who.uid);
 	}
 }
 
@@ -578,7 +373,7 @@ static void brk_srv_free_graves(struct brkd *d)
 		d->grave_clients = c->next;
 		free(c);
 	}
-	brk_reg_free_graves(d);
+	brk_reg_free_graves(&d->reg);
 }
 
 /* ---- the control socket ------------------------------------------------- */
@@ -715,19 +510,18 @@ static void brk_srv_signal(struct brkd *d)
 			brk_srv_reload(d);
 			continue;
 		}
-		if (d->shutting_down) {
+		if (d->reg.shutting_down) {
 			LOG_INFO("%s again: killing every VM",
 				 strsignal((int)si.ssi_signo));
-			brk_reg_kill_all(d);
+			brk_reg_kill_all(&d->reg);
 			d->shutdown_killed = true;
 			continue;
 		}
 		LOG_INFO("%s: powering off every VM and shutting down",
 			 strsignal((int)si.ssi_signo));
-		d->shutting_down = true;
 		d->shutdown_deadline = brk_now_ms() + BRK_SHUTDOWN_TIMEOUT_MS;
 		brk_srv_stop_listening(d);
-		brk_reg_shutdown(d);
+		brk_reg_shutdown(&d->reg);
 	}
 }
 
@@ -735,7 +529,7 @@ static void brk_srv_signal(struct brkd *d)
 
 static int64_t brk_srv_tick(struct brkd *d, int64_t now)
 {
-	int64_t next = brk_reg_tick(d, now);
+	int64_t next = brk_reg_tick(&d->reg, now);
 	struct brk_client *n;
 
 	for (struct brk_client *c = d->clients; c; c = n) {
@@ -750,11 +544,11 @@ static int64_t brk_srv_tick(struct brkd *d, int64_t now)
 		if (next < 0 || c->hello_deadline < next)
 			next = c->hello_deadline;
 	}
-	if (d->shutting_down) {
+	if (d->reg.shutting_down) {
 		if (now >= d->shutdown_deadline && !d->shutdown_killed) {
 			LOG_WARN("VMs still running after %d s: killing them",
 				 BRK_SHUTDOWN_TIMEOUT_MS / 1000);
-			brk_reg_kill_all(d);
+			brk_reg_kill_all(&d->reg);
 			d->shutdown_killed = true;
 			d->shutdown_deadline = now + 2000;
 		}
@@ -774,9 +568,9 @@ static void brk_srv_loop(struct brkd *d)
 
 		next = brk_srv_tick(d, now);
 		brk_srv_free_graves(d);
-		if (d->shutting_down && !brk_reg_any_running(d))
+		if (d->reg.shutting_down && !brk_reg_any_running(&d->reg))
 			return;
-		if (d->shutting_down && d->shutdown_killed &&
+		if (d->reg.shutting_down && d->shutdown_killed &&
 		    now >= d->shutdown_deadline) {
 			LOG_ERR("some VM processes would not die; leaving");
 			return;
@@ -811,7 +605,7 @@ static void brk_srv_loop(struct brkd *d)
 					brk_srv_client_readable(d, c);
 				break;
 			default:
-				brk_reg_event(d, w, ev[i].events);
+				brk_reg_event(&d->reg, w, ev[i].events);
 				break;
 			}
 		}
@@ -900,8 +694,7 @@ static int brkd_setup(struct brkd *d, char *err, size_t errlen)
 
 int main(int argc, char **argv)
 {
-	static struct brkd d = { .epfd = -1, .listen_fd = -1, .sig_fd = -1,
-				 .next_vm_id = 1 };
+	static struct brkd d = { .epfd = -1, .listen_fd = -1, .sig_fd = -1 };
 	const char *socket_path = NULL;
 	int level = IPC_LOG_INFO, opt, r;
 	char err[512];
@@ -960,6 +753,7 @@ int main(int argc, char **argv)
 			 socket_path);
 	}
 	r = brkd_setup(&d, err, sizeof(err));
+	brk_srv_init_registry(&d);
 	if (r < 0) {
 		fprintf(stderr, "bulkheadd: %s\n", err);
 		return 1;
@@ -975,7 +769,7 @@ int main(int argc, char **argv)
 	while (d.clients)
 		brk_srv_client_drop(&d, d.clients, NULL);
 	brk_srv_free_graves(&d);
-	brk_reg_free_all(&d);
+	brk_reg_free_all(&d.reg);
 	LOG_INFO("stopped");
 	return 0;
 }

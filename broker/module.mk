@@ -1,12 +1,27 @@
 # broker: the VM launcher shared by `bulkhead run` and bulkheadd, the CLI
 # (bulkhead) and the broker daemon (bulkheadd).
+#   launch (launch.h): launch.c supervise.c spawn.c
+#   config (config.h), control (control.h)
+#   registry (reg.h): registry.c quota.c console.c ops.c save.c stats.c
+#   server (srv.h): daemon.c verbs.c
+#   cli (cli.h): cli.c cli_ctl.c
 broker_lib_SRCS += broker/spawn.c
-broker_lib_SRCS += broker/vm.c
+broker_lib_SRCS += broker/launch.c
+broker_lib_SRCS += broker/supervise.c
 broker_lib_SRCS += broker/config.c
+broker_lib_SRCS += broker/control.c
 cli_SRCS += broker/cli.c
 cli_SRCS += broker/cli_ctl.c
+cli_SRCS += broker/cli_run.c
+cli_SRCS += broker/cli_vmopts.c
 brokerd_SRCS += broker/daemon.c
+brokerd_SRCS += broker/verbs.c
 brokerd_SRCS += broker/registry.c
+brokerd_SRCS += broker/quota.c
+brokerd_SRCS += broker/console.c
+brokerd_SRCS += broker/ops.c
+brokerd_SRCS += broker/save.c
+brokerd_SRCS += broker/stats.c
 
 # brkfuzz: a hostile client for tests/integration/test_broker_fuzz.sh.
 BRKFUZZ_BIN := $(BUILD)/tests/bin/brkfuzz

@@ -34,7 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "broker/brk.h"
+#include "broker/launch.h"
 #include "policy/sbx.h"
 
 /* Where the child moves its pipes before it lays out fds 0-3. */
@@ -495,39 +495,4 @@ void brk_child_describe(const struct brk_child *c, char *buf, size_t len)
 	} else {
 		snprintf(buf, len, "ended (wait status 0x%x)", st);
 	}
-}
-
-int brk_parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-	unsigned shift = 0;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k': case 'K':
-		shift = 10;
-		break;
-	case 'm': case 'M':
-		shift = 20;
-		break;
-	case 'g': case 'G':
-		shift = 30;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end && end[1] != '\0')
-		return -EINVAL;  /* one suffix letter, nothing after it */
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
-	return 0;
 }

@@ -109,18 +109,15 @@ static int wk_check_init(const WorkerInit *in, unsigned nfds, char *err,
 	return 0;
 }
 
-static int wk_on_init(void *ctx, struct ipc_msg *m)
+/* IPC_KEEP: the worker keeps its WorkerInit (w->init). */
+static int wk_on_init(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk *w = ctx;
-	WorkerInit *in = ipc_msg_unpack(m, &worker_init__descriptor);
+	WorkerInit *in = (WorkerInit *)pb;
 	char err[160];
 	unsigned k = 0;
 	int r;
 
-	if (!in) {
-		LOG_ERR("malformed WorkerInit from the broker");
-		return -EPROTO;
-	}
 	r = wk_check_init(in, m->nfds, err, sizeof(err));
 	if (r < 0) {
 		LOG_ERR("bad WorkerInit: %s", err);
@@ -140,10 +137,16 @@ static int wk_on_init(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
+/* WorkerInit's fds: /dev/kvm, guest RAM, the image, the initrd, the saved
+ * state, and a channel and a ring per device (wk_check_init counts). */
+#define WK_INIT_MAX_FDS (5 + 2 * EMT_MAX_DEVICES)
 static const struct ipc_handler wk_init_tab[] = {
-	{ MSG_WORKER_INIT, IPC_PERMIT | IPC_ONCE, wk_on_init },
+	{ .type = MSG_WORKER_INIT, .flags = IPC_PERMIT | IPC_ONCE | IPC_KEEP,
+	  .name = "init", .desc = &worker_init__descriptor, .fn = wk_on_init,
+	  .max_fds = WK_INIT_MAX_FDS },
 };
-static const struct ipc_phase wk_init_phase = { "init", wk_init_tab, 1 };
+static const struct ipc_phase wk_init_phase = { .name = "init",
+						.tab = wk_init_tab, .n = 1 };
 
 /* Read a whole file from fd, at most max bytes. */
 static int wk_read_fd(int fd, size_t max, uint8_t **out, size_t *out_len)
@@ -345,7 +348,7 @@ static bool wk_doorbell_ok(const struct emt_dev *d, const DevDoorbell *b)
 
 #define WK_MAX_REG_FDS (2 * EMT_MAX_DEV_IRQS + 8)
 
-static int wk_on_register(void *ctx, struct ipc_msg *m)
+static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk_reg_ctx *x = ctx;
 	struct emt_vm *vm = x->w->vm;
@@ -353,13 +356,9 @@ static int wk_on_register(void *ctx, struct ipc_msg *m)
 	DevRegistered ok = DEV_REGISTERED__INIT;
 	int fds[WK_MAX_REG_FDS];
 	unsigned nfds = 0;
-	DevRegister *reg = ipc_msg_unpack(m, &dev_register__descriptor);
+	const DevRegister *reg = pb;
 	int r;
 
-	if (!reg) {
-		snprintf(x->err, sizeof(x->err), "malformed DevRegister");
-		return -EPROTO;
-	}
 	r = wk_check_registration(x, reg);
 	if (r == 0 && ((reg->n_irq_flags && reg->n_irq_flags != reg->n_irqs) ||
 		       reg->n_doorbells > 8)) {
@@ -414,7 +413,6 @@ static int wk_on_register(void *ctx, struct ipc_msg *m)
 	}
 	ok.nirqfds = d->nirqs;
 	ok.ndoorbells = (uint32_t)reg->n_doorbells;
-	dev_register__free_unpacked(reg, NULL);
 	if (r == 0)
 		r = ipc_send_pb(&d->chan, MSG_DEV_REGISTERED, &ok.base, fds, nfds);
 	for (unsigned i = 0; i < nfds; i++)
@@ -422,11 +420,14 @@ static int wk_on_register(void *ctx, struct ipc_msg *m)
 	return r;
 }
 
+/* A device's first word: its registration, no fds. */
 static const struct ipc_handler wk_register_tab[] = {
-	{ MSG_DEV_REGISTER, IPC_PERMIT | IPC_ONCE, wk_on_register },
+	{ .type = MSG_DEV_REGISTER, .flags = IPC_PERMIT | IPC_ONCE,
+	  .name = "register", .desc = &dev_register__descriptor,
+	  .fn = wk_on_register },
 };
 static const struct ipc_phase wk_register_phase = {
-	"registering", wk_register_tab, 1
+	.name = "registering", .tab = wk_register_tab, .n = 1,
 };
 
 static int wk_claim_ports(struct emt_vm *vm, unsigned idx, char *err,
@@ -578,24 +579,19 @@ static int wk_ctl_run(unsigned cpu, void *arg)
 	return r;
 }
 
-static int wk_on_control(void *ctx, struct ipc_msg *m)
+static int wk_on_control(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk *w = ctx;
-	VmControl *vc = ipc_msg_unpack(m, &vm_control__descriptor);
+	const VmControl *vc = pb;
 	struct wk_ctl *ctl;
 	int r;
 
-	if (!vc)
-		return -EPROTO;
 	ctl = calloc(1, sizeof(*ctl));
-	if (!ctl) {
-		vm_control__free_unpacked(vc, NULL);
+	if (!ctl)
 		return -ENOMEM;
-	}
 	ctl->w = w;
 	ctl->op = vc->op;
 	ctl->seq = vc->seq;
-	vm_control__free_unpacked(vc, NULL);
 	r = vm_req_call(&w->vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
 			wk_ctl_run, ctl, NULL);
 	if (r < 0) {
@@ -605,20 +601,17 @@ static int wk_on_control(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
-static int wk_on_stats(void *ctx, struct ipc_msg *m)
+static int wk_on_stats(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk *w = ctx;
 	struct emt_vm *vm = w->vm;
-	VmStatsReq *req = ipc_msg_unpack(m, &vm_stats_req__descriptor);
+	const VmStatsReq *req = pb;
 	VmStats st = VM_STATS__INIT;
 	VcpuStats vs[KD_MAX_VCPUS], *vsp[KD_MAX_VCPUS];
 	DeviceStats ds[EMT_MAX_DEVICES], *dsp[EMT_MAX_DEVICES];
 	int r;
 
-	if (!req)
-		return -EPROTO;
 	st.seq = req->seq;
-	vm_stats_req__free_unpacked(req, NULL);
 	st.state = (char *)vm_state_name(vm_sm_get(&vm->sm));
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		const struct emt_vcpu *c = &vm->vcpus[i];
@@ -691,23 +684,18 @@ static void *wk_save_run(void *arg)
 	return NULL;
 }
 
-static int wk_on_save(void *ctx, struct ipc_msg *m)
+static int wk_on_save(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk *w = ctx;
-	VmSave *req = ipc_msg_unpack(m, &vm_save__descriptor);
+	const VmSave *req = pb;
 	struct wk_save *sv;
 	int r;
 
-	if (!req || m->nfds != 1) {
-		if (req)
-			vm_save__free_unpacked(req, NULL);
-		return -EPROTO;
-	}
+	if (m->nfds != 1)
+		return -EPROTO;  /* the save file is not optional */
 	sv = calloc(1, sizeof(*sv));
-	if (!sv) {
-		vm_save__free_unpacked(req, NULL);
+	if (!sv)
 		return -ENOMEM;
-	}
 	sv->w = w;
 	sv->seq = req->seq;
 	sv->fd = ipc_msg_take_fd(m, 0);
@@ -715,7 +703,6 @@ static int wk_on_save(void *ctx, struct ipc_msg *m)
 		    (req->live ? EMT_SAVE_LIVE : 0) |
 		    (req->stay_suspended ? EMT_SAVE_STAY_SUSPENDED : 0);
 	sv->max_downtime_ms = req->max_downtime_ms ? req->max_downtime_ms : 250;
-	vm_save__free_unpacked(req, NULL);
 	pthread_mutex_lock(&w->save_lock);
 	r = w->saving ? -EBUSY : 0;
 	if (r == 0) {
@@ -743,13 +730,18 @@ static int wk_on_save(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
+/* What the broker may ask of a running worker. */
 static const struct ipc_handler wk_broker_running_tab[] = {
-	{ MSG_VM_CONTROL, IPC_PERMIT, wk_on_control },
-	{ MSG_VM_STATS, IPC_PERMIT, wk_on_stats },
-	{ MSG_VM_SAVE, IPC_PERMIT, wk_on_save },
+	{ .type = MSG_VM_CONTROL, .flags = IPC_PERMIT, .name = "control",
+	  .desc = &vm_control__descriptor, .fn = wk_on_control },
+	{ .type = MSG_VM_STATS, .flags = IPC_PERMIT, .name = "stats",
+	  .desc = &vm_stats_req__descriptor, .fn = wk_on_stats },
+	/* fds: the save file */
+	{ .type = MSG_VM_SAVE, .flags = IPC_PERMIT, .name = "save",
+	  .desc = &vm_save__descriptor, .fn = wk_on_save, .max_fds = 1 },
 };
 static const struct ipc_phase wk_broker_running_phase = {
-	"running", wk_broker_running_tab, 3
+	.name = "running", .tab = IPC_TAB(wk_broker_running_tab),
 };
 
 /* ---- what devices may send while running -------------------------------- */
@@ -781,37 +773,31 @@ static int wk_reset_req(unsigned cpu, void *arg)
 	return r;
 }
 
-static int wk_on_notify_done(void *ctx, struct ipc_msg *m)
+static int wk_on_notify_done(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
-	DevNotifyDone *nd = ipc_msg_unpack(m, &dev_notify_done__descriptor);
+	const DevNotifyDone *nd = pb;
 	int r;
 
-	if (!nd)
-		return -EPROTO;
 	r = emt_notify_answer(x->w->vm, x->d, (int)nd->event, nd->seq,
 			      nd->status);
-	dev_notify_done__free_unpacked(nd, NULL);
 	return r;
 }
 
-static int wk_on_guest_exit(void *ctx, struct ipc_msg *m)
+static int wk_on_guest_exit(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
 	struct emt_vm *vm = x->w->vm;
-	DevGuestExit *ge = ipc_msg_unpack(m, &dev_guest_exit__descriptor);
+	const DevGuestExit *ge = pb;
 
-	if (!ge)
-		return -EPROTO;
 	emt_vm_end(vm, EMT_END_DEBUG_EXIT, ge->code, NULL,
 		   "guest wrote %u to %s", ge->code, x->d->label);
-	dev_guest_exit__free_unpacked(ge, NULL);
 	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
 		    wk_power_off_req, vm, NULL);
 	return 0;
 }
 
-static int wk_on_request_reset(void *ctx, struct ipc_msg *m)
+static int wk_on_request_reset(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
 	struct emt_vm *vm = x->w->vm;
@@ -822,7 +808,7 @@ static int wk_on_request_reset(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
-static int wk_on_request_poweroff(void *ctx, struct ipc_msg *m)
+static int wk_on_request_poweroff(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
 	struct emt_vm *vm = x->w->vm;
@@ -833,21 +819,20 @@ static int wk_on_request_poweroff(void *ctx, struct ipc_msg *m)
 	return 0;
 }
 
-static int wk_on_state_data(void *ctx, struct ipc_msg *m)
+/* IPC_KEEP: the answer goes to the EMT that asked, which frees it. */
+static int wk_on_state_data(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
-	DevStateData *st = ipc_msg_unpack(m, &dev_state_data__descriptor);
+	DevStateData *st = (DevStateData *)pb;
 	int r;
 
-	if (!st)
-		return -EPROTO;
 	r = emt_dev_answer(x->w->vm, x->d, m->type, st);
 	if (r < 0)
 		dev_state_data__free_unpacked(st, NULL);
 	return r;
 }
 
-static int wk_on_destruct_done(void *ctx, struct ipc_msg *m)
+static int wk_on_destruct_done(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
 
@@ -863,25 +848,34 @@ static void wk_dev_build_phase(struct emt_dev *d)
 {
 	unsigned n = 0;
 
-	d->tab[n++] = (struct ipc_handler){ MSG_DEV_NOTIFY_DONE, IPC_PERMIT,
-					    wk_on_notify_done };
-	d->tab[n++] = (struct ipc_handler){ MSG_DEV_DESTRUCT_DONE,
-					    IPC_PERMIT | IPC_ONCE,
-					    wk_on_destruct_done };
-	d->tab[n++] = (struct ipc_handler){ MSG_DEV_GUEST_EXIT,
-					    d->may_request_exit ? IPC_PERMIT : 0,
-					    wk_on_guest_exit };
-	d->tab[n++] = (struct ipc_handler){ MSG_DEV_REQUEST_RESET,
-					    d->may_request_reset ? IPC_PERMIT : 0,
-					    wk_on_request_reset };
-	d->tab[n++] = (struct ipc_handler){ MSG_DEV_REQUEST_POWEROFF,
-					    d->may_request_poweroff ? IPC_PERMIT : 0,
-					    wk_on_request_poweroff };
-	d->tab[n++] = (struct ipc_handler){ MSG_DEV_SAVE_DATA, IPC_PERMIT,
-					    wk_on_state_data };
-	d->tab[n++] = (struct ipc_handler){ MSG_DEV_LOAD_DONE, IPC_PERMIT,
-					    wk_on_state_data };
-	d->phase = (struct ipc_phase){ "running", d->tab, n };
+	d->tab[n++] = (struct ipc_handler){ .type = MSG_DEV_NOTIFY_DONE,
+		.flags = IPC_PERMIT, .name = "notify-done",
+		.desc = &dev_notify_done__descriptor, .fn = wk_on_notify_done };
+	d->tab[n++] = (struct ipc_handler){ .type = MSG_DEV_DESTRUCT_DONE,
+		.flags = IPC_PERMIT | IPC_ONCE, .name = "destruct-done",
+		.desc = &dev_destruct_done__descriptor,
+		.fn = wk_on_destruct_done };
+	d->tab[n++] = (struct ipc_handler){ .type = MSG_DEV_GUEST_EXIT,
+		.flags = d->may_request_exit ? IPC_PERMIT : 0,
+		.name = "guest-exit", .desc = &dev_guest_exit__descriptor,
+		.fn = wk_on_guest_exit };
+	d->tab[n++] = (struct ipc_handler){ .type = MSG_DEV_REQUEST_RESET,
+		.flags = d->may_request_reset ? IPC_PERMIT : 0,
+		.name = "request-reset", .desc = &dev_request_reset__descriptor,
+		.fn = wk_on_request_reset };
+	d->tab[n++] = (struct ipc_handler){ .type = MSG_DEV_REQUEST_POWEROFF,
+		.flags = d->may_request_poweroff ? IPC_PERMIT : 0,
+		.name = "request-poweroff",
+		.desc = &dev_request_power_off__descriptor,
+		.fn = wk_on_request_poweroff };
+	d->tab[n++] = (struct ipc_handler){ .type = MSG_DEV_SAVE_DATA,
+		.flags = IPC_PERMIT | IPC_KEEP, .name = "save-data",
+		.desc = &dev_state_data__descriptor, .fn = wk_on_state_data };
+	d->tab[n++] = (struct ipc_handler){ .type = MSG_DEV_LOAD_DONE,
+		.flags = IPC_PERMIT | IPC_KEEP, .name = "load-done",
+		.desc = &dev_state_data__descriptor, .fn = wk_on_state_data };
+	d->phase = (struct ipc_phase){ .name = "running", .tab = d->tab,
+				       .n = n };
 }
 
 static void wk_device_failed(struct wk *w, struct emt_dev *d, int r)

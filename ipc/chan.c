@@ -355,22 +355,63 @@ void *ipc_msg_unpack(const struct ipc_msg *m,
 /* The most entries a phase table may have: one ONCE bit each. */
 #define IPC_PHASE_MAX_ENTRIES 64u
 
-int ipc_dispatch(struct ipc_chan *c, const struct ipc_phase *ph,
-		 struct ipc_phase_state *st, void *ctx, struct ipc_msg *m)
+static const struct ipc_handler *ipc_find_row(const struct ipc_phase *ph,
+					      uint16_t type, uint64_t *bit)
 {
 	unsigned n = ph->n < IPC_PHASE_MAX_ENTRIES ? ph->n
 						   : IPC_PHASE_MAX_ENTRIES;
-	const struct ipc_handler *h = NULL;
-	const char *why;
-	uint64_t bit = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		if (ph->tab[i].type == m->type) {
-			h = &ph->tab[i];
-			bit = UINT64_C(1) << i;
-			break;
+		if (ph->tab[i].type == type) {
+			*bit = UINT64_C(1) << i;
+			return &ph->tab[i];
 		}
 	}
+	return NULL;
+}
+
+/* Unpack, check and handle one typed row's message. */
+static int ipc_run_row(const struct ipc_phase *ph,
+		       const struct ipc_handler *h, void *ctx,
+		       struct ipc_msg *m, const char **why)
+{
+	ProtobufCMessage *pb = NULL;
+	int r = 0;
+
+	if (m->nfds > h->max_fds) {
+		*why = "carries more fds than it may";
+		return -EPROTO;
+	}
+	if (h->desc) {
+		pb = ipc_msg_unpack(m, h->desc);
+		if (!pb) {
+			*why = "does not unpack as its message";
+			return -EPROTO;
+		}
+	}
+	if (ph->check)
+		r = ph->check(ctx, h, pb, m);
+	if (r == 0) {
+		r = h->fn(ctx, pb, m);
+		if (h->flags & IPC_KEEP)
+			pb = NULL;  /* the handler's now */
+	} else if (r > 0) {
+		r = 0;
+	}
+	if (pb)
+		protobuf_c_message_free_unpacked(pb, NULL);
+	return r;
+}
+
+int ipc_dispatch(struct ipc_chan *c, const struct ipc_phase *ph,
+		 struct ipc_phase_state *st, void *ctx, struct ipc_msg *m)
+{
+	const struct ipc_handler *h;
+	const char *why = NULL;
+	uint64_t bit = 0;
+	int r;
+
+	h = ipc_find_row(ph, m->type, &bit);
 	if (!h) {
 		why = "unknown";
 		goto out_refuse;
@@ -387,11 +428,16 @@ int ipc_dispatch(struct ipc_chan *c, const struct ipc_phase *ph,
 		}
 		st->seen |= bit;
 	}
-	return h->fn(ctx, m);
+	r = ipc_run_row(ph, h, ctx, m, &why);
+	if (why)
+		goto out_refuse;
+	return r;
 
 out_refuse:
 	LOG_ERR("closing channel to %s: message type 0x%04x %s in phase '%s'",
 		c->peer, m->type, why, ph->name ? ph->name : "?");
+	if (ph->refuse)
+		ph->refuse(ctx, m, why);
 	ipc_msg_close_fds(m);
 	ipc_chan_close(c);
 	return -EPROTO;

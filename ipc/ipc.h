@@ -88,24 +88,53 @@ int ipc_msg_take_fd(struct ipc_msg *m, unsigned i);
 void *ipc_msg_unpack(const struct ipc_msg *m,
 		     const ProtobufCMessageDescriptor *desc);
 
-/* Per-phase dispatch tables. */
+/*
+ * Protocol tables, one per receiver and phase (OpenSSH monitor style): each
+ * message type a peer may send is one row, naming its payload's protobuf
+ * message, its handler, how many fds it may carry and, for the receiver's
+ * own check, who may send it and in which states. ipc_dispatch() does the
+ * rest for every row alike: the lookup, the ONCE book-keeping, the fd
+ * count, the unpacking and freeing, and the check.
+ */
 #define IPC_PERMIT 0x1u  /* the type is accepted in this phase */
 #define IPC_ONCE 0x2u    /* accepted at most once per ipc_phase_state */
+#define IPC_KEEP 0x4u    /* the handler takes the unpacked message: it frees
+			  * it (protobuf_c_message_free_unpacked), or keeps it */
 
 struct ipc_msg;
-typedef int (*ipc_handler_fn)(void *ctx, struct ipc_msg *m);
+struct ipc_handler;
+/* A row's handler: pb is the unpacked payload (desc's message), owned by
+ * ipc_dispatch; fds stay in m until taken with ipc_msg_take_fd. */
+typedef int (*ipc_handler_fn)(void *ctx, const void *pb, struct ipc_msg *m);
+/* Before the handler, for every row of the phase: 0 goes on, 1 refused
+ * (the check has answered the peer; the channel stays), < 0 a protocol
+ * error (the channel is closed). */
+typedef int (*ipc_check_fn)(void *ctx, const struct ipc_handler *h,
+			    const void *pb, struct ipc_msg *m);
 
 struct ipc_handler {
 	uint16_t type;
-	unsigned flags;
+	unsigned flags;                /* IPC_PERMIT, IPC_ONCE */
+	const char *name;              /* the verb, for messages ("pause") */
+	/* The payload's message; NULL: the payload is not looked at. */
+	const ProtobufCMessageDescriptor *desc;
 	ipc_handler_fn fn;
+	unsigned max_fds;              /* more fds close the channel */
+	unsigned who;                  /* the receiver's: who may send it */
+	unsigned when;                 /* the receiver's: in which states */
 };
 
 struct ipc_phase {
 	const char *name;              /* for error messages */
 	const struct ipc_handler *tab;
 	unsigned n;                    /* at most 64 entries */
+	ipc_check_fn check;            /* NULL: none */
+	/* NULL, or told why a frame closes the channel, before it closes
+	 * (to tell the peer): "unknown", "not permitted", ... */
+	void (*refuse)(void *ctx, const struct ipc_msg *m, const char *why);
 };
+
+#define IPC_TAB(t) (t), sizeof(t) / sizeof((t)[0])
 
 /* Book-keeping for ONCE entries; zero-initialise, reset per phase. */
 struct ipc_phase_state {
@@ -113,13 +142,15 @@ struct ipc_phase_state {
 };
 
 /*
- * Look m->type up in the phase table and run its handler. Returns the
- * handler's result; -EPROTO (and logs one line naming c->peer, the phase and
- * the type, closes m's fds and closes c) if the type is unknown, not
- * permitted (no IPC_PERMIT or no fn), or a ONCE type already seen (a ONCE
- * entry counts as seen before its handler runs; st NULL refuses ONCE
- * entries). A handler returning a negative value is passed through; the
- * caller decides whether that closes the channel.
+ * Look m->type up in the phase table and run its row. Returns the
+ * handler's result (or the check's, see ipc_check_fn); -EPROTO (and logs
+ * one line naming c->peer, the phase and the type, closes m's fds and
+ * closes c) if the type is unknown, not permitted (no IPC_PERMIT or no
+ * handler), a ONCE type already seen (a ONCE entry counts as seen before
+ * its handler runs; st NULL refuses ONCE entries), carries more than
+ * max_fds fds, or does not unpack as desc. A handler returning a negative
+ * value is passed through; the caller decides whether that closes the
+ * channel.
  */
 int ipc_dispatch(struct ipc_chan *c, const struct ipc_phase *ph,
 		 struct ipc_phase_state *st, void *ctx, struct ipc_msg *m);

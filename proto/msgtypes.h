@@ -43,7 +43,7 @@ enum bh_msg_type {
 	MSG_ERROR_REPLY = 0x0303,      /* ErrorReply, answer to anything */
 	MSG_CTL_CREATE = 0x0304,       /* CreateVm + fds */
 	MSG_CTL_VM_INFO = 0x0305,      /* VmInfoReply: create, op, status */
-	MSG_CTL_VM_OP = 0x0306,        /* VmOp */
+	MSG_CTL_START = 0x0306,        /* VmRef: launch its processes */
 	MSG_CTL_STATUS = 0x0308,       /* StatusReq */
 	MSG_CTL_LIST = 0x030a,         /* ListReq */
 	MSG_CTL_LIST_REPLY = 0x030b,   /* ListReply */
@@ -59,6 +59,11 @@ enum bh_msg_type {
 	MSG_CTL_SAVE = 0x0318,             /* SaveVm + the file's fd */
 	MSG_CTL_SAVE_REPLY = 0x0319,       /* SaveReply */
 	MSG_CTL_RESTORE = 0x031a,          /* RestoreVm + fds; VmInfoReply */
+	MSG_CTL_PAUSE = 0x031c,            /* VmRef; VmInfoReply */
+	MSG_CTL_RESUME = 0x031e,           /* VmRef; VmInfoReply */
+	MSG_CTL_RESET = 0x0320,            /* VmRef; VmInfoReply */
+	MSG_CTL_POWEROFF = 0x0322,         /* VmRef; VmInfoReply when it is OFF */
+	MSG_CTL_DESTROY = 0x0324,          /* VmRef; VmInfoReply, DESTROYED */
 };
 
 #endif

@@ -13,13 +13,17 @@
 set -u
 build=$1 queue=$2 where=$3
 results=$build/tests
+# Each test's bound: under emulation (the nest) everything is 10-50x slower
+# and the host's CPUs are shared.
+limit=${TEST_TIMEOUT:-300}
+[ "${BULKHEAD_IN_NEST:-0}" = 1 ] && limit=${TEST_TIMEOUT:-600}
 for entry in "$queue"/[0-9]*; do
 	[ -f "$entry" ] || continue
 	mkdir "$entry.claim" 2>/dev/null || continue
 	name=$(cat "$entry")
 	log=$results/$name.log
 	start=$(date +%s)
-	BUILD="$build" timeout 300 sh "tests/integration/$name.sh" >"$log" 2>&1
+	BUILD="$build" timeout "$limit" sh "tests/integration/$name.sh" >"$log" 2>&1
 	st=$?
 	secs=$(( $(date +%s) - start ))
 	echo "$secs" >"$results/$name.secs"
@@ -28,7 +32,7 @@ for entry in "$queue"/[0-9]*; do
 	case $st in
 	0) echo "PASS $name (${secs}s, $where)" ;;
 	77) echo "SKIP $name: $(tail -n 1 "$log")" ;;
-	124) echo "FAIL $name (timed out after 300 s, $where)" ;;
+	124) echo "FAIL $name (timed out after $limit s, $where)" ;;
 	*) echo "FAIL $name (status $st, ${secs}s, $where)" ;;
 	esac
 done

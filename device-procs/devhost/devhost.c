@@ -441,18 +441,14 @@ static int devhost_map_ram(struct devhost *h, int fd)
 	return 0;
 }
 
-static int devhost_on_init(void *ctx, struct ipc_msg *m)
+static int devhost_on_init(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
-	DevInit *init = ipc_msg_unpack(m, &dev_init__descriptor);
+	const DevInit *init = pb;
 	unsigned k = 0, want;
 	int r = -EPROTO;
 	int fd;
 
-	if (!init) {
-		LOG_ERR("malformed DevInit from the broker");
-		return -EPROTO;
-	}
 	if (strcmp(init->kind, h->desc->name) != 0) {
 		LOG_ERR("broker asked for a '%s' device, this binary is '%s'",
 			init->kind, h->desc->name);
@@ -515,15 +511,19 @@ static int devhost_on_init(void *ctx, struct ipc_msg *m)
 	}
 	r = 0;
 out:
-	dev_init__free_unpacked(init, NULL);
 	return r;
 }
 
+/* DevInit's fds: the channel to the worker, the ring, guest RAM, and the
+ * backend's (devhost_on_init counts them exactly). */
+#define DEVHOST_INIT_MAX_FDS (3 + DEVHOST_MAX_BACKEND_FDS)
 static const struct ipc_handler devhost_bootstrap_tab[] = {
-	{ MSG_DEV_INIT, IPC_PERMIT | IPC_ONCE, devhost_on_init },
+	{ .type = MSG_DEV_INIT, .flags = IPC_PERMIT | IPC_ONCE, .name = "init",
+	  .desc = &dev_init__descriptor, .fn = devhost_on_init,
+	  .max_fds = DEVHOST_INIT_MAX_FDS },
 };
 static const struct ipc_phase devhost_bootstrap_phase = {
-	"bootstrap", devhost_bootstrap_tab, 1
+	.name = "bootstrap", .tab = devhost_bootstrap_tab, .n = 1,
 };
 
 static int devhost_bootstrap(struct devhost *h)
@@ -551,16 +551,15 @@ static bool devhost_irq_is_level(const struct devhost *h, unsigned line)
 	return h->desc->irq_flags && (h->desc->irq_flags[line] & DEV_IRQ_LEVEL);
 }
 
-static int devhost_on_registered(void *ctx, struct ipc_msg *m)
+static int devhost_on_registered(void *ctx, const void *pb,
+				 struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
-	DevRegistered *reg = ipc_msg_unpack(m, &dev_registered__descriptor);
+	const DevRegistered *reg = pb;
 	const struct dev_desc *desc = h->desc;
 	unsigned want = desc->nirqs + desc->ndoorbells, k = 0;
 	int r = -EPROTO;
 
-	if (!reg)
-		return -EPROTO;
 	for (unsigned i = 0; i < desc->nirqs; i++)
 		want += devhost_irq_is_level(h, i);
 	if (reg->nirqfds != desc->nirqs || reg->ndoorbells != desc->ndoorbells ||
@@ -579,15 +578,19 @@ static int devhost_on_registered(void *ctx, struct ipc_msg *m)
 		h->doorbells[i] = ipc_msg_take_fd(m, k++);
 	r = 0;
 out:
-	dev_registered__free_unpacked(reg, NULL);
 	return r;
 }
 
+/* DevRegistered's fds: an irqfd per line, a resample fd per level line,
+ * an eventfd per doorbell (devhost_on_registered counts them exactly). */
+#define DEVHOST_REGISTERED_MAX_FDS IPC_MAX_FDS
 static const struct ipc_handler devhost_register_tab[] = {
-	{ MSG_DEV_REGISTERED, IPC_PERMIT | IPC_ONCE, devhost_on_registered },
+	{ .type = MSG_DEV_REGISTERED, .flags = IPC_PERMIT | IPC_ONCE,
+	  .name = "registered", .desc = &dev_registered__descriptor,
+	  .fn = devhost_on_registered, .max_fds = DEVHOST_REGISTERED_MAX_FDS },
 };
 static const struct ipc_phase devhost_register_phase = {
-	"registering", devhost_register_tab, 1
+	.name = "registering", .tab = devhost_register_tab, .n = 1,
 };
 
 static int devhost_register(struct devhost *h)
@@ -640,7 +643,7 @@ static int devhost_register(struct devhost *h)
 
 /* ---- running ------------------------------------------------------------ */
 
-static int devhost_on_destruct(void *ctx, struct ipc_msg *m)
+static int devhost_on_destruct(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
 	DevDestructDone done = DEV_DESTRUCT_DONE__INIT;
@@ -650,15 +653,13 @@ static int devhost_on_destruct(void *ctx, struct ipc_msg *m)
 }
 
 /* A lifecycle notification from EMT(0): run the core's callback, answer. */
-static int devhost_on_notify(void *ctx, struct ipc_msg *m)
+static int devhost_on_notify(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
-	DevNotify *n = ipc_msg_unpack(m, &dev_notify__descriptor);
+	const DevNotify *n = pb;
 	DevNotifyDone done = DEV_NOTIFY_DONE__INIT;
 	const struct dev_desc *desc = h->desc;
 
-	if (!n)
-		return -EPROTO;
 	done.event = n->event;
 	done.seq = n->seq;
 	pthread_mutex_lock(&h->lock);
@@ -692,7 +693,6 @@ static int devhost_on_notify(void *ctx, struct ipc_msg *m)
 		break;
 	}
 	pthread_mutex_unlock(&h->lock);
-	dev_notify__free_unpacked(n, NULL);
 	return ipc_send_pb(&h->chan, MSG_DEV_NOTIFY_DONE, &done.base, NULL, 0);
 }
 
@@ -727,23 +727,19 @@ static void devhost_dirty_runs(struct devhost *h, uint64_t *runs, size_t *n,
 }
 
 /* Saved state: the core's protobuf message, and our virtual clock. */
-static int devhost_on_save(void *ctx, struct ipc_msg *m)
+static int devhost_on_save(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
-	DevSaveReq *req = ipc_msg_unpack(m, &dev_save_req__descriptor);
+	const DevSaveReq *req = pb;
 	DevStateData st = DEV_STATE_DATA__INIT;
+	uint64_t runs[DEVHOST_MAX_DIRTY_RUNS];
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	uint32_t dirty;
 	int r = 0;
 
-	uint64_t runs[DEVHOST_MAX_DIRTY_RUNS];
-	uint32_t dirty;
-
-	if (!req)
-		return -EPROTO;
 	st.seq = req->seq;
 	dirty = req->dirty;
-	dev_save_req__free_unpacked(req, NULL);
 	pthread_mutex_lock(&h->lock);
 	if (dirty == 1) {
 		/* Start recording; nothing to save yet. */
@@ -775,15 +771,13 @@ static int devhost_on_save(void *ctx, struct ipc_msg *m)
 	return r;
 }
 
-static int devhost_on_load(void *ctx, struct ipc_msg *m)
+static int devhost_on_load(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct devhost *h = ctx;
-	DevStateData *st = ipc_msg_unpack(m, &dev_state_data__descriptor);
+	const DevStateData *st = pb;
 	DevStateData done = DEV_STATE_DATA__INIT;
 	int r = 0;
 
-	if (!st)
-		return -EPROTO;
 	done.seq = st->seq;
 	pthread_mutex_lock(&h->lock);
 	if (h->desc->load)
@@ -801,19 +795,23 @@ static int devhost_on_load(void *ctx, struct ipc_msg *m)
 	if (r < 0)
 		LOG_WARN("%s: refused its saved state: %s", h->label,
 			 strerror(-r));
-	dev_state_data__free_unpacked(st, NULL);
 	done.status = r;
 	return ipc_send_pb(&h->chan, MSG_DEV_LOAD_DONE, &done.base, NULL, 0);
 }
 
 static const struct ipc_handler devhost_running_tab[] = {
-	{ MSG_DEV_NOTIFY, IPC_PERMIT, devhost_on_notify },
-	{ MSG_DEV_DESTRUCT, IPC_PERMIT | IPC_ONCE, devhost_on_destruct },
-	{ MSG_DEV_SAVE, IPC_PERMIT, devhost_on_save },
-	{ MSG_DEV_LOAD, IPC_PERMIT, devhost_on_load },
+	{ .type = MSG_DEV_NOTIFY, .flags = IPC_PERMIT, .name = "notify",
+	  .desc = &dev_notify__descriptor, .fn = devhost_on_notify },
+	{ .type = MSG_DEV_DESTRUCT, .flags = IPC_PERMIT | IPC_ONCE,
+	  .name = "destruct", .desc = &dev_destruct__descriptor,
+	  .fn = devhost_on_destruct },
+	{ .type = MSG_DEV_SAVE, .flags = IPC_PERMIT, .name = "save",
+	  .desc = &dev_save_req__descriptor, .fn = devhost_on_save },
+	{ .type = MSG_DEV_LOAD, .flags = IPC_PERMIT, .name = "load",
+	  .desc = &dev_state_data__descriptor, .fn = devhost_on_load },
 };
 static const struct ipc_phase devhost_running_phase = {
-	"running", devhost_running_tab, 4
+	.name = "running", .tab = IPC_TAB(devhost_running_tab),
 };
 
 /* Read what the device has room for from its backend input. */

@@ -48,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/brk.h"
+#include "broker/launch.h"
 #include "device.pb-c.h"
 #include "ipc/ipc.h"
 #include "ipc/log.h"

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/brk.h"
+#include "broker/launch.h"
 #include "proto/msgtypes.h"
 #include "tests/fuzz/fuzzlib.h"
 

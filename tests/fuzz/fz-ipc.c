@@ -50,21 +50,29 @@ static const ProtobufCMessageDescriptor *const fz_ipc_descs[] = {
 };
 
 /* A dispatch table with one entry of each kind. */
-static int fz_ipc_handler(void *ctx, struct ipc_msg *m)
+static int fz_ipc_handler(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	unsigned *calls = ctx;
 
+	(void)pb;
 	(*calls)++;
 	return m->len & 1 ? -EINVAL : 0;  /* a failing handler passes through */
 }
 
 static const struct ipc_handler fz_ipc_tab[] = {
-	{ 0x0100, IPC_PERMIT, fz_ipc_handler },
-	{ 0x0102, IPC_PERMIT | IPC_ONCE, fz_ipc_handler },
-	{ 0x0104, 0, fz_ipc_handler },            /* known, not permitted */
-	{ 0x0106, IPC_PERMIT, NULL },             /* permitted, no handler */
+	{ .type = 0x0100, .flags = IPC_PERMIT, .fn = fz_ipc_handler,
+	  .max_fds = IPC_MAX_FDS },
+	{ .type = 0x0102, .flags = IPC_PERMIT | IPC_ONCE, .fn = fz_ipc_handler,
+	  .max_fds = 2 },
+	{ .type = 0x0104, .fn = fz_ipc_handler },  /* known, not permitted */
+	{ .type = 0x0106, .flags = IPC_PERMIT },   /* permitted, no handler */
+	/* typed: the payload must unpack as a VmControl */
+	{ .type = 0x0108, .flags = IPC_PERMIT, .desc = &vm_control__descriptor,
+	  .fn = fz_ipc_handler },
 };
-static const struct ipc_phase fz_ipc_phase = { "fuzz", fz_ipc_tab, 4 };
+static const struct ipc_phase fz_ipc_phase = {
+	.name = "fuzz", .tab = IPC_TAB(fz_ipc_tab),
+};
 
 static void fz_ipc_passcred(int sock, int on)
 {

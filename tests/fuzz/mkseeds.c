@@ -21,9 +21,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "broker/control.h"
 #include "control.pb-c.h"
-#include "emt-worker/ssm.h"
 #include "device.pb-c.h"
+#include "emt-worker/ssm.h"
 #include "proto/msgtypes.h"
 #include "tests/fuzz/fuzzlib.h"
 #include "virtio_state.pb-c.h"
@@ -979,10 +980,16 @@ static void sd_control(void)
 	ConsoleAttach ca = CONSOLE_ATTACH__INIT;
 	ConsoleData cd = CONSOLE_DATA__INIT;
 	ConsoleDetach cdt = CONSOLE_DETACH__INIT;
+	VmRef ref = VM_REF__INIT;
+	static const uint16_t verbs[] = {
+		MSG_CTL_START, MSG_CTL_PAUSE, MSG_CTL_RESUME, MSG_CTL_RESET,
+		MSG_CTL_POWEROFF, MSG_CTL_DESTROY,
+	};
 	const uint8_t img[] = { FZ_FD_MEMFD, FZ_FD_MEMFD, FZ_FD_MEMFD };
 	struct sd s;
 
-	h.version = 1;
+	ref.name = "vm1";
+	h.version = BRK_PROTO_VERSION;
 	h.client = "bulkhead";
 	cv.name = "vm1";
 	cv.mem_size = 64 << 20;
@@ -1001,13 +1008,8 @@ static void sd_control(void)
 		sd_frame(&s, MSG_CTL_STATUS, NULL, 0, &sr.base);
 		sd_frame(&s, MSG_CTL_LIST, NULL, 0, &lr.base);
 		sd_frame(&s, MSG_CTL_STATS, NULL, 0, &st.base);
-		for (unsigned op = 0; op < 6; op++) {
-			VmOp vo = VM_OP__INIT;
-
-			vo.name = "vm1";
-			vo.op = (VmOp__Op)op;
-			sd_frame(&s, MSG_CTL_VM_OP, NULL, 0, &vo.base);
-		}
+		for (unsigned i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+			sd_frame(&s, verbs[i], NULL, 0, &ref.base);
 		sd_write_file("control", who ? "user-session" : "root-session",
 			      &s);
 	}

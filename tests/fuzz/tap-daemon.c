@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control protocol under fuzzing: bulkheadd's per-phase dispatch
- * tables (hello, ready, console) and everything behind them in the
- * registry (create, VM operations, status, list, stats, console), fed by a
- * hostile client. Each frame goes through ipc_send on a real
- * SOCK_SEQPACKET pair and brk_srv_client_readable(), the daemon's own
+ * The control protocol under fuzzing: bulkheadd's per-phase verb tables
+ * (hello, ready, console; broker/verbs.c) and everything behind them in
+ * the registry (create, VM operations, status, list, stats, console, save,
+ * restore), fed by a hostile client. Each frame goes through ipc_send on a
+ * real SOCK_SEQPACKET pair and brk_srv_client_readable(), the daemon's own
  * function for a readable client connection.
  *
- * The tables and that function are static in broker/daemon.c, which is
- * compiled into this file (its main() renamed). If something used below is
- * renamed there, rename it here.
+ * broker/daemon.c is compiled into this file (its main() renamed), for its
+ * static helpers (accepting a client, dropping one, the epoll set). If
+ * something used below is renamed there, rename it here.
  *
  * The daemon under fuzzing has no /dev/kvm: kd_sys_open() and
  * kd_sys_check() below fail, so a VM the fuzzer creates and starts is
@@ -41,15 +41,16 @@ int kd_sys_check(int kvm_fd, char *err, size_t errlen)
 }
 
 static const uint16_t fz_brkd_types[] = {
-	MSG_HELLO, MSG_CTL_CREATE, MSG_CTL_VM_OP, MSG_CTL_STATUS,
+	MSG_HELLO, MSG_CTL_CREATE, MSG_CTL_START, MSG_CTL_STATUS,
 	MSG_CTL_LIST, MSG_CTL_STATS, MSG_CTL_CONSOLE_ATTACH,
-	MSG_CTL_CONSOLE_INPUT, MSG_CTL_CONSOLE_DETACH,
+	MSG_CTL_CONSOLE_INPUT, MSG_CTL_CONSOLE_DETACH, MSG_CTL_PAUSE,
+	MSG_CTL_RESUME, MSG_CTL_RESET, MSG_CTL_POWEROFF, MSG_CTL_DESTROY,
+	MSG_CTL_SAVE, MSG_CTL_RESTORE,
 };
 
 int fz_daemon_dispatch(const uint8_t *data, size_t size)
 {
-	static struct brkd d = { .epfd = -1, .listen_fd = -1, .sig_fd = -1,
-				 .next_vm_id = 1 };
+	static struct brkd d = { .epfd = -1, .listen_fd = -1, .sig_fd = -1 };
 	static int sv[2] = { -1, -1 };
 	struct brk_client *c, **pp;
 	struct fz_frame f;
@@ -65,6 +66,7 @@ int fz_daemon_dispatch(const uint8_t *data, size_t size)
 		if (!d.msg || d.epfd < 0)
 			abort();
 		brk_config_defaults(&d.cfg);
+		brk_srv_init_registry(&d);
 	}
 	fz_in_init(&in, data, size);
 	sel = fz_u8(&in);
@@ -75,9 +77,9 @@ int fz_daemon_dispatch(const uint8_t *data, size_t size)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		abort();
-	c->id = ++d.next_client_id;
-	c->uid = c->gid = sel / 3 % 2 ? 1000 : 0;
-	c->pid = getpid();
+	c->who.id = ++d.next_client_id;
+	c->who.uid = c->gid = sel / 3 % 2 ? 1000 : 0;
+	c->who.pid = getpid();
 	c->w = (struct brk_watch){ BRK_WATCH_CLIENT, c, 0 };
 	ipc_chan_init(&c->chan, sv[1], "client");
 	c->hello_deadline = brk_now_ms() + BRK_HELLO_TIMEOUT_MS;
@@ -116,7 +118,7 @@ int fz_daemon_dispatch(const uint8_t *data, size_t size)
 			FZ_CHECK(*pp != c, "a dropped client is still listed");
 	}
 	brk_srv_free_graves(&d);
-	brk_reg_free_all(&d);
+	brk_reg_free_all(&d.reg);
 	FZ_CHECK(!d.clients && d.nclients == 0, "%u clients left",
 		 d.nclients);
 	delta = fz_pair_end(sv, rx_open);

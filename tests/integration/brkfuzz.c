@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/control.h"
 #include "control.pb-c.h"
 #include "ipc/ipc.h"
 #include "ipc/log.h"
@@ -139,7 +140,7 @@ static bool fz_good_client(void)
 	struct fz_outcome o;
 	bool ok;
 
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	o = fz_watch(fd, 5000, true);
 	ok = o.answers == 1;
 	if (ok) {
@@ -245,38 +246,38 @@ int main(int argc, char **argv)
 	fz_check("wrong-version", fd, FZ_DROP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_check("hello-twice", fd, FZ_DROP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	fz_frame(fd, 3, MSG_CTL_STATUS, "\xff\xff\xff", 3);
 	fz_check("malformed-protobuf", fd, FZ_DROP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	fz_frame(fd, 2, MSG_CTL_CONSOLE_INPUT, "\x0a\x00", 2);
 	fz_check("console-data-not-attached", fd, FZ_DROP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	fz_frame(fd, 0, 0x7776, NULL, 0);
 	fz_check("unknown-type", fd, FZ_DROP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	fz_frame(fd, 0, MSG_HELLO_REPLY, NULL, 0);
 	fz_check("answer-type-from-client", fd, FZ_DROP, 3000);
 
 	/* fds where none belong, and too many. */
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	fds[0] = open("/dev/null", O_RDONLY);
 	fz_pb(fd, MSG_CTL_LIST, &lr.base, fds, 1);
@@ -284,7 +285,7 @@ int main(int argc, char **argv)
 	fz_check("fds-on-list", fd, FZ_DROP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	for (int i = 0; i < 17; i++)
 		fds[i] = open("/dev/null", O_RDONLY);
@@ -312,14 +313,14 @@ int main(int argc, char **argv)
 
 	/* Wrong but well-formed requests: an error, and the client stays. */
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	cv.name = "fuzz";
 	fz_pb(fd, MSG_CTL_CREATE, &cv.base, NULL, 0);
 	fz_check("create-without-fds", fd, FZ_ERROR_KEEP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	fds[0] = open("/", O_RDONLY | O_DIRECTORY);
 	fz_pb(fd, MSG_CTL_CREATE, &cv.base, fds, 1);
@@ -327,7 +328,7 @@ int main(int argc, char **argv)
 	fz_check("create-with-directory-fd", fd, FZ_ERROR_KEEP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	cv.name = "../../etc";
 	fds[0] = open("/dev/null", O_RDONLY);
@@ -336,7 +337,7 @@ int main(int argc, char **argv)
 	fz_check("create-bad-name", fd, FZ_ERROR_KEEP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	sr.name = "no-such-vm";
 	fz_pb(fd, MSG_CTL_STATUS, &sr.base, NULL, 0);
@@ -359,13 +360,13 @@ int main(int argc, char **argv)
 	}
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	shutdown(fd, SHUT_WR);
 	fz_check("shutdown-write", fd, FZ_DROP, 3000);
 
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_pb(fd, MSG_CTL_LIST, &lr.base, NULL, 0);
 	close(fd);  /* gone before the answers */
 	printf("case %-28s %s\n", "close-before-answer",
@@ -387,7 +388,7 @@ int main(int argc, char **argv)
 
 	/* A client that sends and never reads. */
 	fd = fz_connect();
-	fz_hello(fd, 1);
+	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
 	{
 		struct ipc_chan c;

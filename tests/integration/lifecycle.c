@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "broker/brk.h"
+#include "broker/launch.h"
 #include "ipc/log.h"
 #include "kdriver/kd.h"
 #include "proto/msgtypes.h"

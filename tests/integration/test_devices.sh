@@ -2,20 +2,8 @@
 # and periodic interrupts through the I/O APIC), the i8042 (probe, then a
 # reset through its reset line), virtio-rng, and virtio-blk, whose writes
 # are checked from the host (and a read-only disk must stay unchanged).
-# Sub-tests whose `bulkhead run` option is not there yet are skipped with a
-# message; the test then ends with 77 after running the others.
 . tests/integration/lib.sh
 need_kvm
-
-help=$("$BIN/bulkhead" run --help 2>&1)
-skipped=
-skip() {  # NAME REASON
-	echo "skipping the $1 sub-test: $2"
-	skipped="$skipped $1"
-}
-has_option() {
-	printf '%s\n' "$help" | grep -q -- "^ *$1[ ,=]"
-}
 
 # ---- rtc: date and time, then 16 periodic interrupts at 32 Hz ------------
 run_vm "$TMP/out" --cmdline "now=$(date +%s)" "$GUESTS/rtc.elf"
@@ -35,60 +23,47 @@ expect_line "$TMP/out" "i8042: pulsing the reset line"
 expect_line "$TMP/out" "i8042: second boot after the reset line"
 
 # ---- virtio-rng: polled, then with interrupts --------------------------------
-if has_option --rng; then
-	for mode in 0 1; do
-		run_vm "$TMP/out" --rng --cmdline "irq=$mode" "$GUESTS/rng.elf"
-		expect_status 1
-		expect_line "$TMP/out" "rng: ok 256 bytes"
-	done
-else
-	skip rng "bulkhead run --help lists no --rng option"
-fi
+for mode in 0 1; do
+	run_vm "$TMP/out" --rng --cmdline "irq=$mode" "$GUESTS/rng.elf"
+	expect_status 1
+	expect_line "$TMP/out" "rng: ok 256 bytes"
+done
 
 # ---- virtio-blk ----------------------------------------------------------------
-if has_option --disk; then
-	pattern=$BUILD/tests/bin/blkpattern
-	[ -x "$pattern" ] || fail "$pattern is missing (make check builds it)"
-	img=$TMP/disk.img
-	truncate -s 1M "$img" || fail "cannot create $img"
-	printf 'BULKHEAD-SECTOR0' | dd of="$img" conv=notrunc status=none
-	cp "$img" "$TMP/blank.img"
-	sector0="blk: sector 0: 42 55 4c 4b 48 45 41 44 2d 53 45 43 54 4f 52 30"
+pattern=$BUILD/tests/bin/blkpattern
+[ -x "$pattern" ] || fail "$pattern is missing (make check builds it)"
+img=$TMP/disk.img
+truncate -s 1M "$img" || fail "cannot create $img"
+printf 'BULKHEAD-SECTOR0' | dd of="$img" conv=notrunc status=none
+cp "$img" "$TMP/blank.img"
+sector0="blk: sector 0: 42 55 4c 4b 48 45 41 44 2d 53 45 43 54 4f 52 30"
 
-	# Twice, with different seeds (the second overwrites the first), polled
-	# and with interrupts; the whole image must be what the guest wrote.
-	for run in "$(( $$ % 1000 + 2 )) 0" "$(( $$ % 1000 + 1003 )) 1"; do
-		set -- $run
-		seed=$1 mode=$2
-		run_vm "$TMP/out" --disk "$img" --cmdline "seed=$seed irq=$mode" "$GUESTS/blk.elf"
-		expect_status 1
-		expect_line "$TMP/out" "blk: wrote, flushed and read back sectors 1-64 (seed $seed)"
-		expect_line "$TMP/out" "$sector0"
-		tr -d '\r' <"$TMP/out" | grep -q "^blk: ok capacity=2048 id='.*'\$" ||
-			fail "no 'blk: ok capacity=2048 id=...' line"
-		cp "$TMP/blank.img" "$TMP/expect.img"
-		"$pattern" "$seed" 1 64 >"$TMP/pattern" || fail "blkpattern failed"
-		dd if="$TMP/pattern" of="$TMP/expect.img" bs=512 seek=1 conv=notrunc status=none
-		cmp "$img" "$TMP/expect.img" ||
-			fail "the image does not hold what blk.elf wrote with seed=$seed"
-		echo "image checked from the host: sectors 1-64 hold seed $seed's pattern, the rest is unchanged"
-	done
-
-	# Read-only: the write must be refused and the image stay as it was.
-	cp "$img" "$TMP/before.img"
-	run_vm "$TMP/out" --disk "$img,ro" --cmdline "ro=1" "$GUESTS/blk.elf"
+# Twice, with different seeds (the second overwrites the first), polled
+# and with interrupts; the whole image must be what the guest wrote.
+for run in "$(( $$ % 1000 + 2 )) 0" "$(( $$ % 1000 + 1003 )) 1"; do
+	set -- $run
+	seed=$1 mode=$2
+	run_vm "$TMP/out" --disk "$img" --cmdline "seed=$seed irq=$mode" "$GUESTS/blk.elf"
 	expect_status 1
-	expect_line "$TMP/out" "blk: read-only disk refused the write"
+	expect_line "$TMP/out" "blk: wrote, flushed and read back sectors 1-64 (seed $seed)"
 	expect_line "$TMP/out" "$sector0"
 	tr -d '\r' <"$TMP/out" | grep -q "^blk: ok capacity=2048 id='.*'\$" ||
 		fail "no 'blk: ok capacity=2048 id=...' line"
-	cmp "$img" "$TMP/before.img" || fail "the read-only image changed"
-	echo "read-only image unchanged"
-else
-	skip blk "bulkhead run --help lists no --disk option"
-fi
+	cp "$TMP/blank.img" "$TMP/expect.img"
+	"$pattern" "$seed" 1 64 >"$TMP/pattern" || fail "blkpattern failed"
+	dd if="$TMP/pattern" of="$TMP/expect.img" bs=512 seek=1 conv=notrunc status=none
+	cmp "$img" "$TMP/expect.img" ||
+		fail "the image does not hold what blk.elf wrote with seed=$seed"
+	echo "image checked from the host: sectors 1-64 hold seed $seed's pattern, the rest is unchanged"
+done
 
-if [ -n "$skipped" ]; then
-	echo "skipped:$skipped (bulkhead run lacks the option; rtc and i8042 passed)"
-	exit 77
-fi
+# Read-only: the write must be refused and the image stay as it was.
+cp "$img" "$TMP/before.img"
+run_vm "$TMP/out" --disk "$img,ro" --cmdline "ro=1" "$GUESTS/blk.elf"
+expect_status 1
+expect_line "$TMP/out" "blk: read-only disk refused the write"
+expect_line "$TMP/out" "$sector0"
+tr -d '\r' <"$TMP/out" | grep -q "^blk: ok capacity=2048 id='.*'\$" ||
+	fail "no 'blk: ok capacity=2048 id=...' line"
+cmp "$img" "$TMP/before.img" || fail "the read-only image changed"
+echo "read-only image unchanged"

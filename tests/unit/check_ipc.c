@@ -484,29 +484,32 @@ struct t_ctx {
 	uint16_t last_type;
 };
 
-static int t_handle_a(void *ctx, struct ipc_msg *m)
+static int t_handle_a(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct t_ctx *tc = ctx;
 
+	(void)pb;
 	tc->calls_a++;
 	tc->last_type = m->type;
 	return 7;
 }
 
-static int t_handle_b(void *ctx, struct ipc_msg *m)
+static int t_handle_b(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct t_ctx *tc = ctx;
 
+	(void)pb;
 	tc->calls_b++;
 	tc->last_type = m->type;
 	return -ENOENT;
 }
 
+/* Rows without a message (desc NULL): the payload is not looked at. */
 static const struct ipc_handler t_tab[] = {
-	{ 0x0202, IPC_PERMIT | IPC_ONCE, t_handle_a },
-	{ 0x0204, 0, t_handle_a },               /* known, not permitted */
-	{ 0x0206, IPC_PERMIT, t_handle_a },
-	{ 0x0208, IPC_PERMIT, t_handle_b },
+	{ .type = 0x0202, .flags = IPC_PERMIT | IPC_ONCE, .fn = t_handle_a },
+	{ .type = 0x0204, .fn = t_handle_a },     /* known, not permitted */
+	{ .type = 0x0206, .flags = IPC_PERMIT, .fn = t_handle_a, .max_fds = 1 },
+	{ .type = 0x0208, .flags = IPC_PERMIT, .fn = t_handle_b },
 };
 static const struct ipc_phase t_phase = {
 	.name = "registered", .tab = t_tab, .n = 4,
@@ -629,6 +632,192 @@ START_TEST(test_dispatch_once_fresh_state)
 }
 END_TEST
 
+/* ---- typed rows: unpacking, fd counts, checks, refusals -------------------- */
+
+struct t_typed {
+	int calls;
+	uint32_t seq;                 /* what the handler saw */
+	int check_ret;                /* what the check returns */
+	int checks;
+	const char *refused;          /* why, as the refuse hook heard it */
+	void *kept;                   /* an IPC_KEEP handler's message */
+};
+
+static int t_typed_fn(void *ctx, const void *pb, struct ipc_msg *m)
+{
+	struct t_typed *t = ctx;
+	const VmControl *vc = pb;
+
+	(void)m;
+	t->calls++;
+	t->seq = vc->seq;
+	return 0;
+}
+
+static int t_typed_keep(void *ctx, const void *pb, struct ipc_msg *m)
+{
+	struct t_typed *t = ctx;
+
+	(void)m;
+	t->calls++;
+	t->kept = (void *)pb;
+	return 0;
+}
+
+static int t_typed_check(void *ctx, const struct ipc_handler *h,
+			 const void *pb, struct ipc_msg *m)
+{
+	struct t_typed *t = ctx;
+
+	(void)m;
+	ck_assert_ptr_nonnull(pb);           /* unpacked before the check */
+	ck_assert_uint_eq(h->who, 3);        /* the row's own fields */
+	ck_assert_uint_eq(h->when, 5);
+	t->checks++;
+	return t->check_ret;
+}
+
+static void t_typed_refuse(void *ctx, const struct ipc_msg *m,
+			   const char *why)
+{
+	struct t_typed *t = ctx;
+
+	(void)m;
+	t->refused = why;
+}
+
+static const struct ipc_handler t_typed_tab[] = {
+	{ .type = 0x0106, .flags = IPC_PERMIT, .name = "control",
+	  .desc = &vm_control__descriptor, .fn = t_typed_fn, .max_fds = 1,
+	  .who = 3, .when = 5 },
+	{ .type = 0x0108, .flags = IPC_PERMIT | IPC_KEEP, .name = "keep",
+	  .desc = &vm_control__descriptor, .fn = t_typed_keep,
+	  .who = 3, .when = 5 },
+};
+static const struct ipc_phase t_typed_phase = {
+	.name = "typed", .tab = IPC_TAB(t_typed_tab), .check = t_typed_check,
+	.refuse = t_typed_refuse,
+};
+
+static void t_send_control(uint16_t type, uint32_t seq, const int *fds,
+			   unsigned nfds)
+{
+	VmControl vc = VM_CONTROL__INIT;
+
+	vc.seq = seq;
+	ck_assert_int_eq(ipc_send_pb(&t_a, type, &vc.base, fds, nfds), 0);
+	ck_assert_int_eq(ipc_recv(&t_b, t_m), 0);
+}
+
+START_TEST(test_typed_unpacks)
+{
+	struct t_typed t = { 0 };
+	struct ipc_phase_state st = { 0 };
+
+	t_send_control(0x0106, 42, NULL, 0);
+	ck_assert_int_eq(ipc_dispatch(&t_b, &t_typed_phase, &st, &t, t_m), 0);
+	ck_assert_int_eq(t.checks, 1);
+	ck_assert_int_eq(t.calls, 1);
+	ck_assert_uint_eq(t.seq, 42);
+	ck_assert_ptr_null(t.refused);
+	ck_assert_int_ge(t_b.fd, 0);
+}
+END_TEST
+
+START_TEST(test_typed_malformed_payload)
+{
+	struct t_typed t = { 0 };
+	struct ipc_phase_state st = { 0 };
+	/* field 1 (op) as a varint whose continuation never ends */
+	static const uint8_t junk[] = { 0x08, 0xff, 0xff, 0xff };
+
+	ck_assert_int_eq(ipc_send(&t_a, 0x0106, junk, sizeof(junk), NULL, 0),
+			 0);
+	ck_assert_int_eq(ipc_recv(&t_b, t_m), 0);
+	ck_assert_int_eq(ipc_dispatch(&t_b, &t_typed_phase, &st, &t, t_m),
+			 -EPROTO);
+	ck_assert_int_eq(t.calls + t.checks, 0);
+	ck_assert_str_eq(t.refused, "does not unpack as its message");
+	ck_assert_int_eq(t_b.fd, -1);
+}
+END_TEST
+
+START_TEST(test_typed_too_many_fds)
+{
+	struct t_typed t = { 0 };
+	struct ipc_phase_state st = { 0 };
+	int p[2], q[2];
+	int fds[2];
+
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(pipe(q), 0);
+	fds[0] = p[1];
+	fds[1] = q[1];
+	/* One fd is allowed: the handler runs and the fd stays in m. */
+	t_send_control(0x0106, 1, fds, 1);
+	ck_assert_int_eq(ipc_dispatch(&t_b, &t_typed_phase, &st, &t, t_m), 0);
+	ck_assert_int_eq(t.calls, 1);
+	ipc_msg_close_fds(t_m);
+	/* Two are not: refused, both closed, the channel too. */
+	t_send_control(0x0106, 2, fds, 2);
+	close(p[1]);
+	close(q[1]);
+	ck_assert_int_eq(ipc_dispatch(&t_b, &t_typed_phase, &st, &t, t_m),
+			 -EPROTO);
+	ck_assert_int_eq(t.calls, 1);
+	ck_assert_str_eq(t.refused, "carries more fds than it may");
+	t_assert_dispatch_refused(-EPROTO, p[0]);
+	close(q[0]);
+}
+END_TEST
+
+START_TEST(test_typed_check_refuses)
+{
+	struct t_typed t = { .check_ret = 1 };
+	struct ipc_phase_state st = { 0 };
+
+	/* 1: refused politely (the check answered), channel open. */
+	t_send_control(0x0106, 7, NULL, 0);
+	ck_assert_int_eq(ipc_dispatch(&t_b, &t_typed_phase, &st, &t, t_m), 0);
+	ck_assert_int_eq(t.checks, 1);
+	ck_assert_int_eq(t.calls, 0);
+	ck_assert_int_ge(t_b.fd, 0);
+	/* < 0: passed through; the caller closes what it wants. */
+	t.check_ret = -EPERM;
+	t_send_control(0x0106, 8, NULL, 0);
+	ck_assert_int_eq(ipc_dispatch(&t_b, &t_typed_phase, &st, &t, t_m),
+			 -EPERM);
+	ck_assert_int_eq(t.calls, 0);
+}
+END_TEST
+
+START_TEST(test_typed_keep)
+{
+	struct t_typed t = { 0 };
+	struct ipc_phase_state st = { 0 };
+
+	t_send_control(0x0108, 9, NULL, 0);
+	ck_assert_int_eq(ipc_dispatch(&t_b, &t_typed_phase, &st, &t, t_m), 0);
+	ck_assert_ptr_nonnull(t.kept);
+	/* Still valid: ipc_dispatch did not free it (ASan would tell). */
+	ck_assert_uint_eq(((VmControl *)t.kept)->seq, 9);
+	protobuf_c_message_free_unpacked(t.kept, NULL);
+}
+END_TEST
+
+START_TEST(test_typed_unknown_told)
+{
+	struct t_typed t = { 0 };
+	struct ipc_phase_state st = { 0 };
+
+	t_send_control(0x0300, 1, NULL, 0);
+	ck_assert_int_eq(ipc_dispatch(&t_b, &t_typed_phase, &st, &t, t_m),
+			 -EPROTO);
+	ck_assert_str_eq(t.refused, "unknown");
+	ck_assert_int_eq(t.checks, 0);
+}
+END_TEST
+
 Suite *ipc_suite(void)
 {
 	Suite *s = suite_create("ipc");
@@ -678,6 +867,12 @@ Suite *ipc_suite(void)
 	tcase_add_test(tc, test_dispatch_not_permitted);
 	tcase_add_test(tc, test_dispatch_once);
 	tcase_add_test(tc, test_dispatch_once_fresh_state);
+	tcase_add_test(tc, test_typed_unpacks);
+	tcase_add_test(tc, test_typed_malformed_payload);
+	tcase_add_test(tc, test_typed_too_many_fds);
+	tcase_add_test(tc, test_typed_check_refuses);
+	tcase_add_test(tc, test_typed_keep);
+	tcase_add_test(tc, test_typed_unknown_told);
 	suite_add_tcase(s, tc);
 
 	return s;

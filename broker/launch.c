@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Launching one VM: the guest-RAM memfd, a ring and a channel per device,
+ * the worker and one process per device, each handed its resources
+ * (WorkerInit, DevInit). Shared by `bulkhead run` and bulkheadd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/launch.h"
+#include "device.pb-c.h"
+#include "ipc/log.h"
+#include "kdriver/kd.h"
+#include "proto/msgtypes.h"
+#include "worker.pb-c.h"
+
+/* The device kinds the broker can configure, and what each may claim. */
+enum brk_backend { BRK_BACKEND_NONE, BRK_BACKEND_CONSOLE, BRK_BACKEND_DISK };
+
+struct brk_dev_kind {
+	const char *kind;
+	const char *binary;
+	struct {
+		uint32_t space;
+		uint64_t base;
+		uint64_t len;
+	} regions[2];
+	unsigned nregions;
+	int irq;                /* GSI of the first line, -1: none */
+	int irq2;               /* a second line (i8042 aux), 0: none */
+	bool may_request_exit;
+	bool may_request_reset;
+	bool dma;               /* maps guest RAM (virtio) */
+	bool virtio;            /* placed at the next virtio-mmio slot */
+	enum brk_backend backend;
+};
+
+static const struct brk_dev_kind brk_dev_uart = {
+	.kind = "uart", .binary = "bulkhead-dev-uart",
+	.regions = { { IPC_SPACE_PIO, 0x3f8, 8 } }, .nregions = 1, .irq = 4,
+	.backend = BRK_BACKEND_CONSOLE,
+};
+static const struct brk_dev_kind brk_dev_debugexit = {
+	.kind = "debug-exit", .binary = "bulkhead-dev-debugexit",
+	.regions = { { IPC_SPACE_PIO, 0xf4, 1 } }, .nregions = 1, .irq = -1,
+	.may_request_exit = true,
+};
+static const struct brk_dev_kind brk_dev_rtc = {
+	.kind = "rtc", .binary = "bulkhead-dev-rtc",
+	.regions = { { IPC_SPACE_PIO, 0x70, 2 } }, .nregions = 1, .irq = 8,
+};
+static const struct brk_dev_kind brk_dev_i8042 = {
+	.kind = "i8042", .binary = "bulkhead-dev-i8042",
+	.regions = { { IPC_SPACE_PIO, 0x60, 1 }, { IPC_SPACE_PIO, 0x64, 1 } },
+	.nregions = 2, .irq = 1, .irq2 = 12, .may_request_reset = true,
+};
+static const struct brk_dev_kind brk_dev_vblk = {
+	.kind = "virtio-blk", .binary = "bulkhead-dev-virtio-blk",
+	.regions = { { IPC_SPACE_MMIO, 0, BRK_VIRTIO_SIZE } }, .nregions = 1,
+	.irq = 0, .dma = true, .virtio = true, .backend = BRK_BACKEND_DISK,
+};
+static const struct brk_dev_kind brk_dev_vrng = {
+	.kind = "virtio-rng", .binary = "bulkhead-dev-virtio-rng",
+	.regions = { { IPC_SPACE_MMIO, 0, BRK_VIRTIO_SIZE } }, .nregions = 1,
+	.irq = 0, .dma = true, .virtio = true,
+};
+static const struct brk_dev_kind brk_dev_null = {
+	.kind = "null", .binary = "bulkhead-dev-null",
+	.regions = { { IPC_SPACE_PIO, 0x510, 8 },
+		     { IPC_SPACE_MMIO, 0xd0100000, 0x1000 } },
+	.nregions = 2, .irq = -1,
+};
+
+/* One device of this VM: its kind and where it was placed. */
+struct brk_dev_slot {
+	const struct brk_dev_kind *k;
+	uint64_t base[2];
+	int irq;
+};
+
+static int brk_make_ram(uint64_t size)
+{
+	int fd = memfd_create("bulkhead-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* A device's access ring and its channel to the worker: chan[0] is the
+ * worker's end, chan[1] the device's. */
+static int brk_device_links(const struct brk_vm_config *cfg,
+			    const struct brk_dev_slot *slot, int *ring,
+			    int chan[2], char *err, size_t errlen)
+{
+	char label[48];
+
+	snprintf(label, sizeof(label), "%s#0", slot->k->kind);
+	*ring = ipc_ring_create(cfg->cpus, label);
+	if (*ring < 0) {
+		snprintf(err, errlen, "cannot create the access ring of %s: %s",
+			 label, strerror(-*ring));
+		return *ring;
+	}
+	if (ipc_chan_pair(chan) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "socketpair: %s", strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+/* Spawn one device process and send it its DevInit with its end of its
+ * channel (dev_chan) and the ring. */
+static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
+			     const struct brk_dev_slot *slot, int ram,
+			     int dev_chan, int ring, char *err, size_t errlen)
+{
+	const struct brk_dev_kind *k = slot->k;
+	struct brk_child *c = &vm->devs[vm->ndevs];
+	DevInit init = DEV_INIT__INIT;
+	DevRegion reg[2], *regp[2];
+	uint32_t irq;
+	int boot[2] = { -1, -1 };
+	int fds[6], nfds = 0, in_fd = -1, out_fd = -1;
+	char label[48];
+	struct ipc_chan bc;
+	int r;
+
+	snprintf(label, sizeof(label), "%s#0", k->kind);
+	if (ipc_chan_pair(boot) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		goto out;
+	}
+	r = brk_spawn(k->binary, boot[1], label, c, err, errlen);
+	if (r < 0)
+		goto out;
+	vm->ndevs++;
+	fds[nfds++] = dev_chan;
+	fds[nfds++] = ring;
+	if (k->dma) {
+		fds[nfds++] = ram;
+		init.has_ram = true;
+	}
+	if (k->backend == BRK_BACKEND_CONSOLE) {
+		switch (cfg->serial) {
+		case BRK_SERIAL_STDIO:
+			in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
+			out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+			break;
+		case BRK_SERIAL_NULL:
+			in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			out_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+			break;
+		case BRK_SERIAL_FILE:
+			in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			out_fd = fcntl(cfg->serial_out_fd, F_DUPFD_CLOEXEC, 0);
+			break;
+		case BRK_SERIAL_CONSOLE:
+			in_fd = fcntl(cfg->console_fd, F_DUPFD_CLOEXEC, 0);
+			out_fd = fcntl(cfg->console_fd, F_DUPFD_CLOEXEC, 0);
+			break;
+		}
+		if (in_fd < 0 || out_fd < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot set up the serial console: %s",
+				 strerror(errno));
+			goto out;
+		}
+		fds[nfds++] = in_fd;
+		fds[nfds++] = out_fd;
+		init.nbackend_fds = 2;
+	} else if (k->backend == BRK_BACKEND_DISK) {
+		fds[nfds++] = cfg->disk_fd;
+		init.nbackend_fds = 1;
+		init.readonly = cfg->disk_ro;
+		init.serial = "bulkhead-disk0";
+	}
+	if (k->virtio) {
+		/* Placed by us, not at the device's defaults. */
+		for (unsigned i = 0; i < k->nregions; i++) {
+			dev_region__init(&reg[i]);
+			reg[i].space = k->regions[i].space;
+			reg[i].addr = slot->base[i];
+			reg[i].len = k->regions[i].len;
+			regp[i] = &reg[i];
+		}
+		init.n_regions = k->nregions;
+		init.regions = regp;
+		irq = (uint32_t)slot->irq;
+		init.n_irqs = 1;
+		init.irqs = &irq;
+	}
+	init.kind = (char *)k->kind;
+	init.instance = 0;
+	ipc_chan_init(&bc, boot[0], label);
+	boot[0] = -1;
+	r = ipc_send_pb(&bc, MSG_DEV_INIT, &init.base, fds, (unsigned)nfds);
+	ipc_chan_close(&bc);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot hand %s its resources: %s", label,
+			 strerror(-r));
+		goto out;
+	}
+	r = 0;
+out:
+	for (int i = 0; i < 2; i++)
+		if (boot[i] >= 0)
+			close(boot[i]);
+	if (in_fd >= 0)
+		close(in_fd);
+	if (out_fd >= 0)
+		close(out_fd);
+	return r;
+}
+
+static void brk_fill_spec(DeviceSpec *s, RegionSpec *rg, RegionSpec **rgp,
+			  uint32_t *irq, const struct brk_dev_slot *slot)
+{
+	const struct brk_dev_kind *k = slot->k;
+
+	device_spec__init(s);
+	s->kind = (char *)k->kind;
+	s->instance = 0;
+	for (unsigned i = 0; i < k->nregions; i++) {
+		region_spec__init(&rg[i]);
+		rg[i].space = k->regions[i].space;
+		rg[i].addr = slot->base[i];
+		rg[i].len = k->regions[i].len;
+		rgp[i] = &rg[i];
+	}
+	s->n_regions = k->nregions;
+	s->regions = rgp;
+	if (slot->irq >= 0) {
+		irq[0] = (uint32_t)slot->irq;
+		s->n_irqs = 1;
+		if (k->irq2 > 0)
+			irq[s->n_irqs++] = (uint32_t)k->irq2;
+		s->irqs = irq;
+	}
+	s->may_request_exit = k->may_request_exit;
+	s->may_request_reset = k->may_request_reset;
+}
+
+/* The VM's devices, in order, with virtio-mmio devices given slots. */
+static unsigned brk_plan_devices(const struct brk_vm_config *cfg,
+				 struct brk_dev_slot *slots)
+{
+	const struct brk_dev_kind *kinds[BRK_MAX_DEVICES];
+	unsigned n = 0, nvirtio = 0;
+
+	kinds[n++] = &brk_dev_uart;
+	kinds[n++] = &brk_dev_debugexit;
+	kinds[n++] = &brk_dev_rtc;
+	kinds[n++] = &brk_dev_i8042;
+	if (cfg->disk_fd >= 0)
+		kinds[n++] = &brk_dev_vblk;
+	if (cfg->rng)
+		kinds[n++] = &brk_dev_vrng;
+	if (cfg->null_dev)
+		kinds[n++] = &brk_dev_null;
+	for (unsigned i = 0; i < n; i++) {
+		const struct brk_dev_kind *k = kinds[i];
+
+		slots[i].k = k;
+		slots[i].irq = k->irq;
+		for (unsigned j = 0; j < k->nregions; j++)
+			slots[i].base[j] = k->regions[j].base;
+		if (k->virtio) {
+			slots[i].base[0] = BRK_VIRTIO_BASE + nvirtio * BRK_VIRTIO_SIZE;
+			slots[i].irq = (int)(BRK_VIRTIO_IRQ + nvirtio);
+			nvirtio++;
+		}
+	}
+	return n;
+}
+
+/*
+ * The guest's command line: the user's, then every virtio-mmio device in
+ * the form Linux parses, virtio_mmio.device=<size>@<base>:<irq>.
+ */
+static char *brk_compose_cmdline(const char *user,
+				 const struct brk_dev_slot *slots, unsigned n)
+{
+	size_t len = strlen(user ? user : "") + 1 + n * 64;
+	char *s = malloc(len);
+	size_t off;
+
+	if (!s)
+		return NULL;
+	off = (size_t)snprintf(s, len, "%s", user ? user : "");
+	for (unsigned i = 0; i < n; i++) {
+		if (!slots[i].k->virtio)
+			continue;
+		off += (size_t)snprintf(s + off, len - off,
+					"%svirtio_mmio.device=%llu@0x%llx:%d",
+					off ? " " : "",
+					(unsigned long long)slots[i].k->regions[0].len,
+					(unsigned long long)slots[i].base[0],
+					slots[i].irq);
+	}
+	return s;
+}
+
+int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
+		  struct brk_vm **out, char *err, size_t errlen)
+{
+	struct brk_dev_slot slots[BRK_MAX_DEVICES];
+	DeviceSpec specs[BRK_MAX_DEVICES], *specp[BRK_MAX_DEVICES];
+	RegionSpec regions[BRK_MAX_DEVICES][2], *regionp[BRK_MAX_DEVICES][2];
+	uint32_t irqs[BRK_MAX_DEVICES][2];
+	char *cmdline = NULL;
+	int dev_chan[BRK_MAX_DEVICES][2], dev_ring[BRK_MAX_DEVICES];
+	int fds[5 + 2 * BRK_MAX_DEVICES];
+	WorkerInit init = WORKER_INIT__INIT;
+	unsigned nkinds = 0, nfds = 0;
+	int wchan[2] = { -1, -1 }, ram = -1;
+	/* A restore takes the boot image (and initrd) from the stream. */
+	int image_fd = cfg->restore_fd >= 0 ? -1 : cfg->image_fd;
+	int initrd_fd = cfg->restore_fd >= 0 ? -1 : cfg->initrd_fd;
+	struct brk_vm *vm;
+	int r, code = BRK_EXIT_INTERNAL;
+
+	r = kd_sys_check(kvm_fd, err, errlen);
+	if (r < 0)
+		return BRK_EXIT_NOKVM;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return BRK_EXIT_INTERNAL;
+	}
+	vm->chan.fd = -1;
+	vm->worker.pidfd = -1;
+	snprintf(vm->state, sizeof(vm->state), "STARTING");
+	for (unsigned i = 0; i < BRK_MAX_DEVICES; i++)
+		dev_chan[i][0] = dev_chan[i][1] = dev_ring[i] = -1;
+	/*
+	 * The worker reads the image from the start of the open file, which it
+	 * shares with us (and the user); a VM started again reads it again.
+	 */
+	if (image_fd >= 0)
+		lseek(image_fd, 0, SEEK_SET);
+	if (initrd_fd >= 0)
+		lseek(initrd_fd, 0, SEEK_SET);
+	if (cfg->restore_fd >= 0)
+		lseek(cfg->restore_fd, 0, SEEK_SET);
+
+	nkinds = brk_plan_devices(cfg, slots);
+	cmdline = brk_compose_cmdline(cfg->cmdline, slots, nkinds);
+	if (!cmdline) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+
+	ram = brk_make_ram(cfg->mem_size);
+	if (ram < 0) {
+		snprintf(err, errlen, "cannot create %" PRIu64 " bytes of guest "
+			 "RAM: %s", cfg->mem_size, strerror(-ram));
+		goto out;
+	}
+	for (unsigned i = 0; i < nkinds; i++) {
+		if (brk_device_links(cfg, &slots[i], &dev_ring[i], dev_chan[i],
+				     err, errlen) < 0)
+			goto out;
+		brk_fill_spec(&specs[i], regions[i], regionp[i], irqs[i],
+			      &slots[i]);
+		specp[i] = &specs[i];
+	}
+	/*
+	 * The worker first: building its VM (KVM, RAM, the image) is the
+	 * longest part of a start, and it goes on while the devices are
+	 * spawned; the worker waits for each device's channel as it needs it.
+	 */
+
+	if (ipc_chan_pair(wchan) < 0) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		goto out;
+	}
+	r = brk_spawn("bulkhead-worker", wchan[1], "worker", &vm->worker, err,
+		      errlen);
+	if (r < 0)
+		goto out;
+	close(wchan[1]);
+	wchan[1] = -1;
+	ipc_chan_init(&vm->chan, wchan[0], "worker");
+	wchan[0] = -1;
+
+	init.mem_size = cfg->mem_size;
+	init.cpus = cfg->cpus;
+	init.cmdline = cmdline;
+	init.has_initrd = initrd_fd >= 0;
+	init.restore = cfg->restore_fd >= 0;
+	init.no_image = image_fd < 0;
+	init.n_devices = nkinds;
+	init.devices = specp;
+	fds[nfds++] = kvm_fd;
+	fds[nfds++] = ram;
+	if (image_fd >= 0)
+		fds[nfds++] = image_fd;
+	if (initrd_fd >= 0)
+		fds[nfds++] = initrd_fd;
+	if (cfg->restore_fd >= 0)
+		fds[nfds++] = cfg->restore_fd;
+	for (unsigned i = 0; i < nkinds; i++) {
+		fds[nfds++] = dev_chan[i][0];
+		fds[nfds++] = dev_ring[i];
+	}
+	r = ipc_send_pb(&vm->chan, MSG_WORKER_INIT, &init.base, fds, nfds);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot hand the worker its resources: %s",
+			 strerror(-r));
+		goto out;
+	}
+	for (unsigned i = 0; i < nkinds; i++) {
+		r = brk_launch_device(vm, cfg, &slots[i], ram, dev_chan[i][1],
+				      dev_ring[i], err, errlen);
+		if (r < 0)
+			goto out;
+	}
+	code = 0;
+	*out = vm;
+out:
+	for (unsigned i = 0; i < BRK_MAX_DEVICES; i++) {
+		for (int j = 0; j < 2; j++)
+			if (dev_chan[i][j] >= 0)
+				close(dev_chan[i][j]);
+		if (dev_ring[i] >= 0)
+			close(dev_ring[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		if (wchan[i] >= 0)
+			close(wchan[i]);
+	if (ram >= 0)
+		close(ram);
+	free(cmdline);
+	if (code) {
+		/* Whatever was started goes; the caller reports err. */
+		brk_vm_free(vm);
+	}
+	return code;
+}
+
