@@ -40,6 +40,11 @@ LDLIBS_COMMON := -pthread -lprotobuf-c -llzf -lz
 
 all:
 
+define newline
+
+
+endef
+
 # ---- dependencies -------------------------------------------------------
 DEPS_STAMP := $(BUILD)/.deps-build
 $(DEPS_STAMP): scripts/install-deps.sh

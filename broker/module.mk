@@ -23,6 +23,16 @@ brokerd_SRCS += broker/ops.c
 brokerd_SRCS += broker/save.c
 brokerd_SRCS += broker/stats.c
 
+# Modules (tests/tools/modgraph.sh), each with its public header.
+MODULES += launch config control registry server cli
+launch_MODULE := broker/launch.c broker/supervise.c broker/spawn.c
+config_MODULE := broker/config.c
+control_MODULE := broker/control.c
+registry_MODULE := broker/registry.c broker/quota.c broker/console.c \
+	broker/ops.c broker/save.c broker/stats.c
+server_MODULE := broker/daemon.c broker/verbs.c
+cli_MODULE := $(cli_SRCS)
+
 # brkfuzz: a hostile client for tests/integration/test_broker_fuzz.sh.
 BRKFUZZ_BIN := $(BUILD)/tests/bin/brkfuzz
 TEST_BINS += $(BRKFUZZ_BIN)

@@ -43,3 +43,11 @@ DEVICES += i8042
 i8042_SRCS += device-procs/i8042/i8042.c
 i8042_SRCS += device-procs/i8042/main.c
 devcore_SRCS += device-procs/i8042/i8042.c
+
+# Modules (tests/tools/modgraph.sh): the runtime, the virtio transport, and
+# each device (its core and its main).
+MODULES += devhost virtio $(addprefix dev-,$(DEVICES))
+devhost_MODULE := device-procs/devhost/devhost.c device-procs/devhost/dev.c
+virtio_MODULE := device-procs/virtio/virtio_mmio.c
+$(foreach d,$(DEVICES),$(eval dev-$(d)_MODULE := $(filter-out \
+	device-procs/virtio/virtio_mmio.c,$($(d)_SRCS))))

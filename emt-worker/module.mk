@@ -15,3 +15,13 @@ $(BUILD)/bin/bulkhead-ssm-dump: $(call obj,$(SSM_DUMP_SRCS))
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
 all: $(BUILD)/bin/bulkhead-ssm-dump
+
+# Modules (tests/tools/modgraph.sh): each with its public header.
+MODULES += loader vmstate vmsync mptable ssm worker
+loader_MODULE := emt-worker/loader.c
+vmstate_MODULE := emt-worker/vmstate.c
+vmsync_MODULE := emt-worker/vmsync.c
+mptable_MODULE := emt-worker/mptable.c
+ssm_MODULE := emt-worker/ssm.c
+worker_MODULE := emt-worker/main.c emt-worker/emt.c emt-worker/vmapi.c \
+	emt-worker/save.c

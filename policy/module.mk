@@ -117,3 +117,8 @@ $(TEST_BIN)/bulkhead-dev-%: $(BUILD)/bin/bulkhead-dev-%
 TEST_BINS += $(TEST_BIN)/bulkhead $(TEST_BIN)/bulkhead-worker
 TEST_BINS += $(TEST_BIN)/bulkhead-dev-null
 TEST_BINS += $(patsubst %,$(TEST_BIN)/bulkhead-dev-%,$(filter-out null,$(DEVICES)))
+
+# Modules (tests/tools/modgraph.sh).
+MODULES += sbx policyc
+sbx_MODULE := policy/sbx.c
+policyc_MODULE := $(policyc_SRCS)

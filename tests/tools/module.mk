@@ -16,3 +16,11 @@ $(CHECK_DEPS_STAMP): scripts/install-deps.sh
 	$(Q)mkdir -p $(BUILD)
 	$(Q)sh scripts/install-deps.sh check
 	$(Q)touch $@
+
+# The module graph for tests/integration/test_module_graph.sh: one line per
+# module, its name and its objects (tests/tools/modgraph.sh reads it).
+MODULES_FILE := $(BUILD)/modules.txt
+TEST_BINS += $(MODULES_FILE)
+$(MODULES_FILE): $(MAKEFILE_LIST) $(foreach m,$(MODULES),$(call obj,$($(m)_MODULE)))
+	$(call msg,GEN,$@)
+	$(file >$@,$(foreach m,$(MODULES),$(m) $(call obj,$($(m)_MODULE))$(newline)))

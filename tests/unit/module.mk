@@ -1,7 +1,20 @@
 # Check unit tests: every tests/unit/check_<module>.c, gathered by
-# check_main.c (suites.h lists the suites). They link against the module
-# libraries below; a module whose tests need more adds it to UNIT_LINK_SRCS.
+# check_main.c. Each must define Suite *<module>_suite(void): the list of
+# suites is made from the file names (build/tests/unit-suites.h), so a
+# suite cannot be left out, and a file without its suite fails to link.
+# They link against the module libraries below; a module whose tests need
+# more adds it to UNIT_LINK_SRCS.
 unit_SRCS := $(wildcard tests/unit/check_*.c)
+UNIT_SUITES := $(patsubst tests/unit/check_%.c,%,$(filter-out \
+	tests/unit/check_main.c,$(unit_SRCS)))
+UNIT_SUITES_H := $(BUILD)/tests/unit-suites.h
+$(UNIT_SUITES_H): $(MAKEFILE_LIST) $(unit_SRCS)
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(file >$@.tmp,/* Generated from tests/unit/check_*.c: one suite each. */$(newline)$(foreach n,$(UNIT_SUITES),UNIT_SUITE($(n))$(newline)))
+	$(Q)cmp -s $@.tmp $@ 2>/dev/null && rm -f $@.tmp || mv $@.tmp $@
+$(call obj,$(unit_SRCS)): $(UNIT_SUITES_H)
+$(call obj,$(unit_SRCS)): ALL_CFLAGS += -I$(BUILD)/tests
 UNIT_LINK_SRCS += $(worker_lib_SRCS) $(devcore_SRCS) $(ipc_SRCS)
 
 UNIT_BIN := $(BUILD)/tests/check_unit

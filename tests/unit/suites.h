@@ -1,30 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The Check suites gathered by check_main.c: one per tests/unit/check_*.c.
- * Declared weak so a suite whose file is not in the build is simply absent;
- * add a new suite here and in check_main.c's table.
+ * The Check suites gathered by check_main.c: one per tests/unit/check_*.c,
+ * Suite *<name>_suite(void) in tests/unit/check_<name>.c. The list is
+ * made by make from the file names (build/tests/unit-suites.h): a new
+ * check_*.c is run without being added anywhere, and one whose suite is
+ * missing fails to link.
  */
 #ifndef BULKHEAD_TEST_SUITES_H
 #define BULKHEAD_TEST_SUITES_H
 
 #include <check.h>
 
-#define SUITE_DECL(name) Suite *name##_suite(void) __attribute__((weak))
-
-SUITE_DECL(ipc);
-SUITE_DECL(ring);
-SUITE_DECL(loader);
-SUITE_DECL(uart);
-SUITE_DECL(vmstate);
-SUITE_DECL(vmreq);
-SUITE_DECL(ssm);
-SUITE_DECL(policy);
-SUITE_DECL(rtc);
-SUITE_DECL(i8042);
-SUITE_DECL(virtio);
-SUITE_DECL(bzimage);
-SUITE_DECL(fuzzreplay);
-SUITE_DECL(acpi);
-SUITE_DECL(mptable);
+#define UNIT_SUITE(name) Suite *name##_suite(void);
+#include "unit-suites.h"
+#undef UNIT_SUITE
 
 #endif
