@@ -3,6 +3,8 @@ worker_lib_SRCS += emt-worker/loader.c
 worker_lib_SRCS += emt-worker/vmstate.c
 worker_lib_SRCS += emt-worker/vmsync.c
 worker_lib_SRCS += emt-worker/mptable.c
+worker_lib_SRCS += emt-worker/aml.c
+worker_lib_SRCS += emt-worker/acpi.c
 worker_main_SRCS += emt-worker/main.c
 worker_main_SRCS += emt-worker/emt.c
 worker_main_SRCS += emt-worker/vmapi.c
@@ -17,11 +19,13 @@ $(BUILD)/bin/bulkhead-ssm-dump: $(call obj,$(SSM_DUMP_SRCS))
 all: $(BUILD)/bin/bulkhead-ssm-dump
 
 # Modules (tests/tools/modgraph.sh): each with its public header.
-MODULES += loader vmstate vmsync mptable ssm worker
+MODULES += loader vmstate vmsync mptable aml acpi ssm worker
 loader_MODULE := emt-worker/loader.c
 vmstate_MODULE := emt-worker/vmstate.c
 vmsync_MODULE := emt-worker/vmsync.c
 mptable_MODULE := emt-worker/mptable.c
+aml_MODULE := emt-worker/aml.c
+acpi_MODULE := emt-worker/acpi.c
 ssm_MODULE := emt-worker/ssm.c
 worker_MODULE := emt-worker/main.c emt-worker/emt.c emt-worker/vmapi.c \
 	emt-worker/save.c
