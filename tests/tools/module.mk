@@ -23,4 +23,5 @@ MODULES_FILE := $(BUILD)/modules.txt
 TEST_BINS += $(MODULES_FILE)
 $(MODULES_FILE): $(MAKEFILE_LIST) $(foreach m,$(MODULES),$(call obj,$($(m)_MODULE)))
 	$(call msg,GEN,$@)
+	$(shell mkdir -p $(dir $@))
 	$(file >$@,$(foreach m,$(MODULES),$(m) $(call obj,$($(m)_MODULE))$(newline)))

@@ -10,7 +10,7 @@ UNIT_SUITES := $(patsubst tests/unit/check_%.c,%,$(filter-out \
 UNIT_SUITES_H := $(BUILD)/tests/unit-suites.h
 $(UNIT_SUITES_H): $(MAKEFILE_LIST) $(unit_SRCS)
 	$(call msg,GEN,$@)
-	$(Q)mkdir -p $(dir $@)
+	$(shell mkdir -p $(dir $@))
 	$(file >$@.tmp,/* Generated from tests/unit/check_*.c: one suite each. */$(newline)$(foreach n,$(UNIT_SUITES),UNIT_SUITE($(n))$(newline)))
 	$(Q)cmp -s $@.tmp $@ 2>/dev/null && rm -f $@.tmp || mv $@.tmp $@
 $(call obj,$(unit_SRCS)): $(UNIT_SUITES_H)
