@@ -17,7 +17,7 @@
 # Environment: REPS (runs per variant, default 7; 5 in the nest), ROWS
 # (which rows, default "exits startup idle blk save"), BENCH_OUT (where the
 # table is also written, default BUILD/bench/results.md), and per row
-# EXIT_COUNT3, EXIT_COUNT0, STARTUP_REPS_PC, IDLE_REPS,
+# EXIT_COUNT3, EXIT_COUNT0, EXIT_HOGS, STARTUP_REPS_PC, IDLE_REPS,
 # IDLE_SECONDS, BLK_MIB, BLK_SEQKB, BLK_RAND, BLK_QD, SAVE_ARGS, SAVE_REPS
 # (see bench/row-*.sh).
 set -u
@@ -42,7 +42,7 @@ done
 # ---- here, or in the nest ---------------------------------------------
 # Every knob a row reads, passed into the nest as set here.
 BENCH_KNOBS="REPS ROWS BENCH_OUT BENCH_KEEP QEMU_BIN EXIT_COUNT3 EXIT_COUNT0 \
-STARTUP_REPS_PC IDLE_REPS IDLE_SECONDS IDLE_SETTLE BLK_MIB \
+EXIT_HOGS STARTUP_REPS_PC IDLE_REPS IDLE_SECONDS IDLE_SETTLE BLK_MIB \
 BLK_SEQKB BLK_RAND BLK_QD BLK_DISK_MIB SAVE_ARGS SAVE_REPS SAVE_WARM"
 
 kvm_usable() {
@@ -133,6 +133,7 @@ cleanup() {
 	save_cleanup 2>/dev/null
 	[ -n "$BLK_IMG" ] && rm -f "$BLK_IMG"
 	[ -n "$SAVE_DIR" ] && rm -rf "$SAVE_DIR"
+	hogs_stop 2>/dev/null
 	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
