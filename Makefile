@@ -4,7 +4,8 @@
 #   make            build everything
 #   make run        boot the demo guest through the whole process stack
 #   make check      build and run every test
-#   make bench      benchmarks (prints ratios measured side by side)
+#   make bench      benchmarks (prints ratios measured side by side; in a
+#                   nested KVM host when there is no /dev/kvm)
 #   make clean
 #
 # Options: V=1 (show commands), WERROR=0 (warnings are not errors),

@@ -11,7 +11,7 @@
 QEMU_BIN=${QEMU_BIN:-qemu-system-x86_64}
 # The same guest-visible machine as far as QEMU allows: KVM, no default
 # devices, the UART on stdio, debug-exit at 0xf4 like Bulkhead's.
-QEMU_BASE="$QEMU_BIN -enable-kvm -nodefaults -no-user-config -display none \
+QEMU_BASE="$QEMU_BIN -accel kvm -nodefaults -no-user-config -display none \
 -device isa-debug-exit,iobase=0xf4,iosize=4"
 
 bench_log() {

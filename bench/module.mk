@@ -1,6 +1,8 @@
 # bench: `make bench` measures Bulkhead and QEMU side by side (interleaved,
 # medians) and prints one table; see bench/run-bench.sh and
 # docs/performance.md. QEMU comes from `scripts/install-deps.sh bench`.
+# Without a usable /dev/kvm the script runs itself inside a nested KVM host
+# (scripts/kvm-nest); BULKHEAD_NEST=0 refuses, BULKHEAD_NEST=1 forces it.
 BENCHTOOL := $(BUILD)/bench/benchtool
 $(BENCHTOOL): bench/benchtool.c
 	$(call msg,CC,$@)
