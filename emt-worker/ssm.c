@@ -35,48 +35,6 @@
 
 #include "emt-worker/ssm.h"
 
-/* Structure sizes (docs/ssm-format.md). */
-#define SSM_HDR_SIZE 64u
-#define SSM_UNIT_HDR_SIZE 44u
-#define SSM_TERM_PAYLOAD 14u
-#define SSM_DIR_HDR_SIZE 16u
-#define SSM_DIR_ENTRY_SIZE 16u
-#define SSM_FOOTER_SIZE 32u
-#define SSM_MAGIC_LEN 8u
-
-/* Header field offsets. */
-#define SSM_HDR_VER_MAJOR 32
-#define SSM_HDR_VER_MINOR 34
-#define SSM_HDR_PAGE_SIZE 36
-#define SSM_HDR_FLAGS 40
-#define SSM_HDR_BLOCK_SIZE 44
-#define SSM_HDR_HOST_BITS 48
-#define SSM_HDR_PRODUCER 52
-#define SSM_HDR_RESERVED 56
-#define SSM_HDR_CRC 60
-
-/* Unit header field offsets. */
-#define SSM_UH_OFFSET 8
-#define SSM_UH_STREAM_CRC 16
-#define SSM_UH_CRC 20
-#define SSM_UH_VERSION 24
-#define SSM_UH_INSTANCE 28
-#define SSM_UH_PASS 32
-#define SSM_UH_FLAGS 36
-#define SSM_UH_NAME_LEN 40
-
-/* Directory and footer field offsets. */
-#define SSM_DIR_CRC 8
-#define SSM_DIR_COUNT 12
-#define SSM_FT_OFFSET 8
-#define SSM_FT_STREAM_CRC 16
-#define SSM_FT_COUNT 20
-#define SSM_FT_RESERVED 24
-#define SSM_FT_CRC 28
-
-/* Terminator flags. */
-#define SSM_TERM_F_CRC 0x0001u
-
 #define SSM_PRODUCER 1u         /* bumped when the writer changes behaviour */
 #define SSM_IN_BUF (64u * 1024) /* reader input buffer */
 #define SSM_OUT_BUF (64u * 1024)
@@ -89,11 +47,11 @@
 #define SSM_PAGE_MIN 4096u
 #define SSM_PAGE_MAX (1024u * 1024)
 
-static const char ssm_file_magic[32] = "\x7f" "BulkheadSSM\r\n\x1a\n";
-static const char ssm_unit_magic[SSM_MAGIC_LEN] = "\nBhUnit\n";
-static const char ssm_end_magic[SSM_MAGIC_LEN] = "\nBhTEnd\n";
-static const char ssm_dir_magic[SSM_MAGIC_LEN] = "\nBhDirs\n";
-static const char ssm_footer_magic[SSM_MAGIC_LEN] = "\nBhFoot\n";
+static const char ssm_file_magic[SSM_FILE_MAGIC_LEN] = SSM_FILE_MAGIC;
+static const char ssm_unit_magic[SSM_MAGIC_LEN] = SSM_UNIT_MAGIC;
+static const char ssm_end_magic[SSM_MAGIC_LEN] = SSM_END_MAGIC;
+static const char ssm_dir_magic[SSM_MAGIC_LEN] = SSM_DIR_MAGIC;
+static const char ssm_footer_magic[SSM_MAGIC_LEN] = SSM_FOOTER_MAGIC;
 
 /* ---- little-endian helpers ---------------------------------------------- */
 
@@ -1064,28 +1022,29 @@ int ssm_put_str(struct ssm_writer *w, const char *s)
 /* The terminator: type, size, flags, CRC up to here, unit size. */
 static int ssm_wr_term(struct ssm_writer *w)
 {
-	uint8_t t[2 + SSM_TERM_PAYLOAD];
+	uint8_t t[SSM_TERM_SIZE];
 	uint32_t crc;
 	int r;
 
 	t[0] = SSM_REC_MAGIC | SSM_REC_IMPORTANT | SSM_REC_TERM;
 	t[1] = SSM_TERM_PAYLOAD;
-	ssm_le16_put(t + 2, SSM_TERM_F_CRC);
-	r = ssm_wr_emit(w, t, 4);
+	ssm_le16_put(t + SSM_TERM_FLAGS, SSM_TERM_F_CRC);
+	r = ssm_wr_emit(w, t, SSM_TERM_STREAM_CRC);
 	if (r < 0)
 		return r;
 	crc = w->crc;
-	ssm_le32_put(t + 4, crc);
-	ssm_le64_put(t + 8, w->off + 12 - w->unit_start);
+	ssm_le32_put(t + SSM_TERM_STREAM_CRC, crc);
+	ssm_le64_put(t + SSM_TERM_UNIT_SIZE,
+		     w->off + SSM_TERM_SIZE - SSM_TERM_STREAM_CRC - w->unit_start);
 	/*
 	 * The CRC field itself stays out of the running CRC: a CRC32 followed
 	 * by the CRC of what precedes it leaves a constant register, and the
 	 * running CRC would forget everything before each terminator (a unit
 	 * spliced from another stream at the same offset would pass).
 	 */
-	r = ssm_wr_emit(w, t + 4, 4);
+	r = ssm_wr_emit(w, t + SSM_TERM_STREAM_CRC, 4);
 	w->crc = crc;
-	return r < 0 ? r : ssm_wr_emit(w, t + 8, 8);
+	return r < 0 ? r : ssm_wr_emit(w, t + SSM_TERM_UNIT_SIZE, 8);
 }
 
 int ssm_unit_end(struct ssm_writer *w)

@@ -63,6 +63,65 @@ enum ssm_rec_type {
 };
 #define SSM_REC_TYPES 16u
 
+/* ---- stream layout (docs/ssm-format.md), for the reader and tools ------- */
+
+/* Magic strings; the file magic is NUL-padded to SSM_FILE_MAGIC_LEN. */
+#define SSM_FILE_MAGIC "\x7f" "BulkheadSSM\r\n\x1a\n"
+#define SSM_FILE_MAGIC_LEN 32u
+#define SSM_UNIT_MAGIC "\nBhUnit\n"
+#define SSM_END_MAGIC "\nBhTEnd\n"
+#define SSM_DIR_MAGIC "\nBhDirs\n"
+#define SSM_FOOTER_MAGIC "\nBhFoot\n"
+#define SSM_MAGIC_LEN 8u          /* the unit, end, directory, footer magic */
+
+/* Structure sizes. */
+#define SSM_HDR_SIZE 64u
+#define SSM_UNIT_HDR_SIZE 44u     /* then the name, NUL included */
+#define SSM_TERM_PAYLOAD 14u
+#define SSM_TERM_SIZE (2u + SSM_TERM_PAYLOAD) /* type, size, payload */
+#define SSM_DIR_HDR_SIZE 16u
+#define SSM_DIR_ENTRY_SIZE 16u
+#define SSM_FOOTER_SIZE 32u
+
+/* File header field offsets. */
+#define SSM_HDR_VER_MAJOR 32
+#define SSM_HDR_VER_MINOR 34
+#define SSM_HDR_PAGE_SIZE 36
+#define SSM_HDR_FLAGS 40
+#define SSM_HDR_BLOCK_SIZE 44
+#define SSM_HDR_HOST_BITS 48
+#define SSM_HDR_PRODUCER 52
+#define SSM_HDR_RESERVED 56
+#define SSM_HDR_CRC 60
+
+/* Unit header field offsets (the end unit's too). */
+#define SSM_UH_OFFSET 8
+#define SSM_UH_STREAM_CRC 16
+#define SSM_UH_CRC 20
+#define SSM_UH_VERSION 24
+#define SSM_UH_INSTANCE 28
+#define SSM_UH_PASS 32
+#define SSM_UH_FLAGS 36
+#define SSM_UH_NAME_LEN 40
+
+/* Terminator field offsets, from its type byte, and its one flag. */
+#define SSM_TERM_FLAGS 2
+#define SSM_TERM_STREAM_CRC 4
+#define SSM_TERM_UNIT_SIZE 8
+#define SSM_TERM_F_CRC 0x0001u
+
+/* Directory, directory entry and footer field offsets. */
+#define SSM_DIR_CRC 8
+#define SSM_DIR_COUNT 12
+#define SSM_DE_OFFSET 0
+#define SSM_DE_INSTANCE 8
+#define SSM_DE_NAME_CRC 12
+#define SSM_FT_OFFSET 8
+#define SSM_FT_STREAM_CRC 16
+#define SSM_FT_COUNT 20
+#define SSM_FT_RESERVED 24
+#define SSM_FT_CRC 28
+
 /* ---- size encoding (UTF-8 style, 1 to 6 bytes) -------------------------- */
 
 #define SSM_SIZE_MAX_BYTES 6u

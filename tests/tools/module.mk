@@ -7,6 +7,15 @@ $(LOAD_IMAGE_BIN): $(call obj,tests/tools/load-image.c emt-worker/loader.c)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 
+# ssm-damage: damaged copies of saved-state streams, and their check by the
+# saved-state reader in process (tests/integration/test_saved_state_hostile.sh).
+SSM_DAMAGE_BIN := $(BUILD)/tests/ssm-damage
+TEST_BINS += $(SSM_DAMAGE_BIN)
+$(SSM_DAMAGE_BIN): $(call obj,tests/tools/ssm-damage.c emt-worker/ssm.c)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+
 # What the integration tests use on the host (Debian's kernel, busybox,
 # cpio): installed once by the install script. QEMU, for the nest, is
 # installed by tests/run-tests.sh only when the nest is needed.
