@@ -7,8 +7,10 @@
 #   in-worker       nothing claims it: the worker's EMT drops the write or
 #                   answers the read with all ones (port 0x510, MMIO
 #                   0xd0100000 without --null-dev);
-#   own process     the null device claims it (--null-dev): the EMT posts
-#                   the access on the device's ring and waits for the answer.
+#   own process     the null device claims it (--null-dev): the EMT puts
+#                   the access on the device's ring; a read waits for the
+#                   answer, a write is posted (the null device's writes
+#                   may be: the EMT does not wait; docs/design.md).
 # QEMU (-M microvm): an unassigned port or address, handled in QEMU's own
 # process (unassigned_io/unassigned_mem). Port 0x520 rather than 0x510,
 # because microvm has fw_cfg at 0x510.

@@ -189,6 +189,47 @@ static uint64_t emt_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+_Static_assert(EMT_MAX_DEVICES <= 32, "posted_devs has a bit per device");
+
+/* May this write be posted (its result is not observable at once)? */
+static bool emt_dev_write_posted(const struct emt_dev *d, unsigned region,
+				 uint64_t off, unsigned len)
+{
+	for (unsigned i = 0; i < d->nposted; i++) {
+		const struct emt_posted_range *p = &d->posted[i];
+
+		if (p->region == region && off >= p->off &&
+		    off - p->off < p->len && len <= p->len - (off - p->off))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Wait until the devices have handled every write this vCPU posted, except
+ * on `except` (whose ring keeps them in order with what follows anyway).
+ * So an access that waits for its answer, or anything the EMT does outside
+ * its run loop (a rendezvous, a save, the end), sees every earlier write
+ * of the vCPU done: posting reorders a write only with the guest's own
+ * instructions and with interrupts. False when a device is gone.
+ */
+static bool emt_drain_posted(struct emt_vcpu *c, const struct emt_dev *except)
+{
+	struct emt_vm *vm = c->vm;
+	bool ok = true;
+
+	for (unsigned i = 0; c->posted_devs && i < vm->ndevs; i++) {
+		struct emt_dev *d = &vm->devs[i];
+
+		if (!(c->posted_devs & (1u << i)) || d == except)
+			continue;
+		if (ipc_ring_drain(d->ring, c->kv->id) < 0)
+			ok = false;
+		c->posted_devs &= ~(1u << i);
+	}
+	return ok;
+}
+
 /*
  * Forward one access to a device process. Returns false when the vCPU must
  * stop running guest code (device gone, or it asked for the VM to stop).
@@ -210,7 +251,17 @@ static bool emt_dev_access(struct emt_vcpu *c, struct emt_dev *d,
 
 	if (write)
 		memcpy(&a.data, data, len);
-	r = ipc_ring_call(d->ring, c->kv->id, &a);
+	if (write && emt_dev_write_posted(d, region, a.off, len)) {
+		r = ipc_ring_post(d->ring, c->kv->id, &a);
+		c->posted_devs |= 1u << (unsigned)(d - c->vm->devs);
+		atomic_fetch_add_explicit(&d->posted_writes, 1,
+					  memory_order_relaxed);
+	} else {
+		if (c->posted_devs && !emt_drain_posted(c, d))
+			r = -EPIPE;
+		else
+			r = ipc_ring_call(d->ring, c->kv->id, &a);
+	}
 	atomic_fetch_add_explicit(&d->access_ns, emt_now_ns() - t0,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&d->accesses, 1, memory_order_relaxed);
@@ -440,6 +491,10 @@ static void *emt_thread(void *arg)
 		} while (atomic_load_explicit(&vm->guest_runs,
 					      memory_order_relaxed) &&
 			 !vm_sync_work_hint(&vm->sync, &c->seen_work));
+		/* Whatever comes next (a request, a rendezvous, a save, the
+		 * end) sees this vCPU's posted writes done. */
+		if (c->posted_devs)
+			emt_drain_posted(c, NULL);
 		if (!may_run)
 			vm_emt_wait(&vm->sync, id, gen, -1);
 	}

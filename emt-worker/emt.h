@@ -108,6 +108,7 @@ enum emt_image_kind emt_detect_image(const uint8_t *image, size_t len);
 
 #define EMT_MAX_DEVICES 8u
 #define EMT_MAX_DEV_REGIONS 4u
+#define EMT_MAX_DEV_POSTED 4u
 #define EMT_MAX_DEV_IRQS 4u
 /* How long a device has to answer a lifecycle notification. */
 #define EMT_NOTIFY_TIMEOUT_MS 2000
@@ -132,6 +133,15 @@ struct emt_region {
 	uint64_t len;
 };
 
+/* Writes of regions[region] + [off, off + len) may be posted: queued on
+ * the ring without waiting for the device (the device's registration says
+ * which; docs/design.md, "The access ring"). */
+struct emt_posted_range {
+	unsigned region;
+	uint64_t off;
+	uint64_t len;
+};
+
 /* A device process as the worker sees it. */
 struct emt_dev {
 	char label[48];               /* "uart#0" */
@@ -141,6 +151,8 @@ struct emt_dev {
 	unsigned nregions;
 	uint32_t irqs[EMT_MAX_DEV_IRQS];
 	unsigned nirqs;
+	struct emt_posted_range posted[EMT_MAX_DEV_POSTED];
+	unsigned nposted;
 	bool may_request_exit;
 	bool may_request_reset;
 	bool may_request_poweroff;
@@ -161,6 +173,7 @@ struct emt_dev {
 	/* Counters. */
 	atomic_uint_fast64_t accesses;
 	atomic_uint_fast64_t access_ns;
+	atomic_uint_fast64_t posted_writes;
 };
 
 struct emt_vm;
@@ -178,6 +191,9 @@ struct emt_vcpu {
 	struct kvm_lapic_state init_lapic;
 	struct kvm_vcpu_events init_events;
 	uint32_t init_mp_state;
+	/* Devices (bit = index) that may still have writes of this vCPU
+	 * posted and not yet handled. */
+	uint32_t posted_devs;
 	/* Counters, written by this EMT only. */
 	uint64_t exits;
 	uint64_t io_exits;

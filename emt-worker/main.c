@@ -346,6 +346,21 @@ static bool wk_doorbell_ok(const struct emt_dev *d, const DevDoorbell *b)
 	return b->off < rg->len && b->len <= rg->len - b->off;
 }
 
+/*
+ * A posted-write range must lie inside one of the device's own regions,
+ * and a device that may stop the VM gets none: its STOP answer must reach
+ * the vCPU before it runs on.
+ */
+static bool wk_posted_ok(const struct emt_dev *d, const DevPosted *p)
+{
+	const struct emt_region *rg;
+
+	if (d->may_request_exit || p->region >= d->nregions || p->len == 0)
+		return false;
+	rg = &d->regions[p->region];
+	return p->off < rg->len && p->len <= rg->len - p->off;
+}
+
 #define WK_MAX_REG_FDS (2 * EMT_MAX_DEV_IRQS + 8)
 
 static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
@@ -361,10 +376,26 @@ static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
 
 	r = wk_check_registration(x, reg);
 	if (r == 0 && ((reg->n_irq_flags && reg->n_irq_flags != reg->n_irqs) ||
-		       reg->n_doorbells > 8)) {
-		snprintf(x->err, sizeof(x->err), "malformed IRQ flags or "
-			 "doorbells");
+		       reg->n_doorbells > 8 ||
+		       reg->n_posted > EMT_MAX_DEV_POSTED)) {
+		snprintf(x->err, sizeof(x->err), "malformed IRQ flags, "
+			 "doorbells or posted writes");
 		r = -EPROTO;
+	}
+	for (size_t i = 0; r == 0 && i < reg->n_posted; i++) {
+		const DevPosted *p = reg->posted[i];
+
+		if (!wk_posted_ok(d, p)) {
+			snprintf(x->err, sizeof(x->err), "posted-write range "
+				 "%zu lies outside the device's regions, or "
+				 "the device may stop the VM", i);
+			r = -EPERM;
+			break;
+		}
+		d->posted[i].region = p->region;
+		d->posted[i].off = p->off;
+		d->posted[i].len = p->len;
+		d->nposted = (unsigned)i + 1;
 	}
 	for (size_t i = 0; r == 0 && i < reg->n_doorbells; i++) {
 		if (!wk_doorbell_ok(d, reg->doorbells[i])) {
@@ -1019,8 +1050,8 @@ static void wk_send_exit(struct wk *w)
 {
 	struct emt_vm *vm = w->vm;
 	VmExited ex = VM_EXITED__INIT;
-	ExitCounter c[4 + EMT_MAX_DEVICES], *cp[4 + EMT_MAX_DEVICES];
-	char names[EMT_MAX_DEVICES][64];
+	ExitCounter c[4 + 2 * EMT_MAX_DEVICES], *cp[4 + 2 * EMT_MAX_DEVICES];
+	char names[2 * EMT_MAX_DEVICES][64];
 	uint64_t exits = 0, ur = 0, uw = 0;
 	unsigned n = 0;
 	int r;
@@ -1045,6 +1076,15 @@ static void wk_send_exit(struct wk *w)
 		exit_counter__init(&c[n]);
 		c[n].name = names[i];
 		c[n++].value = atomic_load(&vm->devs[i].accesses);
+	}
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		if (!vm->devs[i].nposted)
+			continue;
+		snprintf(names[EMT_MAX_DEVICES + i], sizeof(names[0]),
+			 "posted-writes:%s", vm->devs[i].label);
+		exit_counter__init(&c[n]);
+		c[n].name = names[EMT_MAX_DEVICES + i];
+		c[n++].value = atomic_load(&vm->devs[i].posted_writes);
 	}
 	for (unsigned i = 0; i < n; i++)
 		cp[i] = &c[i];

@@ -16,8 +16,11 @@
  * the channel.
  *
  * The access ring carries register accesses (port I/O, MMIO) from EMTs to a
- * device process: one slot per vCPU in a shared memfd, adaptive spinning and
- * then futex waits on both sides. No syscalls on the fast path.
+ * device process: one slot per vCPU in a shared memfd, each a queue of
+ * IPC_RING_DEPTH accesses, so that writes the guest cannot observe can be
+ * posted without waiting. Each side spins only while it sees the other
+ * running (a heartbeat in the shared page) and otherwise sleeps on a futex
+ * at once. No syscalls on the fast path.
  */
 #ifndef BULKHEAD_IPC_H
 #define BULKHEAD_IPC_H
@@ -158,6 +161,8 @@ int ipc_dispatch(struct ipc_chan *c, const struct ipc_phase *ph,
 /* ---- access ring ------------------------------------------------------ */
 
 #define IPC_RING_MAX_SLOTS 64u
+/* Accesses one slot holds: posted writes in flight, plus one call. */
+#define IPC_RING_DEPTH 16u
 
 enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 
@@ -206,13 +211,33 @@ unsigned ipc_ring_nslots(const struct ipc_ring *r);
  * flags is masked to the known IPC_ACC_F_* bits.
  */
 int ipc_ring_call(struct ipc_ring *r, unsigned slot, struct ipc_access *a);
+/*
+ * EMT side: a posted write. Queue the write *a on slot and return without
+ * waiting for the device, unless the slot's queue is full (then wait for
+ * room first). The device handles a slot's accesses in the order they were
+ * queued, so a later ipc_ring_call() on the same slot is answered after
+ * every write posted before it. The answer (flags included) is never read:
+ * only for writes whose effect the guest cannot observe except through
+ * later accesses to the same device. 0, -EINVAL (not a write, bad slot) or
+ * -EPIPE.
+ */
+int ipc_ring_post(struct ipc_ring *r, unsigned slot,
+		  const struct ipc_access *a);
+/* EMT side: wait until the device has handled everything queued on slot.
+ * 0, -EINVAL or -EPIPE. */
+int ipc_ring_drain(struct ipc_ring *r, unsigned slot);
+/* EMT side: something queued on slot is not handled yet. */
+bool ipc_ring_pending(const struct ipc_ring *r, unsigned slot);
 
 /*
  * Device side: serve accesses until ipc_ring_shutdown() or ipc_ring_stop().
  * handler fills a->data for reads and may set a->flags; its return value is
  * ignored except that a negative one stops serving and is returned (that
  * access is left unanswered; its EMT waits until ipc_ring_shutdown()).
- * Spins for spin_ns after the last access before sleeping on the futex.
+ * Each slot's accesses are handled in the order they were queued. After
+ * the last access it spins for up to spin_ns before sleeping on the futex,
+ * but only while its EMTs are seen spinning for their answers; when they
+ * have had to be woken, it sleeps as soon as it is idle (ring.c).
  * Only one thread may serve a ring.
  */
 typedef int (*ipc_ring_handler_fn)(void *ctx, unsigned slot,
@@ -231,5 +256,33 @@ void ipc_ring_stop(struct ipc_ring *r);
  */
 void ipc_ring_shutdown(struct ipc_ring *r);
 bool ipc_ring_is_dead(const struct ipc_ring *r);
+/* The device side is asleep on the doorbell (for tests and diagnostics;
+ * read from the shared page, so a hostile device may lie). */
+bool ipc_ring_dev_asleep(const struct ipc_ring *r);
+/* The EMT of slot is asleep waiting for an answer (likewise). */
+bool ipc_ring_emt_asleep(const struct ipc_ring *r, unsigned slot);
+
+/*
+ * What this mapping's side did: the EMT side's counters summed over the
+ * slots, the device side's from ipc_ring_serve(). Counted, never timed.
+ */
+struct ipc_ring_stats {
+	/* EMT side */
+	uint64_t calls;              /* ipc_ring_call() */
+	uint64_t posted;             /* ipc_ring_post() */
+	uint64_t full_waits;         /* posts that waited for room */
+	uint64_t waits_spun;         /* waits that ended while spinning */
+	uint64_t sleeps_dev_asleep;  /* slept at once: the device was asleep */
+	uint64_t sleeps_dev_stalled; /* slept: the device's heartbeat stopped */
+	uint64_t sleeps_spin_limit;  /* slept: spun for the longest allowed */
+	/* device side */
+	uint64_t answered;           /* accesses handled */
+	uint64_t emt_wakes;          /* answers that had to wake their EMT */
+	uint64_t idle_spins;         /* idle periods spun before sleeping */
+	uint64_t idle_sleeps_at_once;/* idle periods slept without spinning */
+	uint64_t probes;             /* spins tried while not spinning */
+	uint64_t preempted;          /* spins cut short: taken off the CPU */
+};
+void ipc_ring_get_stats(const struct ipc_ring *r, struct ipc_ring_stats *st);
 
 #endif

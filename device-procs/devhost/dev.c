@@ -26,7 +26,8 @@ int dev_new_at(const struct dev_desc *desc, unsigned instance,
 		return -EINVAL;
 	*out = NULL;
 	if (desc->nregions > DEV_MAX_REGIONS || desc->nirqs > DEV_MAX_IRQS ||
-	    desc->ndoorbells > DEV_MAX_DOORBELLS)
+	    desc->ndoorbells > DEV_MAX_DOORBELLS ||
+	    desc->nposted > DEV_MAX_POSTED)
 		return -EINVAL;
 
 	d = calloc(1, sizeof(*d));

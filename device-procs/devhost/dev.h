@@ -38,6 +38,21 @@ struct dev_doorbell {
 	unsigned len;
 };
 
+/*
+ * Posted writes: a guest write of regions[region] + [off, off + len) whose
+ * effect the guest cannot observe at once, except through later accesses
+ * to this device (which the ring keeps in order) and through interrupts.
+ * The EMT queues it on the ring and lets the vCPU run on without waiting
+ * for the core's io callback: a transmit register, a data sink. Not for a
+ * write that stops or resets the VM, that the guest expects to take effect
+ * in guest memory (DMA), or whose answer carries flags.
+ */
+struct dev_posted {
+	unsigned region;
+	uint64_t off;
+	uint64_t len;
+};
+
 /* IRQ line flags (dev_desc.irq_flags). */
 #define DEV_IRQ_EDGE 0x0u   /* ISA style: a rising level is one pulse */
 #define DEV_IRQ_LEVEL 0x1u  /* held while the core holds it (irqfd resample) */
@@ -95,6 +110,7 @@ struct dev_config {
 #define DEV_MAX_REGIONS 4u
 #define DEV_MAX_IRQS 4u
 #define DEV_MAX_DOORBELLS 8u
+#define DEV_MAX_POSTED 4u
 #define DEV_MAX_TIMERS 4u
 
 struct dev_desc {
@@ -106,6 +122,8 @@ struct dev_desc {
 	const uint8_t *irq_flags;         /* DEV_IRQ_*, NULL: all edge */
 	const struct dev_doorbell *doorbells;
 	unsigned ndoorbells;
+	const struct dev_posted *posted;  /* writes that may be posted */
+	unsigned nposted;
 	size_t state_size;                /* bytes of core state, zeroed */
 
 	/* Build the device; returns 0 or -errno. May be NULL. */

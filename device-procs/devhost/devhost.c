@@ -598,6 +598,7 @@ static int devhost_register(struct devhost *h)
 	const struct dev_desc *desc = h->desc;
 	DevRegion regions[DEV_MAX_REGIONS], *rp[DEV_MAX_REGIONS];
 	DevDoorbell bells[DEV_MAX_DOORBELLS], *bp[DEV_MAX_DOORBELLS];
+	DevPosted posted[DEV_MAX_POSTED], *pp[DEV_MAX_POSTED];
 	DevRegister reg = DEV_REGISTER__INIT;
 	struct ipc_phase_state st = { 0 };
 	uint32_t irqs[DEV_MAX_IRQS], flags[DEV_MAX_IRQS];
@@ -630,6 +631,15 @@ static int devhost_register(struct devhost *h)
 	}
 	reg.n_doorbells = desc->ndoorbells;
 	reg.doorbells = bp;
+	for (unsigned i = 0; i < desc->nposted; i++) {
+		dev_posted__init(&posted[i]);
+		posted[i].region = desc->posted[i].region;
+		posted[i].off = desc->posted[i].off;
+		posted[i].len = desc->posted[i].len;
+		pp[i] = &posted[i];
+	}
+	reg.n_posted = desc->nposted;
+	reg.posted = pp;
 	r = ipc_send_pb(&h->chan, MSG_DEV_REGISTER, &reg.base, NULL, 0);
 	if (r < 0)
 		return r;
@@ -964,7 +974,8 @@ int dev_main(int argc, char **argv, const struct dev_desc *desc)
 	h.msg = malloc(sizeof(*h.msg));
 	h.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (!h.msg || h.timerfd < 0 || desc->nregions > DEV_MAX_REGIONS ||
-	    desc->nirqs > DEV_MAX_IRQS || desc->ndoorbells > DEV_MAX_DOORBELLS)
+	    desc->nirqs > DEV_MAX_IRQS || desc->ndoorbells > DEV_MAX_DOORBELLS ||
+	    desc->nposted > DEV_MAX_POSTED)
 		return 1;
 	if (devhost_bootstrap(&h) < 0)
 		return 1;

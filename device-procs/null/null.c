@@ -3,7 +3,10 @@
  * null: a device that does nothing, for measuring the cost of an exit that
  * reaches a device process: ports 0x510-0x517 and one MMIO page at
  * 0xd0100000 (clear of the virtio-mmio slots at 0xd0000000 + 0x200 * n).
- * Writes to either are counted and otherwise ignored; reads return 0.
+ * Writes to either are counted and otherwise ignored, and may be posted
+ * (the EMT does not wait for them); a read returns the number of writes
+ * seen so far, masked to its width, so a guest can check that posted writes
+ * reached the device before a later read.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,7 +29,9 @@ static void null_io(struct dev *d, unsigned region, uint64_t off, void *data,
 	if (write) {
 		s->writes++;
 	} else {
-		memset(data, 0, len);
+		uint64_t v = s->writes;
+
+		memcpy(data, &v, len);   /* little-endian, len <= 8 */
 		s->reads++;
 	}
 }
@@ -37,10 +42,18 @@ static const struct dev_region null_regions[] = {
 	{DEV_MMIO, 0xd0100000, 0x1000},
 };
 
+/* Nothing a write does can be seen: every write may be posted. */
+static const struct dev_posted null_posted[] = {
+	{0, 0, 8},
+	{1, 0, 0x1000},
+};
+
 const struct dev_desc null_desc = {
 	.name = "null",
 	.regions = null_regions,
 	.nregions = sizeof(null_regions) / sizeof(null_regions[0]),
+	.posted = null_posted,
+	.nposted = sizeof(null_posted) / sizeof(null_posted[0]),
 	.state_size = sizeof(struct null_state),
 	.io = null_io,
 };

@@ -528,10 +528,26 @@ out:
 	return r;
 }
 
+/*
+ * THR writes (and, under DLAB, DLL writes at the same offset) are posted.
+ * The transmitter here is always empty (see "Transmission is immediate"
+ * above): the transmit FIFO always has room, and a THR write changes
+ * nothing the guest can see at once except through later reads of this
+ * UART (LSR, IIR, RBR in loopback), which the ring answers after the write,
+ * and the THR-empty interrupt, which real hardware raises later too. The
+ * ring holds at most IPC_RING_DEPTH accesses of a vCPU, so a guest that
+ * writes faster than the backend takes bytes waits, as at a full FIFO.
+ */
+static const struct dev_posted uart_posted[] = {
+	{0, UART_THR, 1},
+};
+
 const struct dev_desc uart_desc = {
 	.name = "uart",
 	.regions = uart_regions,
 	.nregions = sizeof(uart_regions) / sizeof(uart_regions[0]),
+	.posted = uart_posted,
+	.nposted = sizeof(uart_posted) / sizeof(uart_posted[0]),
 	.irqs = uart_irqs,
 	.nirqs = sizeof(uart_irqs) / sizeof(uart_irqs[0]),
 	.state_size = sizeof(struct uart_state),

@@ -6,6 +6,10 @@
  *
  * Command line (multiboot): port=<n> count=<n> [width=1|2|4] [read=0|1]
  *                           [mmio=<guest-physical address>] [cpl=3|0]
+ *                           [check=0|1]
+ * check=1: after the loop, one read of the same register, printed as
+ * "nullio: read back N" (the null device answers with the writes it has
+ * seen: posted writes must all be there).
  */
 #include "lib/guest.h"
 
@@ -16,6 +20,7 @@ struct nullio_args {
 	uint64_t read;
 	uint64_t mmio; /* 0: port I/O */
 	uint64_t cpl;  /* 3 (default) or 0: where the loop runs */
+	uint64_t check;
 };
 
 static void nullio_user(void *p)
@@ -67,6 +72,19 @@ static void nullio_user(void *p)
 
 	uint64_t t1 = rdtsc();
 	kprintf("nullio: tsc_delta=%lu cpl=%u\n", (unsigned long)(t1 - t0), cpu_cpl());
+	if (a->check) {
+		uint64_t v;
+
+		if (a->mmio)
+			v = *(volatile uint32_t *)(uintptr_t)a->mmio;
+		else if (a->width == 1)
+			v = inb(port);
+		else if (a->width == 2)
+			v = inw(port);
+		else
+			v = inl(port);
+		kprintf("nullio: read back %lu\n", (unsigned long)v);
+	}
 	kprintf("nullio: done\n");
 	debug_exit(GUEST_EXIT_OK);
 }
@@ -97,6 +115,7 @@ void guest_main(uint32_t mb_magic, uint32_t mbi_addr)
 	need(cmdline_get_u64(cl, "width", &args.width), "width", 0);
 	need(cmdline_get_u64(cl, "read", &args.read), "read", 0);
 	need(cmdline_get_u64(cl, "cpl", &args.cpl), "cpl", 0);
+	need(cmdline_get_u64(cl, "check", &args.check), "check", 0);
 	if (args.cpl != 0 && args.cpl != 3)
 		need(-1, "cpl", 1);
 	if (args.port > 0xffff)

@@ -1,9 +1,22 @@
 # The device guests against the real device processes: the RTC (date, time
 # and periodic interrupts through the I/O APIC), the i8042 (probe, then a
 # reset through its reset line), virtio-rng, and virtio-blk, whose writes
-# are checked from the host (and a read-only disk must stay unchanged).
+# are checked from the host (and a read-only disk must stay unchanged);
+# first the null device, whose posted writes a later read must all see.
 . tests/integration/lib.sh
 need_kvm
+
+# ---- null: posted writes, then a read that must see every one of them -------
+# The null device's writes are posted (the EMT does not wait for them); the
+# read after the loop goes through the same ring and answers the count of
+# writes the device has handled.
+for where in "port=0x510 width=4" "mmio=0xd0100000"; do
+	run_vm "$TMP/out" -v --null-dev --cmdline "$where count=1000 check=1" "$GUESTS/nullio.elf"
+	expect_status 1
+	expect_line "$TMP/out" "nullio: read back 1000"
+	grep -q 'posted-writes:null#0[^0-9]*1000' "$TMP/out.err" ||
+		fail "the 1000 writes were not posted (no posted-writes:null#0 = 1000 in the counters)"
+done
 
 # ---- rtc: date and time, then 16 periodic interrupts at 32 Hz ------------
 run_vm "$TMP/out" --cmdline "now=$(date +%s)" "$GUESTS/rtc.elf"

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The access ring: create/map validation, round trips between threads and
- * between processes, the futex sleep and wake paths, stop and shutdown.
+ * between processes, the futex sleep and wake paths, stop and shutdown,
+ * posted writes (order, room, wake-ups) and the heartbeat (nobody spins for
+ * a peer that is asleep or not running). Behaviour is asserted from the
+ * ring's counters and states, never from how long something took.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -634,6 +637,487 @@ START_TEST(test_ring_stop_ends_spinning_serve)
 }
 END_TEST
 
+/* ---- posted writes ------------------------------------------------------ */
+
+/* A device that logs what it sees, per slot, and answers a read with the
+ * number of writes it has handled on that slot. It may hold every access
+ * until a gate opens, or until its EMT is asleep. */
+#define R_LOG_MAX 4096u
+
+struct r_logdev {
+	uint64_t log[IPC_RING_MAX_SLOTS][R_LOG_MAX];  /* addr | write << 63 */
+	unsigned nlog[IPC_RING_MAX_SLOTS];
+	uint64_t writes[IPC_RING_MAX_SLOTS];
+	atomic_bool gate_closed;       /* hold accesses while set */
+	struct ipc_ring *wait_emt_asleep;  /* hold until that EMT sleeps */
+	atomic_ulong served;
+};
+
+static int r_log_handler(void *ctx, unsigned slot, struct ipc_access *a)
+{
+	struct r_logdev *d = ctx;
+	uint64_t end = r_now_ns() + UINT64_C(5) * 1000000000u;
+
+	while (atomic_load(&d->gate_closed) && r_now_ns() < end)
+		usleep(100);
+	while (d->wait_emt_asleep && !ipc_ring_emt_asleep(d->wait_emt_asleep,
+							   slot) &&
+	       r_now_ns() < end)
+		usleep(100);
+	if (d->nlog[slot] < R_LOG_MAX)
+		d->log[slot][d->nlog[slot]++] =
+			a->addr | ((uint64_t)a->write << 63);
+	if (a->write)
+		d->writes[slot]++;
+	else
+		a->data = d->writes[slot];
+	atomic_fetch_add(&d->served, 1);
+	return 0;
+}
+
+struct r_logserver {
+	pthread_t tid;
+	struct ipc_ring *r;
+	struct r_logdev *dev;
+	uint64_t spin_ns;
+	int ret;
+	atomic_bool done;
+};
+
+static void *r_logserver_main(void *arg)
+{
+	struct r_logserver *s = arg;
+
+	s->ret = ipc_ring_serve(s->r, r_log_handler, s->dev, s->spin_ns);
+	atomic_store(&s->done, true);
+	return NULL;
+}
+
+static void r_logserver_start(struct r_logserver *s, struct ipc_ring *r,
+			      struct r_logdev *dev, uint64_t spin_ns)
+{
+	s->r = r;
+	s->dev = dev;
+	s->spin_ns = spin_ns;
+	atomic_init(&s->done, false);
+	ck_assert_int_eq(pthread_create(&s->tid, NULL, r_logserver_main, s),
+			 0);
+}
+
+static void r_logserver_stop(struct r_logserver *s)
+{
+	uint64_t end = r_now_ns() + UINT64_C(2) * 1000000000u;
+
+	ipc_ring_stop(s->r);
+	while (!atomic_load(&s->done)) {
+		ck_assert_msg(r_now_ns() < end, "ipc_ring_serve did not return");
+		r_sleep_ms(1);
+	}
+	ck_assert_int_eq(pthread_join(s->tid, NULL), 0);
+	ck_assert_int_eq(s->ret, 0);
+}
+
+static struct ipc_access r_write(uint64_t addr, uint64_t data)
+{
+	struct ipc_access a = r_read(addr, data);
+
+	a.write = 1;
+	return a;
+}
+
+/* Wait (bounded) until cond(r) holds; false if it never did. */
+static bool r_wait_until(bool (*cond)(const struct ipc_ring *),
+			 const struct ipc_ring *r, unsigned timeout_ms)
+{
+	uint64_t end = r_now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+	while (!cond(r)) {
+		if (r_now_ns() > end)
+			return false;
+		usleep(200);
+	}
+	return true;
+}
+
+START_TEST(test_ring_post_refuses_reads)
+{
+	struct ipc_access a = r_read(1, 1);
+
+	ck_assert_int_eq(ipc_ring_post(r_emt, 0, &a), -EINVAL);
+	a.write = 1;
+	ck_assert_int_eq(ipc_ring_post(r_emt, 4, &a), -EINVAL);
+	ck_assert_int_eq(ipc_ring_drain(r_emt, 4), -EINVAL);
+	/* Nothing queued: draining is immediate, even with nobody serving. */
+	ck_assert(!ipc_ring_pending(r_emt, 0));
+	ck_assert_int_eq(ipc_ring_drain(r_emt, 0), 0);
+}
+END_TEST
+
+START_TEST(test_ring_posted_writes_do_not_wait)
+{
+	static struct r_logdev dev;
+	struct r_logserver srv;
+	struct ipc_ring_stats st;
+	struct ipc_access a;
+
+	memset(&dev, 0, sizeof(dev));
+	/* Nobody serves the ring yet: a queue's worth of posts returns. */
+	for (unsigned i = 0; i < IPC_RING_DEPTH; i++) {
+		a = r_write(0x100 + i, i);
+		ck_assert_int_eq(ipc_ring_post(r_emt, 1, &a), 0);
+	}
+	ck_assert(ipc_ring_pending(r_emt, 1));
+	ck_assert(!ipc_ring_pending(r_emt, 0));
+	ipc_ring_get_stats(r_emt, &st);
+	ck_assert_uint_eq(st.posted, IPC_RING_DEPTH);
+	ck_assert_uint_eq(st.full_waits, 0);
+
+	/* The device comes; a read after the writes sees all of them. */
+	r_logserver_start(&srv, r_devr, &dev, R_SPIN_NS);
+	a = r_read(0x999, 0);
+	ck_assert_int_eq(ipc_ring_call(r_emt, 1, &a), 0);
+	ck_assert_uint_eq(a.data, IPC_RING_DEPTH);
+	ck_assert(!ipc_ring_pending(r_emt, 1));
+	ck_assert_uint_eq(dev.nlog[1], IPC_RING_DEPTH + 1);
+	for (unsigned i = 0; i < IPC_RING_DEPTH; i++)
+		ck_assert_uint_eq(dev.log[1][i], (UINT64_C(1) << 63) | (0x100 + i));
+	ck_assert_uint_eq(dev.log[1][IPC_RING_DEPTH], 0x999);
+	r_logserver_stop(&srv);
+}
+END_TEST
+
+/* Opens the device's gate once the EMT is waiting for room. */
+struct r_gatekeeper {
+	pthread_t tid;
+	struct r_logdev *dev;
+	bool saw_full_wait;
+};
+
+static void *r_gatekeeper_main(void *arg)
+{
+	struct r_gatekeeper *g = arg;
+	uint64_t end = r_now_ns() + UINT64_C(5) * 1000000000u;
+	struct ipc_ring_stats st;
+
+	do {
+		usleep(200);
+		ipc_ring_get_stats(r_emt, &st);
+	} while (st.full_waits == 0 && r_now_ns() < end);
+	g->saw_full_wait = st.full_waits != 0;
+	atomic_store(&g->dev->gate_closed, false);
+	return NULL;
+}
+
+START_TEST(test_ring_posted_writes_wait_for_room_and_keep_order)
+{
+	static struct r_logdev dev;
+	struct r_gatekeeper gk = { .dev = &dev };
+	struct r_logserver srv;
+	struct ipc_ring_stats st;
+	struct ipc_access a;
+	const unsigned n = 5 * IPC_RING_DEPTH + 3;
+
+	memset(&dev, 0, sizeof(dev));
+	atomic_store(&dev.gate_closed, true);
+	r_logserver_start(&srv, r_devr, &dev, R_SPIN_NS);
+	ck_assert_int_eq(pthread_create(&gk.tid, NULL, r_gatekeeper_main, &gk),
+			 0);
+	/* The device holds the first access: post DEPTH + 1 must wait. */
+	for (unsigned i = 0; i < n; i++) {
+		a = r_write(0x2000 + i, i);
+		ck_assert_int_eq(ipc_ring_post(r_emt, 2, &a), 0);
+	}
+	ck_assert_int_eq(pthread_join(gk.tid, NULL), 0);
+	ck_assert(gk.saw_full_wait);
+	a = r_read(0x3000, 0);
+	ck_assert_int_eq(ipc_ring_call(r_emt, 2, &a), 0);
+	ck_assert_uint_eq(a.data, n);
+	ck_assert_uint_eq(dev.nlog[2], n + 1);
+	for (unsigned i = 0; i < n; i++)
+		ck_assert_uint_eq(dev.log[2][i], (UINT64_C(1) << 63) | (0x2000 + i));
+	/* And the drain after more posts: everything handled. */
+	for (unsigned i = 0; i < 7; i++) {
+		a = r_write(0x4000 + i, i);
+		ck_assert_int_eq(ipc_ring_post(r_emt, 2, &a), 0);
+	}
+	ck_assert_int_eq(ipc_ring_drain(r_emt, 2), 0);
+	ck_assert(!ipc_ring_pending(r_emt, 2));
+	ck_assert_uint_eq(dev.writes[2], n + 7);
+	ipc_ring_get_stats(r_emt, &st);
+	ck_assert_uint_eq(st.posted, n + 7);
+	ck_assert_uint_eq(st.calls, 1);
+	r_logserver_stop(&srv);
+}
+END_TEST
+
+static bool r_dev_is_asleep(const struct ipc_ring *r)
+{
+	return ipc_ring_dev_asleep(r);
+}
+
+START_TEST(test_ring_post_wakes_sleeping_device)
+{
+	static struct r_logdev dev;
+	struct r_logserver srv;
+	struct ipc_access a = r_write(0x77, 1);
+
+	memset(&dev, 0, sizeof(dev));
+	r_logserver_start(&srv, r_devr, &dev, 1000);
+	ck_assert_msg(r_wait_until(r_dev_is_asleep, r_emt, 5000),
+		      "the device never went to sleep");
+	/* Nobody will ever wait for this write: the post itself must
+	 * wake the device. */
+	ck_assert_int_eq(ipc_ring_post(r_emt, 3, &a), 0);
+	{
+		uint64_t end = r_now_ns() + UINT64_C(5) * 1000000000u;
+
+		while (atomic_load(&dev.served) == 0 && r_now_ns() < end)
+			usleep(200);
+	}
+	ck_assert_uint_eq(atomic_load(&dev.served), 1);
+	ck_assert_uint_eq(dev.writes[3], 1);
+	r_logserver_stop(&srv);
+}
+END_TEST
+
+/* ---- the heartbeat ------------------------------------------------------ */
+
+START_TEST(test_ring_no_spin_for_sleeping_device)
+{
+	static struct r_logdev dev;
+	struct r_logserver srv;
+	struct ipc_ring_stats before, after;
+	bool slept_at_once = false;
+
+	memset(&dev, 0, sizeof(dev));
+	/* Each answer waits until its EMT is asleep, so it cannot come
+	 * before the EMT has decided how to wait. */
+	dev.wait_emt_asleep = r_devr;
+	r_logserver_start(&srv, r_devr, &dev, 1000);
+	/*
+	 * The device is asleep on the doorbell: the EMT rings it and sleeps
+	 * at once instead of spinning. (A few tries: the device's 100 ms
+	 * backstop timeout may wake it just as the call is made.)
+	 */
+	for (unsigned try = 0; try < 5 && !slept_at_once; try++) {
+		struct ipc_access a = r_read(0x10 + try, 0);
+
+		ck_assert_msg(r_wait_until(r_dev_is_asleep, r_emt, 5000),
+			      "the device never went to sleep");
+		ipc_ring_get_stats(r_emt, &before);
+		ck_assert_int_eq(ipc_ring_call(r_emt, 0, &a), 0);
+		ck_assert_uint_eq(a.data, 0);
+		ipc_ring_get_stats(r_emt, &after);
+		slept_at_once =
+			after.sleeps_dev_asleep == before.sleeps_dev_asleep + 1 &&
+			after.waits_spun == before.waits_spun &&
+			after.sleeps_dev_stalled == before.sleeps_dev_stalled &&
+			after.sleeps_spin_limit == before.sleeps_spin_limit;
+	}
+	ck_assert_msg(slept_at_once, "the EMT spun for a sleeping device");
+	r_logserver_stop(&srv);
+}
+END_TEST
+
+/* SIGCONTs the device process once the EMT has given up spinning. */
+struct r_resumer {
+	pthread_t tid;
+	pid_t pid;
+	struct ipc_ring_stats base;  /* the counters before the call */
+	bool saw_stall;
+};
+
+static void *r_resumer_main(void *arg)
+{
+	struct r_resumer *rs = arg;
+	uint64_t end = r_now_ns() + UINT64_C(5) * 1000000000u;
+	struct ipc_ring_stats st;
+
+	do {
+		usleep(200);
+		ipc_ring_get_stats(r_emt, &st);
+	} while (st.sleeps_dev_stalled == rs->base.sleeps_dev_stalled &&
+		 st.sleeps_spin_limit == rs->base.sleeps_spin_limit &&
+		 r_now_ns() < end);
+	rs->saw_stall = st.sleeps_dev_stalled != rs->base.sleeps_dev_stalled;
+	kill(rs->pid, SIGCONT);
+	return NULL;
+}
+
+START_TEST(test_ring_no_spin_for_stopped_device)
+{
+	struct r_resumer rs;
+	struct ipc_ring_stats st0, st;
+	struct ipc_access a;
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct r_dev dev = { 0 };
+		struct ipc_ring *r;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(30);
+		if (ipc_ring_map(r_fd, &r) < 0)
+			_exit(10);
+		/* Spins for ever after each access: never asleep. */
+		_exit(ipc_ring_serve(r, r_handler, &dev,
+				     UINT64_C(60) * 1000000000u) ? 11 : 0);
+	}
+	a = r_read(0x42, 1);
+	ck_assert_int_eq(ipc_ring_call(r_emt, 1, &a), 0);
+	ck_assert_uint_eq(a.data, r_answer(0x42, 1, 1));
+	ck_assert(!ipc_ring_dev_asleep(r_emt));
+
+	/* Stopped while spinning: it says it is awake, but its heartbeat
+	 * stands still, and the EMT must sleep rather than spin. */
+	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+	ck_assert_int_eq(waitpid(pid, &status, WUNTRACED), pid);
+	ck_assert(WIFSTOPPED(status));
+	/* (The first call may have slept too, while the child started.) */
+	ipc_ring_get_stats(r_emt, &st0);
+	rs = (struct r_resumer){ .pid = pid, .base = st0 };
+	ck_assert_int_eq(pthread_create(&rs.tid, NULL, r_resumer_main, &rs), 0);
+	a = r_read(0x43, 2);
+	ck_assert_int_eq(ipc_ring_call(r_emt, 1, &a), 0);
+	ck_assert_uint_eq(a.data, r_answer(0x43, 2, 1));
+	ck_assert_int_eq(pthread_join(rs.tid, NULL), 0);
+	ck_assert_msg(rs.saw_stall, "the EMT spun its whole limit for a "
+		      "stopped device instead of going by its heartbeat");
+	ipc_ring_get_stats(r_emt, &st);
+	ck_assert_uint_eq(st.sleeps_dev_stalled, st0.sleeps_dev_stalled + 1);
+	ck_assert_uint_eq(st.sleeps_spin_limit, st0.sleeps_spin_limit);
+
+	ipc_ring_shutdown(r_emt);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+START_TEST(test_ring_device_stops_spinning_for_sleeping_emt)
+{
+	static struct r_logdev dev;
+	struct r_logserver srv;
+	struct ipc_ring_stats st;
+
+	memset(&dev, 0, sizeof(dev));
+	/*
+	 * Every answer is held until its EMT is asleep, as when the EMT
+	 * cannot get a CPU while the device runs. The device would spin a
+	 * minute after each access if it spun regardless; after answers that
+	 * had to wake their EMT it must go to sleep as soon as it is idle.
+	 */
+	dev.wait_emt_asleep = r_devr;
+	r_logserver_start(&srv, r_devr, &dev, UINT64_C(60) * 1000000000u);
+	for (unsigned i = 0; i < 3; i++) {
+		struct ipc_access a = r_read(0x500 + i, 0);
+
+		ck_assert_int_eq(ipc_ring_call(r_emt, 0, &a), 0);
+	}
+	ck_assert_msg(r_wait_until(r_dev_is_asleep, r_emt, 5000),
+		      "the device kept spinning for an EMT that sleeps");
+	ipc_ring_get_stats(r_devr, &st);
+	ck_assert_uint_eq(st.answered, 3);
+	ck_assert_uint_eq(st.emt_wakes, 3);
+	ck_assert_uint_ge(st.idle_sleeps_at_once, 1);
+	r_logserver_stop(&srv);
+}
+END_TEST
+
+/* Two EMT threads in this process against a device process: writes posted
+ * in bursts of every length up to beyond the queue, each burst followed by
+ * a read that must see exactly the writes posted before it. */
+#define R_POST_ROUNDS 3000u
+
+struct r_poster {
+	pthread_t tid;
+	unsigned slot;
+	unsigned bad;
+	int err;
+};
+
+static void *r_poster_main(void *arg)
+{
+	struct r_poster *p = arg;
+	uint64_t total = 0;
+
+	for (unsigned i = 0; i < R_POST_ROUNDS && !p->err; i++) {
+		unsigned burst = i % (2 * IPC_RING_DEPTH + 3);
+		struct ipc_access a;
+		int ret;
+
+		for (unsigned k = 0; k < burst; k++) {
+			a = r_write(((uint64_t)p->slot << 32) | total, k);
+			ret = ipc_ring_post(r_emt, p->slot, &a);
+			if (ret < 0) {
+				p->err = ret;
+				break;
+			}
+			total++;
+		}
+		a = r_read(0xfff, 0);
+		ret = ipc_ring_call(r_emt, p->slot, &a);
+		if (ret < 0)
+			p->err = ret;
+		else if (a.data != total)
+			p->bad++;
+	}
+	return NULL;
+}
+
+START_TEST(test_ring_posted_two_processes)
+{
+	struct r_poster posters[2];
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		static struct r_logdev dev;
+		struct ipc_ring *r;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(60);
+		if (ipc_ring_map(r_fd, &r) < 0)
+			_exit(10);
+		_exit(ipc_ring_serve(r, r_log_handler, &dev, R_SPIN_NS) ? 11 : 0);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		posters[i] = (struct r_poster){ .slot = i * 3 };
+		ck_assert_int_eq(pthread_create(&posters[i].tid, NULL,
+						r_poster_main, &posters[i]), 0);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		ck_assert_int_eq(pthread_join(posters[i].tid, NULL), 0);
+		ck_assert_int_eq(posters[i].err, 0);
+		ck_assert_uint_eq(posters[i].bad, 0);
+	}
+	ipc_ring_shutdown(r_emt);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+START_TEST(test_ring_shutdown_fails_drain)
+{
+	struct r_shutter sh = { .r = r_emt, .after_ms = 20 };
+	struct ipc_access a = r_write(9, 9);
+
+	/* Posted, never served: the drain waits until the ring dies. */
+	ck_assert_int_eq(ipc_ring_post(r_emt, 0, &a), 0);
+	ck_assert_int_eq(pthread_create(&sh.tid, NULL, r_shutter_main, &sh),
+			 0);
+	ck_assert_int_eq(ipc_ring_drain(r_emt, 0), -EPIPE);
+	ck_assert_int_eq(pthread_join(sh.tid, NULL), 0);
+	ck_assert_int_eq(ipc_ring_post(r_emt, 0, &a), -EPIPE);
+}
+END_TEST
+
 Suite *ring_suite(void)
 {
 	Suite *s = suite_create("ring");
@@ -666,6 +1150,25 @@ Suite *ring_suite(void)
 	tcase_add_test(tc, test_ring_shutdown_ends_serve);
 	tcase_add_test(tc, test_ring_stop_ends_sleeping_serve);
 	tcase_add_test(tc, test_ring_stop_ends_spinning_serve);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("posted");
+	tcase_add_checked_fixture(tc, r_setup, r_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_ring_post_refuses_reads);
+	tcase_add_test(tc, test_ring_posted_writes_do_not_wait);
+	tcase_add_test(tc, test_ring_posted_writes_wait_for_room_and_keep_order);
+	tcase_add_test(tc, test_ring_post_wakes_sleeping_device);
+	tcase_add_test(tc, test_ring_posted_two_processes);
+	tcase_add_test(tc, test_ring_shutdown_fails_drain);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("heartbeat");
+	tcase_add_checked_fixture(tc, r_setup, r_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_ring_no_spin_for_sleeping_device);
+	tcase_add_test(tc, test_ring_no_spin_for_stopped_device);
+	tcase_add_test(tc, test_ring_device_stops_spinning_for_sleeping_emt);
 	suite_add_tcase(s, tc);
 
 	return s;

@@ -178,6 +178,11 @@ START_TEST(test_uart_descriptor)
 	ck_assert_ptr_nonnull(uart_desc.io);
 	ck_assert_ptr_nonnull(uart_desc.backend_room);
 	ck_assert_ptr_nonnull(uart_desc.backend_input);
+	/* Only THR writes are posted (offset 0, one byte). */
+	ck_assert_uint_eq(uart_desc.nposted, 1);
+	ck_assert_uint_eq(uart_desc.posted[0].region, 0);
+	ck_assert_uint_eq(uart_desc.posted[0].off, 0);
+	ck_assert_uint_eq(uart_desc.posted[0].len, 1);
 }
 END_TEST
 
@@ -880,6 +885,8 @@ START_TEST(test_debugexit)
 {
 	ck_assert_str_eq(debugexit_desc.name, "debug-exit");
 	ck_assert_uint_eq(debugexit_desc.nregions, 1);
+	/* It stops the VM: every write must be answered before the vCPU runs on. */
+	ck_assert_uint_eq(debugexit_desc.nposted, 0);
 	ck_assert_int_eq(debugexit_desc.regions[0].space, DEV_PIO);
 	ck_assert_uint_eq(debugexit_desc.regions[0].base, 0xf4);
 	ck_assert_uint_eq(debugexit_desc.regions[0].len, 1);
@@ -926,16 +933,29 @@ START_TEST(test_null)
 		wr(i % 8, (uint8_t)i);
 	wr_wide(0, 0x1122334455667788ull, 8);
 	ck_assert_uint_eq(*writes, 11);
-	ck_assert_uint_eq(rd(3), 0);
-	ck_assert_uint_eq(rd_wide(0, 8), 0);
+	/* A read answers the writes seen so far, masked to its width. */
+	ck_assert_uint_eq(rd(3), 11);
+	ck_assert_uint_eq(rd_wide(0, 8), 11);
 	ck_assert_uint_eq(*writes, 11);
+	for (unsigned i = 0; i < 250; i++)
+		wr(0, 0);
+	ck_assert_uint_eq(rd(0), 261 & 0xff);
+	ck_assert_uint_eq(rd_wide(0, 2), 261);
 	/* The MMIO page (region 1) behaves the same: 32-bit accesses. */
 	uint32_t v = 0xdeadbeef;
 	dev->desc->io(dev, 1, 0xffc, &v, 4, true);
-	ck_assert_uint_eq(*writes, 12);
+	ck_assert_uint_eq(*writes, 262);
 	dev->desc->io(dev, 1, 0, &v, 4, false);
-	ck_assert_uint_eq(v, 0);
-	ck_assert_uint_eq(*writes, 12);
+	ck_assert_uint_eq(v, 262);
+	ck_assert_uint_eq(*writes, 262);
+	/* Every write may be posted: both regions whole. */
+	ck_assert_uint_eq(null_desc.nposted, 2);
+	for (unsigned i = 0; i < 2; i++) {
+		ck_assert_uint_eq(null_desc.posted[i].region, i);
+		ck_assert_uint_eq(null_desc.posted[i].off, 0);
+		ck_assert_uint_eq(null_desc.posted[i].len,
+				  null_desc.regions[i].len);
+	}
 	ck_assert_uint_eq(host.nout, 0);
 	ck_assert_uint_eq(host.exits, 0);
 	ck_assert_uint_eq(host.irq_calls, 0);
