@@ -334,16 +334,24 @@ static int wk_check_registration(struct wk_reg_ctx *x, const DevRegister *reg)
 	return 0;
 }
 
-/* A doorbell must lie inside one of the device's own regions. */
-static bool wk_doorbell_ok(const struct emt_dev *d, const DevDoorbell *b)
+/* [off, off + len) lies inside the device's region `region`. */
+static bool wk_in_region(const struct emt_dev *d, uint32_t region,
+			 uint64_t off, uint64_t len)
 {
 	const struct emt_region *rg;
 
-	if (b->region >= d->nregions || (b->len != 1 && b->len != 2 &&
-					 b->len != 4 && b->len != 8))
+	if (region >= d->nregions)
 		return false;
-	rg = &d->regions[b->region];
-	return b->off < rg->len && b->len <= rg->len - b->off;
+	rg = &d->regions[region];
+	return off < rg->len && len <= rg->len - off;
+}
+
+/* A doorbell must lie inside one of the device's own regions. */
+static bool wk_doorbell_ok(const struct emt_dev *d, const DevDoorbell *b)
+{
+	if (b->len != 1 && b->len != 2 && b->len != 4 && b->len != 8)
+		return false;
+	return wk_in_region(d, b->region, b->off, b->len);
 }
 
 /*
@@ -353,12 +361,9 @@ static bool wk_doorbell_ok(const struct emt_dev *d, const DevDoorbell *b)
  */
 static bool wk_posted_ok(const struct emt_dev *d, const DevPosted *p)
 {
-	const struct emt_region *rg;
-
-	if (d->may_request_exit || p->region >= d->nregions || p->len == 0)
+	if (d->may_request_exit || p->len == 0)
 		return false;
-	rg = &d->regions[p->region];
-	return p->off < rg->len && p->len <= rg->len - p->off;
+	return wk_in_region(d, p->region, p->off, p->len);
 }
 
 #define WK_MAX_REG_FDS (2 * EMT_MAX_DEV_IRQS + 8)

@@ -757,18 +757,27 @@ static int sd_cuts(struct sd_out *o)
 	return r;
 }
 
+/* The unit of donor with u's name and instance, or NULL, saying so. */
+static const struct sd_unit *sd_donor_unit(const struct sd_stream *donor,
+					   const struct sd_unit *u)
+{
+	const struct sd_unit *d = sd_find(donor, u);
+
+	if (!d)
+		fprintf(stderr, "ssm-damage: %s has no unit %s#%u\n",
+			donor->path, u->name, u->instance);
+	return d;
+}
+
 /* Unit k of A1 replaced by the same unit of donor. */
 static int sd_replace(struct sd_out *o, unsigned k,
 		      const struct sd_stream *donor, enum sd_cat cat)
 {
 	const struct sd_stream *a = o->in[0];
-	const struct sd_unit *u = &a->unit[k], *d = sd_find(donor, u);
+	const struct sd_unit *u = &a->unit[k], *d = sd_donor_unit(donor, u);
 
-	if (!d) {
-		fprintf(stderr, "ssm-damage: %s has no unit %s#%u\n",
-			donor->path, u->name, u->instance);
+	if (!d)
 		return -ENOENT;
-	}
 	const struct sd_piece p[] = {
 		{ a, 0, u->off }, { donor, d->off, d->end },
 		{ a, u->end, a->len }
@@ -782,13 +791,10 @@ static int sd_continue(struct sd_out *o, unsigned k,
 		       const struct sd_stream *donor)
 {
 	const struct sd_stream *a = o->in[0];
-	const struct sd_unit *u = &a->unit[k], *d = sd_find(donor, u);
+	const struct sd_unit *u = &a->unit[k], *d = sd_donor_unit(donor, u);
 
-	if (!d) {
-		fprintf(stderr, "ssm-damage: %s has no unit %s#%u\n",
-			donor->path, u->name, u->instance);
+	if (!d)
 		return -ENOENT;
-	}
 	const struct sd_piece p[] = {
 		{ a, 0, u->off }, { donor, d->off, donor->len },
 	};

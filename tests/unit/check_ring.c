@@ -79,10 +79,12 @@ static int r_handler(void *ctx, unsigned slot, struct ipc_access *a)
 	return 0;
 }
 
+/* A device thread: ipc_ring_serve() with the given handler. */
 struct r_server {
 	pthread_t tid;
 	struct ipc_ring *r;
-	struct r_dev *dev;
+	ipc_ring_handler_fn fn;
+	void *ctx;
 	uint64_t spin_ns;
 	int ret;
 	atomic_bool done;
@@ -92,20 +94,27 @@ static void *r_server_main(void *arg)
 {
 	struct r_server *s = arg;
 
-	s->ret = ipc_ring_serve(s->r, r_handler, s->dev, s->spin_ns);
+	s->ret = ipc_ring_serve(s->r, s->fn, s->ctx, s->spin_ns);
 	atomic_store(&s->done, true);
 	return NULL;
+}
+
+static void r_server_run(struct r_server *s, struct ipc_ring *r,
+			 ipc_ring_handler_fn fn, void *ctx, uint64_t spin_ns)
+{
+	s->r = r;
+	s->fn = fn;
+	s->ctx = ctx;
+	s->spin_ns = spin_ns;
+	s->ret = 1;
+	atomic_init(&s->done, false);
+	ck_assert_int_eq(pthread_create(&s->tid, NULL, r_server_main, s), 0);
 }
 
 static void r_server_start(struct r_server *s, struct ipc_ring *r,
 			   struct r_dev *dev, uint64_t spin_ns)
 {
-	s->r = r;
-	s->dev = dev;
-	s->spin_ns = spin_ns;
-	s->ret = 1;
-	atomic_init(&s->done, false);
-	ck_assert_int_eq(pthread_create(&s->tid, NULL, r_server_main, s), 0);
+	r_server_run(s, r, r_handler, dev, spin_ns);
 }
 
 /* Join, but fail rather than hang if the server does not return. */
@@ -675,46 +684,17 @@ static int r_log_handler(void *ctx, unsigned slot, struct ipc_access *a)
 	return 0;
 }
 
-struct r_logserver {
-	pthread_t tid;
-	struct ipc_ring *r;
-	struct r_logdev *dev;
-	uint64_t spin_ns;
-	int ret;
-	atomic_bool done;
-};
-
-static void *r_logserver_main(void *arg)
-{
-	struct r_logserver *s = arg;
-
-	s->ret = ipc_ring_serve(s->r, r_log_handler, s->dev, s->spin_ns);
-	atomic_store(&s->done, true);
-	return NULL;
-}
-
-static void r_logserver_start(struct r_logserver *s, struct ipc_ring *r,
+static void r_logserver_start(struct r_server *s, struct ipc_ring *r,
 			      struct r_logdev *dev, uint64_t spin_ns)
 {
-	s->r = r;
-	s->dev = dev;
-	s->spin_ns = spin_ns;
-	atomic_init(&s->done, false);
-	ck_assert_int_eq(pthread_create(&s->tid, NULL, r_logserver_main, s),
-			 0);
+	r_server_run(s, r, r_log_handler, dev, spin_ns);
 }
 
-static void r_logserver_stop(struct r_logserver *s)
+/* Stop the device thread; it must return within 2 s, with 0. */
+static void r_logserver_stop(struct r_server *s)
 {
-	uint64_t end = r_now_ns() + UINT64_C(2) * 1000000000u;
-
 	ipc_ring_stop(s->r);
-	while (!atomic_load(&s->done)) {
-		ck_assert_msg(r_now_ns() < end, "ipc_ring_serve did not return");
-		r_sleep_ms(1);
-	}
-	ck_assert_int_eq(pthread_join(s->tid, NULL), 0);
-	ck_assert_int_eq(s->ret, 0);
+	ck_assert_int_eq(r_server_join(s, 2000), 0);
 }
 
 static struct ipc_access r_write(uint64_t addr, uint64_t data)
@@ -756,7 +736,7 @@ END_TEST
 START_TEST(test_ring_posted_writes_do_not_wait)
 {
 	static struct r_logdev dev;
-	struct r_logserver srv;
+	struct r_server srv;
 	struct ipc_ring_stats st;
 	struct ipc_access a;
 
@@ -812,7 +792,7 @@ START_TEST(test_ring_posted_writes_wait_for_room_and_keep_order)
 {
 	static struct r_logdev dev;
 	struct r_gatekeeper gk = { .dev = &dev };
-	struct r_logserver srv;
+	struct r_server srv;
 	struct ipc_ring_stats st;
 	struct ipc_access a;
 	const unsigned n = 5 * IPC_RING_DEPTH + 3;
@@ -858,7 +838,7 @@ static bool r_dev_is_asleep(const struct ipc_ring *r)
 START_TEST(test_ring_post_wakes_sleeping_device)
 {
 	static struct r_logdev dev;
-	struct r_logserver srv;
+	struct r_server srv;
 	struct ipc_access a = r_write(0x77, 1);
 
 	memset(&dev, 0, sizeof(dev));
@@ -885,7 +865,7 @@ END_TEST
 START_TEST(test_ring_no_spin_for_sleeping_device)
 {
 	static struct r_logdev dev;
-	struct r_logserver srv;
+	struct r_server srv;
 	struct ipc_ring_stats before, after;
 	bool slept_at_once = false;
 
@@ -1000,7 +980,7 @@ END_TEST
 START_TEST(test_ring_device_stops_spinning_for_sleeping_emt)
 {
 	static struct r_logdev dev;
-	struct r_logserver srv;
+	struct r_server srv;
 	struct ipc_ring_stats st;
 
 	memset(&dev, 0, sizeof(dev));
