@@ -59,6 +59,29 @@ void emt_vm_end(struct emt_vm *vm, enum emt_end end, uint32_t code,
 	emt_wake_main(vm);
 }
 
+static int emt_power_off_req(unsigned cpu, void *arg)
+{
+	struct emt_vm *vm = arg;
+	char err[160];
+
+	(void)cpu;
+	return emt_vm_power_off(vm, err, sizeof(err));
+}
+
+void emt_vm_request_power_off(struct emt_vm *vm)
+{
+	atomic_store(&vm->powering_off, true);
+	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+		    emt_power_off_req, vm, NULL);
+}
+
+void emt_vm_guest_exit(struct emt_vm *vm, uint32_t code, const char *label)
+{
+	emt_vm_end(vm, EMT_END_DEBUG_EXIT, code, NULL, "guest wrote %u to %s",
+		   code, label);
+	emt_vm_request_power_off(vm);
+}
+
 static int emt_suspend_req(unsigned cpu, void *arg)
 {
 	struct emt_vm *vm = arg;
@@ -150,6 +173,7 @@ static void emt_state_changed(void *ctx, enum vm_state old_state,
 	VmStateChanged ev = VM_STATE_CHANGED__INIT;
 
 	atomic_store(&vm->guest_runs, vm_state_runs_guest(new_state));
+	atomic_fetch_add(&vm->state_gen, 1);
 	LOG_DBG("state %s -> %s", vm_state_name(old_state),
 		vm_state_name(new_state));
 	ev.old_state = (char *)vm_state_name(old_state);
@@ -281,7 +305,10 @@ static bool emt_dev_access(struct emt_vcpu *c, struct emt_dev *d,
 				     "may not do", d->label);
 			return true;
 		}
-		/* debug-exit: the VM is powering off; run no further. */
+		/* debug-exit: the VM ends here, before any vCPU passes this
+		 * write (the device's message on the channel would come too
+		 * late: another vCPU could reset the machine meanwhile). */
+		emt_vm_guest_exit(c->vm, (uint32_t)a.data, d->label);
 		return false;
 	}
 	return true;
@@ -435,7 +462,10 @@ static void *emt_thread(void *arg)
 	struct emt_vcpu *c = arg;
 	struct emt_vm *vm = c->vm;
 	unsigned id = c->kv->id;
-	bool may_run = true;  /* false after an exit this vCPU cannot pass */
+	/* false after an exit this vCPU cannot pass, until the VM's state
+	 * changes (a reset, a resume): park_gen is the state then. */
+	bool may_run = true;
+	unsigned park_gen = 0;
 	unsigned eagain = 0;
 	sigset_t set;
 
@@ -448,15 +478,19 @@ static void *emt_thread(void *arg)
 		/* Read before looking at the state: a change after this
 		 * point wakes the wait below instead of being missed. */
 		unsigned gen = vm_sync_wake_gen(&vm->sync);
+		unsigned sgen = atomic_load(&vm->state_gen);
 		int r;
 
 		vm_emt_service(&vm->sync, id, false);
 		if (vm_sync_terminating(&vm->sync))
 			break;
-		if (!atomic_load(&vm->guest_runs) || !may_run) {
+		if (!atomic_load(&vm->guest_runs) || !may_run ||
+		    atomic_load(&vm->powering_off)) {
 			vm_emt_wait(&vm->sync, id, gen, -1);
-			/* A new state (reset, resume) gives another chance. */
-			may_run = true;
+			/* A new state (reset, resume) gives another chance;
+			 * any other wake-up does not. */
+			if (!may_run && atomic_load(&vm->state_gen) != park_gen)
+				may_run = true;
 			continue;
 		}
 		do {
@@ -468,6 +502,7 @@ static void *emt_thread(void *arg)
 						     "vCPU %u: KVM_RUN keeps failing "
 						     "with EAGAIN", id);
 				may_run = false;
+				park_gen = sgen;
 				break;
 			}
 			if (r == -EINTR || r == -EAGAIN) {
@@ -480,16 +515,20 @@ static void *emt_thread(void *arg)
 						     "vCPU %u: KVM_RUN failed: %s",
 						     id, strerror(-r));
 				may_run = false;
+				park_gen = sgen;
 				break;
 			}
 			c->exits++;
 			if (!emt_handle_exit(c)) {
 				may_run = false;
+				park_gen = sgen;
 				break;
 			}
 			/* Stay in the fast loop unless someone wants us. */
 		} while (atomic_load_explicit(&vm->guest_runs,
 					      memory_order_relaxed) &&
+			 !atomic_load_explicit(&vm->powering_off,
+					       memory_order_relaxed) &&
 			 !vm_sync_work_hint(&vm->sync, &c->seen_work));
 		/* Whatever comes next (a request, a rendezvous, a save, the
 		 * end) sees this vCPU's posted writes done. */

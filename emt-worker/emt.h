@@ -219,6 +219,8 @@ struct emt_vm {
 	struct vm_sm sm;
 	struct vm_sync sync;
 	atomic_bool guest_runs;       /* mirrors vm_state_runs_guest(state) */
+	atomic_uint state_gen;        /* counts state changes */
+	atomic_bool powering_off;     /* asked for: no vCPU runs guest code */
 	struct ipc_chan *broker;      /* events go here (any thread) */
 
 	/* The image, kept to boot it again on reset. */
@@ -253,6 +255,13 @@ int emt_vm_init(struct emt_vm *vm, unsigned ncpus);
 void emt_vm_end(struct emt_vm *vm, enum emt_end end, uint32_t code,
 		const char *error_id, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/* Power the VM off on an EMT, soon; for a VM whose end is recorded. */
+void emt_vm_request_power_off(struct emt_vm *vm);
+/*
+ * The guest asked to end the run (debug-exit) with code, through the device
+ * called label: record it as the VM's end and power off. Any thread.
+ */
+void emt_vm_guest_exit(struct emt_vm *vm, uint32_t code, const char *label);
 /*
  * A runtime error (VMSetRuntimeError): reported to the broker; with
  * EMT_RTERR_SUSPEND the VM is suspended, with EMT_RTERR_FATAL it stops in

@@ -787,15 +787,6 @@ struct wk_dev_ctx {
 	struct emt_dev *d;
 };
 
-static int wk_power_off_req(unsigned cpu, void *arg)
-{
-	struct emt_vm *vm = arg;
-	char err[160];
-
-	(void)cpu;
-	return emt_vm_power_off(vm, err, sizeof(err));
-}
-
 static int wk_reset_req(unsigned cpu, void *arg)
 {
 	struct emt_vm *vm = arg;
@@ -826,10 +817,9 @@ static int wk_on_guest_exit(void *ctx, const void *pb, struct ipc_msg *m)
 	struct emt_vm *vm = x->w->vm;
 	const DevGuestExit *ge = pb;
 
-	emt_vm_end(vm, EMT_END_DEBUG_EXIT, ge->code, NULL,
-		   "guest wrote %u to %s", ge->code, x->d->label);
-	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
-		    wk_power_off_req, vm, NULL);
+	/* Also said by the access's answer (IPC_ACC_F_STOP), which usually
+	 * comes first: the first one ends the VM. */
+	emt_vm_guest_exit(vm, ge->code, x->d->label);
 	return 0;
 }
 
@@ -850,8 +840,7 @@ static int wk_on_request_poweroff(void *ctx, const void *pb, struct ipc_msg *m)
 	struct emt_vm *vm = x->w->vm;
 
 	emt_vm_end(vm, EMT_END_POWER_OFF, 0, NULL, "the guest powered off");
-	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
-		    wk_power_off_req, vm, NULL);
+	emt_vm_request_power_off(vm);
 	return 0;
 }
 
@@ -997,9 +986,7 @@ static void wk_run_loop(struct wk *w)
 				emt_vm_end(vm, EMT_END_ERROR, 0, "broker-gone",
 					   "lost the broker (%s)", strerror(-r));
 				ipc_chan_close(&w->broker);
-				vm_req_call(&vm->sync, VM_CPU_ANY,
-					    VM_REQ_NO_WAIT | VM_REQ_POKE,
-					    wk_power_off_req, vm, NULL);
+				emt_vm_request_power_off(vm);
 			}
 		}
 		for (unsigned i = 0; i < vm->ndevs; i++) {

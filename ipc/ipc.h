@@ -167,7 +167,10 @@ int ipc_dispatch(struct ipc_chan *c, const struct ipc_phase *ph,
 enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 
 /* Flags a device may set on its answer. */
-#define IPC_ACC_F_STOP 0x1u  /* the device asked for the VM to stop: park */
+/* The device asked for the VM to end (debug-exit): the vCPU stops, and the
+ * answer's data is the exit code, in its low 32 bits. */
+#define IPC_ACC_F_STOP 0x1u
+#define IPC_ACC_STOP_CODE_MASK 0xffffffffull
 
 /* One register access, as the EMT posts it and the device answers it. */
 struct ipc_access {

@@ -61,8 +61,8 @@
  * index or size anything: the slot count, the EMT's sequence numbers and a
  * "dead" flag are kept in the process-private struct ipc_ring, entries are
  * indexed by the EMT's own sequence numbers, and the EMT copies back only
- * the read data (masked to the access width) and the answer flags (masked
- * to the known ones). A device that lies about ack_seq only confuses its
+ * the read data (masked to the access width), the answer flags (masked
+ * to the known ones) and a stopping write's 32-bit exit code. A device that lies about ack_seq only confuses its
  * own accesses. The futexes are shared (no FUTEX_PRIVATE_FLAG): waiter and
  * waker are in different processes.
  */
@@ -83,7 +83,7 @@
 #include "ipc/ipc.h"
 
 #define RING_MAGIC UINT64_C(0x474e495248424b42)  /* "BKBHRING", LE */
-#define RING_VERSION 2u
+#define RING_VERSION 3u
 #define RING_PAGE 4096u
 #define RING_LINE 64u
 
@@ -535,9 +535,11 @@ static void ring_emt_take_answer(const struct ipc_access *ent,
 	uint64_t data = va->data;
 	uint32_t flags = va->flags;
 
+	a->flags = flags & RING_ACC_F_KNOWN;
 	if (!a->write)
 		a->data = ring_mask_data(data, a->len);
-	a->flags = flags & RING_ACC_F_KNOWN;
+	else if (a->flags & IPC_ACC_F_STOP)
+		a->data = data & IPC_ACC_STOP_CODE_MASK;
 }
 
 int ipc_ring_call(struct ipc_ring *r, unsigned slot, struct ipc_access *a)

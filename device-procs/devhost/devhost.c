@@ -79,6 +79,7 @@ struct devhost {
 	uint64_t timer_when[DEV_MAX_TIMERS];  /* virtual ns, 0: off */
 	int timerfd;
 	atomic_bool exit_requested;  /* set by request_exit during an access */
+	atomic_uint exit_code;       /* its code, for the access's answer */
 	bool stop;
 	int status;                  /* process exit status */
 	struct ipc_msg *msg;         /* receive buffer */
@@ -225,6 +226,7 @@ static void devhost_request_exit(void *host, uint32_t code)
 	if (r < 0)
 		LOG_ERR("%s: cannot send the guest's exit request: %s", h->label,
 			strerror(-r));
+	atomic_store(&h->exit_code, code);
 	atomic_store(&h->exit_requested, true);
 }
 
@@ -405,8 +407,11 @@ static int devhost_serve_access(void *ctx, unsigned slot, struct ipc_access *a)
 	pthread_mutex_unlock(&h->lock);
 	if (!a->write)
 		a->data = data;
-	if (atomic_exchange(&h->exit_requested, false))
+	if (atomic_exchange(&h->exit_requested, false)) {
 		a->flags |= IPC_ACC_F_STOP;
+		if (a->write)
+			a->data = atomic_load(&h->exit_code);
+	}
 	return 0;
 }
 

@@ -71,7 +71,10 @@ static int r_handler(void *ctx, unsigned slot, struct ipc_access *a)
 	}
 	if (a->write) {
 		atomic_fetch_add(&d->writes, 1);
-		a->data = 0xdeadbeef;   /* must not reach the EMT */
+		/* A write to 0xdead stops the VM with this code in the low
+		 * 32 bits; any other write's data must not reach the EMT. */
+		a->data = a->addr == 0xdead ? 0x1234500000042ull : 0xdeadbeef;
+		a->flags = a->addr == 0xdead ? IPC_ACC_F_STOP : 0;
 		return 0;
 	}
 	a->data = r_answer(a->addr, a->data, slot);
@@ -343,6 +346,12 @@ START_TEST(test_ring_single_round_trip)
 	a = r_read(0xdead, 0);
 	ck_assert_int_eq(ipc_ring_call(r_emt, 3, &a), 0);
 	ck_assert_uint_eq(a.flags, IPC_ACC_F_STOP);
+	/* A stopping write's answer carries the exit code, 32 bits of it. */
+	a = r_read(0xdead, 7);
+	a.write = 1;
+	ck_assert_int_eq(ipc_ring_call(r_emt, 3, &a), 0);
+	ck_assert_uint_eq(a.flags, IPC_ACC_F_STOP);
+	ck_assert_uint_eq(a.data, 0x42);
 
 	ipc_ring_stop(r_devr);
 	ck_assert_int_eq(r_server_join(&srv, 2000), 0);
@@ -367,10 +376,12 @@ START_TEST(test_ring_hostile_answer_masked)
 		/* Only the known flag bits come through. */
 		ck_assert_uint_eq(a.flags, IPC_ACC_F_STOP);
 	}
+	/* A write answered with STOP: the data is an exit code, never more
+	 * than 32 bits. */
 	a = r_read(0x60, 0x5a);
 	a.write = 1;
 	ck_assert_int_eq(ipc_ring_call(r_emt, 1, &a), 0);
-	ck_assert_uint_eq(a.data, 0x5a);
+	ck_assert_uint_eq(a.data, 0xffffffffu);
 	ipc_ring_stop(r_devr);
 	ck_assert_int_eq(r_server_join(&srv, 2000), 0);
 }
