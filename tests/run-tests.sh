@@ -6,11 +6,16 @@
 # runs on this machine's /dev/kvm when a guest boots there, and otherwise
 # inside nested KVM hosts booted under QEMU's emulation (scripts/kvm-nest),
 # several at once, one per host CPU (at most 4), taking tests from a shared
-# queue, longest first. Tests that need no KVM, and the unit tests, run here
-# meanwhile. The first line says which was chosen and why.
+# queue, longest first. A test that boots a full Linux kernel (need_kvm
+# cpl0) also goes to the nest where this /dev/kvm emulates guest kernel code
+# (KVM on PVM; tests/kvm-probe.sh tells), while the others run here. Tests
+# that need no KVM, and the unit tests, run here meanwhile. The first lines
+# say which was chosen and why.
 #
 #   BULKHEAD_NEST=1        always the nest
-#   BULKHEAD_NEST=0        never: without a usable /dev/kvm, KVM tests skip
+#   BULKHEAD_NEST=0        never: without a usable /dev/kvm, KVM tests skip,
+#                          and so do need_kvm cpl0 tests where it emulates
+#                          guest kernel code
 #   BULKHEAD_NEST_PARALLEL how many nests (default: host CPUs, at most 4)
 #   TESTS="hello smp"      only these integration tests (names without test_)
 set -u
@@ -33,59 +38,69 @@ for t in tests/integration/test_*.sh; do
 	fi
 	all_tests="$all_tests $name"
 done
-kvm_tests="" host_tests=""
+kvm_tests="" host_tests="" cpl0_tests=""
 for name in $all_tests; do
 	if grep -q '^need_kvm' "tests/integration/$name.sh"; then
 		kvm_tests="$kvm_tests $name"
+		grep -q '^need_kvm cpl0' "tests/integration/$name.sh" &&
+			cpl0_tests="$cpl0_tests $name"
 	else
 		host_tests="$host_tests $name"
 	fi
 done
 
-# A guest boots here: that is what "/dev/kvm works" means.
-kvm_works() {
-	[ -c /dev/kvm ] && ( exec 3<>/dev/kvm ) 2>/dev/null || return 1
-	st=0
-	timeout 60 "$build/bin/bulkhead" run --serial null "$build/guests/hello.elf" \
-		</dev/null >/dev/null 2>"$results/kvm-probe.err" || st=$?
-	[ $st -eq 1 ]
-}
-
-mode=kvm
-why=""
+# Where the KVM tests go: here_tests on this machine's /dev/kvm (or skip
+# there without one), nest_tests in the nests. A guest booting here is what
+# "/dev/kvm works" means; tests that boot a full Linux kernel (need_kvm
+# cpl0) also need guest kernel code to run at hardware speed.
+BUILD=$build
+. tests/kvm-probe.sh
+here_tests="" nest_tests=""
+export BULKHEAD_KVM_CPL0=native
 if [ -z "$kvm_tests" ]; then
-	mode=none
+	:
 elif [ "${BULKHEAD_IN_NEST:-0}" = 1 ]; then
-	why="inside the nest"
+	here_tests=$kvm_tests
+	echo "== integration tests run on this machine's /dev/kvm (inside the nest)"
 elif [ "${BULKHEAD_NEST:-}" = 1 ]; then
-	mode=nest why="BULKHEAD_NEST=1"
-elif kvm_works; then
-	why="a guest boots on it"
-elif [ "${BULKHEAD_NEST:-}" = 0 ]; then
-	mode=skip why="BULKHEAD_NEST=0, and no guest boots on this machine's /dev/kvm"
-else
-	mode=nest
-	if [ -c /dev/kvm ]; then
-		why="no guest boots on this machine's /dev/kvm ($(tail -n 1 "$results/kvm-probe.err" 2>/dev/null))"
+	nest_tests=$kvm_tests why="BULKHEAD_NEST=1"
+elif kvm_boots; then
+	here_tests=$kvm_tests
+	if [ -n "$cpl0_tests" ] && ! kvm_runs_cpl0; then
+		here_tests="" 
+		for name in $kvm_tests; do
+			case " $cpl0_tests " in
+			*" $name "*) nest_tests="$nest_tests $name" ;;
+			*) here_tests="$here_tests $name" ;;
+			esac
+		done
+		if [ "${BULKHEAD_NEST:-}" = 0 ]; then
+			here_tests=$kvm_tests nest_tests=""
+			BULKHEAD_KVM_CPL0=emulated
+			echo "== integration tests run on this machine's /dev/kvm, but those that boot a full Linux kernel ($(echo $cpl0_tests)) are skipped: $kvm_probe_why, and BULKHEAD_NEST=0"
+		else
+			why="they boot a full Linux kernel, and $kvm_probe_why"
+			echo "== integration tests run on this machine's /dev/kvm (a guest boots on it), except $(echo $nest_tests)"
+		fi
 	else
-		why="this machine has no /dev/kvm"
+		echo "== integration tests run on this machine's /dev/kvm ($kvm_probe_why)"
 	fi
+elif [ "${BULKHEAD_NEST:-}" = 0 ]; then
+	here_tests=$kvm_tests
+	echo "== integration tests that need KVM are skipped: BULKHEAD_NEST=0, and $kvm_probe_why"
+else
+	nest_tests=$kvm_tests why=$kvm_probe_why
 fi
 
-nests=1
-if [ $mode = nest ]; then
+nests=0
+if [ -n "$nest_tests" ]; then
 	nests=${BULKHEAD_NEST_PARALLEL:-$(nproc 2>/dev/null || echo 1)}
 	[ "$nests" -ge 1 ] 2>/dev/null || nests=1
 	[ "$nests" -le 4 ] || nests=4
-	n=$(echo $kvm_tests | wc -w)
+	n=$(echo $nest_tests | wc -w)
 	[ "$nests" -le "$n" ] || nests=$n
+	echo "== integration tests that need KVM$([ -n "$here_tests" ] && echo " ($(echo $nest_tests))") run in $nests nested KVM host(s) under QEMU's emulation (scripts/kvm-nest), because $why; set BULKHEAD_NEST=0 to skip them instead"
 fi
-case $mode in
-kvm) echo "== integration tests run on this machine's /dev/kvm ($why)" ;;
-nest) echo "== integration tests that need KVM run in $nests nested KVM host(s) under QEMU's emulation (scripts/kvm-nest), because $why; set BULKHEAD_NEST=0 to skip them instead" ;;
-skip) echo "== integration tests that need KVM are skipped: $why" ;;
-none) ;;
-esac
 
 # ---- start the nests first: they take seconds to boot -------------------
 # Longest first, by the times of the last run here (tests/integration/
@@ -99,21 +114,27 @@ order_tests() {  # NAMES...: sorted by expected time, longest first
 	done | sort -k1,1nr -k2 | awk '{ print $2 }'
 }
 
-queue=$results/queue
-rm -rf "$queue"
+make_queue() {  # DIR NAMES...: one entry per test, in order
+	q=$1
+	shift
+	rm -rf "$q"
+	mkdir -p "$q"
+	i=0
+	for name in "$@"; do
+		i=$((i + 1))
+		echo "$name" >"$q/$(printf %03d $i)"
+	done
+}
+
 for name in $all_tests; do
 	rm -f "$results/$name.status" "$results/$name.secs" "$results/$name.where"
 done
+queue=$results/queue
+nestq=$results/nest-queue
+make_queue "$queue" $(order_tests $here_tests)
+make_queue "$nestq" $(order_tests $nest_tests)
 nest_pids=""
-if [ $mode != none ]; then
-	mkdir -p "$queue"
-	i=0
-	for name in $(order_tests $kvm_tests); do
-		i=$((i + 1))
-		echo "$name" >"$queue/$(printf %03d $i)"
-	done
-fi
-if [ $mode = nest ]; then
+if [ "$nests" -gt 0 ]; then
 	if ! sh scripts/install-deps.sh nest; then
 		echo "FAIL: the nest's Debian packages are missing (scripts/install-deps.sh nest)"
 		exit 1
@@ -121,7 +142,7 @@ if [ $mode = nest ]; then
 	k=1
 	while [ $k -le "$nests" ]; do
 		scripts/kvm-nest --quiet --timeout 2400 sh tests/run-integration.sh \
-			"$build" "$queue" "nest $k" \
+			"$build" "$nestq" "nest $k" \
 			>"$results/nest-$k.out" 2>"$results/nest-$k.err" &
 		nest_pids="$nest_pids $!"
 		k=$((k + 1))
@@ -136,22 +157,15 @@ CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-60} "$build/tests/check_unit" || unit_s
 if [ -n "$host_tests" ]; then
 	echo "== integration tests that need no KVM, on this machine"
 	hq=$results/host-queue
-	rm -rf "$hq"
-	mkdir -p "$hq"
-	i=0
-	for name in $host_tests; do
-		i=$((i + 1))
-		echo "$name" >"$hq/$(printf %03d $i)"
-	done
+	make_queue "$hq" $host_tests
 	sh tests/run-integration.sh "$build" "$hq" "host"
 fi
 
-case $mode in
-kvm | skip)
+if [ -n "$here_tests" ]; then
 	echo "== integration tests that need KVM, on this machine"
 	sh tests/run-integration.sh "$build" "$queue" "kvm"
-	;;
-nest)
+fi
+if [ "$nests" -gt 0 ]; then
 	echo "== integration tests that need KVM, in the nest (their lines come as each ends)"
 	# Each nest's lines as they come; wait for all of them.
 	k=1
@@ -170,8 +184,7 @@ nest)
 		k=$((k + 1))
 	done
 	sleep 1.2   # the tails see their last lines and go
-	;;
-esac
+fi
 
 # ---- the closing line ---------------------------------------------------
 passed=0 failed=0 skipped=0

@@ -39,13 +39,13 @@ GUEST_DEV_KERNELS := i8042 $(GUEST_IRQ_KERNELS) $(GUEST_VIRTIO_KERNELS)
 # Benchmark guests (bench/): an idle guest, a RAM filler for save/restore,
 # a virtio-blk throughput driver.
 GUEST_BENCH_KERNELS := idle memfill blkbench
-GUEST_KERNELS := hello nullio echo reset $(GUEST_SMP_KERNELS) $(GUEST_DEV_KERNELS) \
+GUEST_KERNELS := hello nullio echo reset kloop $(GUEST_SMP_KERNELS) $(GUEST_DEV_KERNELS) \
 	$(GUEST_BENCH_KERNELS)
 GUEST_ELF64 := $(patsubst %,$(GUEST_OUT)/%.elf64,$(GUEST_KERNELS))
 GUEST_ELF := $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_KERNELS))
 
 GUESTS += $(BUILD)/guests/hello.elf $(BUILD)/guests/bootsect.bin $(BUILD)/guests/nullio.elf
-GUESTS += $(BUILD)/guests/echo.elf $(BUILD)/guests/reset.elf
+GUESTS += $(BUILD)/guests/echo.elf $(BUILD)/guests/reset.elf $(BUILD)/guests/kloop.elf
 GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_SMP_KERNELS))
 GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_DEV_KERNELS))
 GUESTS += $(patsubst %,$(GUEST_OUT)/%.elf,$(GUEST_BENCH_KERNELS))

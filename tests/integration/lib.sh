@@ -16,11 +16,28 @@ cleanup() {
 
 fail() { echo "FAIL: $*"; exit 1; }
 
+# need_kvm [cpl0]: skip without a usable /dev/kvm. With cpl0 (a test that
+# boots a full Linux kernel) also where this /dev/kvm emulates guest kernel
+# code (tests/kvm-probe.sh): make check runs such tests in a nested KVM host
+# then. tests/run-tests.sh passes its probe's answer in BULKHEAD_KVM_CPL0
+# (native or emulated); a test run by hand probes for itself.
 need_kvm() {
 	if [ ! -c /dev/kvm ] || ! ( exec 3<>/dev/kvm ) 2>/dev/null; then
 		echo "skipped: /dev/kvm is missing or not usable by $(id -un) (make check runs this test in a nested KVM host then, unless BULKHEAD_NEST=0)"
 		exit 77
 	fi
+	[ "${1:-}" = cpl0 ] || return 0
+	[ "${BULKHEAD_IN_NEST:-0}" = 1 ] && return 0
+	case ${BULKHEAD_KVM_CPL0:-} in
+	native) return 0 ;;
+	emulated) kvm_probe_why="make check found that this machine's /dev/kvm emulates guest kernel code" ;;
+	*)
+		. tests/kvm-probe.sh
+		kvm_runs_cpl0 && return 0
+		;;
+	esac
+	echo "skipped: this test boots a full Linux kernel, and $kvm_probe_why (make check runs it in a nested KVM host then, unless BULKHEAD_NEST=0)"
+	exit 77
 }
 
 # run_vm OUTFILE [bulkhead run args...]: runs to completion, sets $status.
