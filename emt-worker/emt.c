@@ -65,7 +65,7 @@ static int emt_power_off_req(unsigned cpu, void *arg)
 	char err[160];
 
 	(void)cpu;
-	return emt_vm_power_off(vm, err, sizeof(err));
+	return vm->ops->power_off(vm, err, sizeof(err));
 }
 
 void emt_vm_request_power_off(struct emt_vm *vm)
@@ -90,7 +90,7 @@ static int emt_suspend_req(unsigned cpu, void *arg)
 	(void)cpu;
 	/* Refused quietly when the VM is not running (already suspended,
 	 * powering off, ...): the error has been reported either way. */
-	emt_vm_suspend(vm, err, sizeof(err));
+	vm->ops->suspend(vm, err, sizeof(err));
 	return 0;
 }
 
@@ -137,6 +137,40 @@ void emt_vm_runtime_error(struct emt_vm *vm, unsigned flags,
 	else if (flags & EMT_RTERR_SUSPEND)
 		vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
 			    emt_suspend_req, vm, NULL);
+}
+
+/* ---- device failure ----------------------------------------------------- */
+
+static void emt_dev_fail_locked(struct emt_vm *vm, struct emt_dev *d)
+{
+	d->dead = true;
+	pthread_cond_broadcast(&vm->cond);
+}
+
+void emt_dev_fail(struct emt_vm *vm, struct emt_dev *d, const char *error_id,
+		  const char *fmt, ...)
+{
+	char msg[200];
+	bool was_dead;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&vm->lock);
+	was_dead = d->dead;
+	emt_dev_fail_locked(vm, d);
+	pthread_mutex_unlock(&vm->lock);
+	if (was_dead)
+		return;
+	/*
+	 * The suspend is queued first: an EMT that sees the ring fail below
+	 * stops running guest code, and must find the suspend waiting when
+	 * it looks for work, not a window in which it could run on.
+	 */
+	emt_vm_runtime_error(vm, EMT_RTERR_SUSPEND, error_id, "%s", msg);
+	/* Pending and future accesses fail at once instead of hanging. */
+	ipc_ring_shutdown(d->ring);
 }
 
 /* ---- poking ------------------------------------------------------------- */
@@ -397,11 +431,17 @@ static int emt_reset_req(unsigned cpu, void *arg)
 	int r;
 
 	(void)cpu;
-	r = emt_vm_reset(vm, err, sizeof(err));
+	r = vm->ops->reset(vm, err, sizeof(err));
 	if (r < 0)
 		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "reset-failed",
 				     "guest reset failed: %s", err);
 	return r;
+}
+
+void emt_vm_request_reset(struct emt_vm *vm)
+{
+	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
+		    emt_reset_req, vm, NULL);
 }
 
 /* Handle one exit; false when this vCPU must stop running guest code. */
@@ -424,13 +464,11 @@ static bool emt_handle_exit(struct emt_vcpu *c)
 	case KVM_EXIT_SHUTDOWN:
 		/* A triple fault resets the machine, as on a PC. */
 		LOG_INFO("vCPU %u: triple fault: resetting the VM", id);
-		vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT, emt_reset_req,
-			    vm, NULL);
+		emt_vm_request_reset(vm);
 		return true;
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
-			vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT,
-				    emt_reset_req, vm, NULL);
+			emt_vm_request_reset(vm);
 			return true;
 		}
 		emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "guest-fault",

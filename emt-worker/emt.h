@@ -202,6 +202,19 @@ struct emt_vcpu {
 	uint64_t unclaimed_writes;
 };
 
+/*
+ * The VM operations above the EMT layer (vmapi.h) that the EMT layer needs
+ * for what the guest does: a suspend after a device failed, a reset the
+ * guest asked for, a power-off when it is done. Set by emt_vmapi_attach();
+ * the EMT layer never calls up any other way. Each returns 0 or a negative
+ * errno with the reason in err.
+ */
+struct emt_vm_ops {
+	int (*suspend)(struct emt_vm *vm, char *err, size_t errlen);
+	int (*reset)(struct emt_vm *vm, char *err, size_t errlen);
+	int (*power_off)(struct emt_vm *vm, char *err, size_t errlen);
+};
+
 struct emt_vm {
 	struct kd_vm *kvm;
 	uint8_t *ram;
@@ -216,6 +229,7 @@ struct emt_vm {
 	uint8_t port_dev[65536];
 	uint8_t port_region[65536];
 
+	const struct emt_vm_ops *ops;  /* the VM API above, emt_vmapi_attach */
 	struct vm_sm sm;
 	struct vm_sync sync;
 	atomic_bool guest_runs;       /* mirrors vm_state_runs_guest(state) */
@@ -257,6 +271,9 @@ void emt_vm_end(struct emt_vm *vm, enum emt_end end, uint32_t code,
 	__attribute__((format(printf, 5, 6)));
 /* Power the VM off on an EMT, soon; for a VM whose end is recorded. */
 void emt_vm_request_power_off(struct emt_vm *vm);
+/* Reset the VM on an EMT, soon (the guest asked: a triple fault, the
+ * i8042's reset line); a reset that fails stops the VM in GURU_MEDITATION. */
+void emt_vm_request_reset(struct emt_vm *vm);
 /*
  * The guest asked to end the run (debug-exit) with code, through the device
  * called label: record it as the VM's end and power off. Any thread.
@@ -286,83 +303,10 @@ void emt_vm_stop_emts(struct emt_vm *vm);
 /* Install the signal used to poke EMTs out of KVM_RUN. */
 int emt_poke_init(void);
 
-/*
- * The VM API (VMR3PowerOn, VMR3Suspend, ...): each gathers the EMTs in a
- * descending rendezvous that stops on error, EMT(0) last, which notifies
- * the devices and completes the transition. Any thread may call them; they
- * return 0 or a negative errno with the reason in err.
- */
-int emt_vm_power_on(struct emt_vm *vm, char *err, size_t errlen);
-int emt_vm_suspend(struct emt_vm *vm, char *err, size_t errlen);
-/* Live save's final suspend: RUNNING_LS -> SUSPENDING_LS -> SUSPENDED_LS. */
-int emt_vm_suspend_ls(struct emt_vm *vm, char *err, size_t errlen);
-int emt_vm_resume(struct emt_vm *vm, char *err, size_t errlen);
-int emt_vm_reset(struct emt_vm *vm, char *err, size_t errlen);
-int emt_vm_power_off(struct emt_vm *vm, char *err, size_t errlen);
-
-/*
- * Device notifications, from EMT(0): send the event to every live device
- * and wait (up to EMT_NOTIFY_TIMEOUT_MS) for every answer. A device that
- * misses the deadline, has died or answers out of protocol is failed:
- * runtime error naming it and the cause.
- */
-void emt_notify_devices(struct emt_vm *vm, enum emt_notify ev);
-/* The main thread's side: a DevNotifyDone arrived from d. */
-int emt_notify_answer(struct emt_vm *vm, struct emt_dev *d, int event,
-		      uint32_t seq, int status);
 /* Mark a device failed: ring shut, channel closed, runtime error. */
 void emt_dev_fail(struct emt_vm *vm, struct emt_dev *d, const char *error_id,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/*
- * Send a request to device d and wait (up to timeout_ms) for its answer of
- * type answer, which the main thread routes back; *out is the unpacked
- * DevStateData (free with dev_state_data__free_unpacked). From an EMT.
- */
-struct DevStateData;
-int emt_dev_call(struct emt_vm *vm, struct emt_dev *d, uint16_t type,
-		 const ProtobufCMessage *req, uint16_t answer, int timeout_ms,
-		 struct DevStateData **out);
-/* The main thread's side: a DevStateData answer of `type` arrived. */
-int emt_dev_answer(struct emt_vm *vm, struct emt_dev *d, uint16_t type,
-		   struct DevStateData *msg);
-
-/* ---- saved state ---------------------------------------------------------- */
-
-struct emt_save_result {
-	uint64_t bytes;
-	uint32_t passes;
-	uint64_t pages;
-	uint32_t downtime_ms;
-	int write_errno;        /* a write to fd failed with this (ENOSPC...) */
-};
-
-#define EMT_SAVE_KEEP_RUNNING 0x1u
-#define EMT_SAVE_LIVE 0x2u
-/* After a successful save leave the VM SUSPENDED (the broker decides). */
-#define EMT_SAVE_STAY_SUSPENDED 0x4u
-
-/*
- * Save the VM to fd (the save file, written from its current offset):
- * suspend it if it runs, SAVING, every unit
- * (with EMT_SAVE_LIVE: RAM first copied in passes while the guest runs, by
- * KVM dirty logging plus the pages device DMA touched, until what is left
- * fits max_downtime_ms; then the final pass with the guest stopped).
- * Not on an EMT: a live save must leave every vCPU running.
- * (vCPUs, irqchip, PIT, clock, RAM, boot image, each device's unit fetched
- * over its channel), then resume it (EMT_SAVE_KEEP_RUNNING) or power it
- * off. Returns 0 or a negative errno with the reason in err.
- */
-int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
-		unsigned max_downtime_ms, struct emt_save_result *res,
-		char *err, size_t errlen);
-/*
- * Load a VM in CREATED state from fd: LOADING, every unit checked against
- * this VM's configuration (vCPU count, RAM size, device set), SUSPENDED.
- * A bad stream leaves it in LOAD_FAILURE with the reason (naming the unit
- * and stream offset) in err. On an EMT.
- */
-int emt_vm_load(struct emt_vm *vm, int fd, char *err, size_t errlen);
 
 /* The MP table (Intel MP spec 1.4) for ncpus processors, at 0xF0000. */
 #define EMT_MPTABLE_ADDR 0xf0000ull

@@ -23,6 +23,8 @@
 
 #include "device.pb-c.h"
 #include "emt-worker/emt.h"
+#include "emt-worker/save.h"
+#include "emt-worker/vmapi.h"
 #include "ipc/log.h"
 #include "policy/sbx.h"
 #include "proto/msgtypes.h"
@@ -787,19 +789,6 @@ struct wk_dev_ctx {
 	struct emt_dev *d;
 };
 
-static int wk_reset_req(unsigned cpu, void *arg)
-{
-	struct emt_vm *vm = arg;
-	char err[160];
-	int r;
-
-	(void)cpu;
-	r = emt_vm_reset(vm, err, sizeof(err));
-	if (r < 0)
-		LOG_WARN("guest reset: %s", err);
-	return r;
-}
-
 static int wk_on_notify_done(void *ctx, const void *pb, struct ipc_msg *m)
 {
 	struct wk_dev_ctx *x = ctx;
@@ -829,8 +818,7 @@ static int wk_on_request_reset(void *ctx, const void *pb, struct ipc_msg *m)
 	struct emt_vm *vm = x->w->vm;
 
 	LOG_INFO("%s pulled the reset line: resetting the VM", x->d->label);
-	vm_req_call(&vm->sync, VM_CPU_ANY, VM_REQ_NO_WAIT | VM_REQ_POKE,
-		    wk_reset_req, vm, NULL);
+	emt_vm_request_reset(vm);
 	return 0;
 }
 
@@ -1126,6 +1114,7 @@ static int wk_build(struct wk *w)
 			   "cannot set up the VM: %s", strerror(-r));
 		return r;
 	}
+	emt_vmapi_attach(vm);
 	vm->broker = &w->broker;
 	r = wk_map_ram(w);
 	if (r < 0) {

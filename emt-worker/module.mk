@@ -19,7 +19,7 @@ $(BUILD)/bin/bulkhead-ssm-dump: $(call obj,$(SSM_DUMP_SRCS))
 all: $(BUILD)/bin/bulkhead-ssm-dump
 
 # Modules (tests/tools/modgraph.sh): each with its public header.
-MODULES += loader vmstate vmsync mptable aml acpi ssm worker
+MODULES += loader vmstate vmsync mptable aml acpi ssm emt vmapi save worker
 loader_MODULE := emt-worker/loader.c
 vmstate_MODULE := emt-worker/vmstate.c
 vmsync_MODULE := emt-worker/vmsync.c
@@ -27,5 +27,10 @@ mptable_MODULE := emt-worker/mptable.c
 aml_MODULE := emt-worker/aml.c
 acpi_MODULE := emt-worker/acpi.c
 ssm_MODULE := emt-worker/ssm.c
-worker_MODULE := emt-worker/main.c emt-worker/emt.c emt-worker/vmapi.c \
-	emt-worker/save.c
+# The worker's layers, each calling only down: main.c -> save.c (saved
+# state) -> vmapi.c (the VM API) -> emt.c (the EMTs; up only through
+# struct emt_vm_ops).
+emt_MODULE := emt-worker/emt.c
+vmapi_MODULE := emt-worker/vmapi.c
+save_MODULE := emt-worker/save.c
+worker_MODULE := emt-worker/main.c

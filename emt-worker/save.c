@@ -31,7 +31,8 @@
 #include <unistd.h>
 
 #include "device.pb-c.h"
-#include "emt-worker/emt.h"
+#include "emt-worker/save.h"
+#include "emt-worker/vmapi.h"
 #include "emt-worker/ssm.h"
 #include "ipc/log.h"
 #include "proto/msgtypes.h"

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "device.pb-c.h"
-#include "emt-worker/emt.h"
+#include "emt-worker/vmapi.h"
 #include "ipc/log.h"
 #include "proto/msgtypes.h"
 
@@ -33,38 +33,6 @@ static const char *const emt_notify_names[] = {
 };
 
 /* ---- device notifications ----------------------------------------------- */
-
-static void emt_dev_fail_locked(struct emt_vm *vm, struct emt_dev *d)
-{
-	d->dead = true;
-	pthread_cond_broadcast(&vm->cond);
-}
-
-void emt_dev_fail(struct emt_vm *vm, struct emt_dev *d, const char *error_id,
-		  const char *fmt, ...)
-{
-	char msg[200];
-	bool was_dead;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&vm->lock);
-	was_dead = d->dead;
-	emt_dev_fail_locked(vm, d);
-	pthread_mutex_unlock(&vm->lock);
-	if (was_dead)
-		return;
-	/*
-	 * The suspend is queued first: an EMT that sees the ring fail below
-	 * stops running guest code, and must find the suspend waiting when
-	 * it looks for work, not a window in which it could run on.
-	 */
-	emt_vm_runtime_error(vm, EMT_RTERR_SUSPEND, error_id, "%s", msg);
-	/* Pending and future accesses fail at once instead of hanging. */
-	ipc_ring_shutdown(d->ring);
-}
 
 static void emt_deadline(struct timespec *ts, int ms)
 {
@@ -408,4 +376,15 @@ int emt_vm_power_off(struct emt_vm *vm, char *err, size_t errlen)
 	};
 
 	return emt_op_run(&op, "power off", err, errlen);
+}
+
+static const struct emt_vm_ops emt_vmapi_ops = {
+	.suspend = emt_vm_suspend,
+	.reset = emt_vm_reset,
+	.power_off = emt_vm_power_off,
+};
+
+void emt_vmapi_attach(struct emt_vm *vm)
+{
+	vm->ops = &emt_vmapi_ops;
 }
