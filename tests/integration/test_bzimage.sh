@@ -1,7 +1,8 @@
 # The Linux bzImage loader (x86 boot protocol, 64-bit entry): the test
 # bzImage (tests/guests/bzimage/) checks from inside what it was handed
 # (boot_params and its setup header, CPU state, command line, e820 map,
-# initrd) and reports through debug-exit; refusals end with status 8.
+# initrd) and reports through debug-exit; refusals end with status 8. On
+# KVM on PVM the run says first that a full Linux kernel would be slow.
 . tests/integration/lib.sh
 need_kvm
 img=$GUESTS/bzImage
@@ -28,6 +29,13 @@ expect_line "$TMP/out" "e820: base=0x100000 len=0x3f00000 type=1"
 addr=$(printf '0x%x' $(( (0x4000000 - size) / 4096 * 4096 )))
 expect_line "$TMP/out" "initrd: addr=$addr size=$size sum=$sum"
 expect_line "$TMP/out" "bzimage: all checks passed"
+# Where KVM emulates guest kernel code (KVM on PVM), `bulkhead run` says at
+# once that a full Linux kernel will be slow; elsewhere it says nothing.
+if [ -d /sys/module/kvm_pvm ]; then
+	expect_text "$TMP/out.err" "bulkhead: note: this host's KVM is KVM on PVM (kvm_pvm)"
+else
+	grep -q "KVM on PVM" "$TMP/out.err" && fail "a PVM note without kvm_pvm"
+fi
 
 # No initrd, no command line; the map follows --mem.
 run_vm "$TMP/out2" --mem 32M "$img"
