@@ -78,6 +78,13 @@ int cli_vm_opt(int opt, char *arg, struct cli_vm_opts *o, bool daemon,
 /* own + the VM options (if vm) into out (room for n rows); 0 or -1. */
 int cli_merge_opts(const struct option *own, bool vm, struct option *out,
 		   unsigned n);
+/*
+ * KVM on PVM runs only CPL 3 code natively and emulates the rest, an
+ * instruction at a time: a Linux kernel runs but takes hours to boot. For
+ * a bzImage on such a host, say so on stderr at once rather than let the
+ * user wait on a silent console. image_fd < 0: nothing.
+ */
+void cli_note_slow_kernel(int image_fd);
 /* A usage error: "bulkhead: CMD: ..." and the hint; CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -888,6 +888,7 @@ static int cli_open_vm_files(const struct cli_conn *cc,
 		if (r)
 			return r;
 		f->fds[f->nfds++] = fd;
+		cli_note_slow_kernel(fd);
 		if (!realpath(image, f->label))
 			snprintf(f->label, sizeof(f->label), "%s", image);
 		o->cv.image_label = f->label;

@@ -137,33 +137,6 @@ static enum brk_serial cli_run_serial(enum cli_serial s)
 	}
 }
 
-/* The Linux boot protocol's header signature, "HdrS" at 0x202. */
-#define CLI_BZ_MAGIC_OFF 0x202
-#define CLI_BZ_MAGIC "HdrS"
-/* Present where KVM runs on PVM, which emulates guest CPL 0 code. */
-#define CLI_PVM_MODULE "/sys/module/kvm_pvm"
-
-/*
- * KVM on PVM runs only CPL 3 code natively and emulates the rest, an
- * instruction at a time: a Linux kernel runs but takes hours to boot. Say
- * so at once rather than let the user wait on a silent console.
- */
-static void cli_note_slow_kernel(const struct brk_vm_config *cfg)
-{
-	char magic[sizeof(CLI_BZ_MAGIC) - 1];
-
-	if (cfg->image_fd < 0 || access(CLI_PVM_MODULE, F_OK) != 0)
-		return;
-	if (pread(cfg->image_fd, magic, sizeof(magic), CLI_BZ_MAGIC_OFF) !=
-		    (ssize_t)sizeof(magic) ||
-	    memcmp(magic, CLI_BZ_MAGIC, sizeof(magic)) != 0)
-		return;
-	fprintf(stderr, "bulkhead: note: this host's KVM is KVM on PVM "
-		"(kvm_pvm), which emulates guest kernel code instruction by "
-		"instruction: a full Linux kernel takes hours to boot here (see "
-		"docs/linux-boot.md)\n");
-}
-
 /* Launch the VM and supervise it until it ends. */
 static int cli_run_vm(const struct brk_vm_config *cfg, bool verbose)
 {
@@ -177,7 +150,7 @@ static int cli_run_vm(const struct brk_vm_config *cfg, bool verbose)
 			"enabled, and may you use it?)\n", strerror(-kvm_fd));
 		return BRK_EXIT_NOKVM;
 	}
-	cli_note_slow_kernel(cfg);
+	cli_note_slow_kernel(cfg->image_fd);
 	r = brk_vm_launch(kvm_fd, cfg, &vm, err, sizeof(err));
 	/* The worker has its own copy now. */
 	close(kvm_fd);

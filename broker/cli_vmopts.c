@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/cli.h"
 #include "broker/control.h"
@@ -150,4 +151,26 @@ int cli_vm_opt(int opt, char *arg, struct cli_vm_opts *o, bool daemon,
 	default:
 		return cli_usage_error(cmd, "option %d is not a VM option", opt);
 	}
+}
+
+/* The Linux boot protocol's header signature, "HdrS" at 0x202. */
+#define CLI_BZ_MAGIC_OFF 0x202
+#define CLI_BZ_MAGIC "HdrS"
+/* Present where KVM runs on PVM, which emulates guest CPL 0 code. */
+#define CLI_PVM_MODULE "/sys/module/kvm_pvm"
+
+void cli_note_slow_kernel(int image_fd)
+{
+	char magic[sizeof(CLI_BZ_MAGIC) - 1];
+
+	if (image_fd < 0 || access(CLI_PVM_MODULE, F_OK) != 0)
+		return;
+	if (pread(image_fd, magic, sizeof(magic), CLI_BZ_MAGIC_OFF) !=
+		    (ssize_t)sizeof(magic) ||
+	    memcmp(magic, CLI_BZ_MAGIC, sizeof(magic)) != 0)
+		return;
+	fprintf(stderr, "bulkhead: note: this host's KVM is KVM on PVM "
+		"(kvm_pvm), which emulates guest kernel code instruction by "
+		"instruction: a full Linux kernel takes hours to boot here (see "
+		"docs/linux-boot.md)\n");
 }

@@ -55,6 +55,17 @@ bh_ok --json status withdisk
 expect_text "$TMP/o" '"disk_ro":true'
 bh_ok destroy withdisk
 bh_fails 4 "cannot open disk image" create nodisk --disk "$TMP/none.img" "$GUESTS/echo.elf"
+# A bzImage on KVM on PVM: create says at once that a full Linux kernel
+# would take hours there (bulkhead run does too: test_bzimage); elsewhere
+# nothing. The multiboot guests above never get the note.
+grep -q "KVM on PVM" "$TMP/e" && fail "a PVM note for a multiboot guest"
+bh_ok create bz --mem 64M "$GUESTS/bzImage"
+if [ -d /sys/module/kvm_pvm ]; then
+	expect_text "$TMP/e" "bulkhead: note: this host's KVM is KVM on PVM (kvm_pvm)"
+else
+	grep -q "KVM on PVM" "$TMP/e" && fail "a PVM note without kvm_pvm"
+fi
+bh_ok destroy bz
 # Names are unique per owner; wrong operations say what to do.
 bh_fails 1 "already have a VM named 'vm1'" create vm1 "$LONG_GUEST"
 bh_fails 1 "is not running (state CREATED)" pause vm1
