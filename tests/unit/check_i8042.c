@@ -12,6 +12,7 @@
 
 #include "device-procs/devhost/dev.h"
 #include "i8042_state.pb-c.h"
+#include "tests/unit/fakehost.h"
 #include "tests/unit/suites.h"
 
 #define DATA 0u		/* region of port 0x60 */
@@ -37,60 +38,13 @@
 
 /* ---- fake host ---------------------------------------------------------- */
 
-struct fake_host {
-	bool level[2];
-	unsigned edges[2];
-	unsigned irq_redundant, irq_bad_line;
-	unsigned resets;
-};
-
-static struct fake_host host;
+static struct fakehost host;
 static struct dev *dev;
-
-static void fake_irq_set(void *h, unsigned line, bool level)
-{
-	struct fake_host *fh = h;
-
-	if (line >= 2) {
-		fh->irq_bad_line++;
-		return;
-	}
-	if (level == fh->level[line])
-		fh->irq_redundant++;
-	if (level && !fh->level[line])
-		fh->edges[line]++;
-	fh->level[line] = level;
-}
-
-static ssize_t fake_backend_write(void *h, const void *buf, size_t len)
-{
-	(void)h;
-	(void)buf;
-	return (ssize_t)len;
-}
-
-static void fake_request_exit(void *h, uint32_t code)
-{
-	(void)h;
-	(void)code;
-}
-
-static void fake_request_reset(void *h)
-{
-	((struct fake_host *)h)->resets++;
-}
-
-static const struct dev_host_ops fake_ops = {
-	.irq_set = fake_irq_set,
-	.backend_write = fake_backend_write,
-	.request_exit = fake_request_exit,
-	.request_reset = fake_request_reset,
-};
 
 static void kbc_setup(void)
 {
-	memset(&host, 0, sizeof(host));
-	ck_assert_int_eq(dev_new(&i8042_desc, 0, &fake_ops, &host, &dev), 0);
+	fakehost_reset(&host, 2);
+	ck_assert_int_eq(dev_new(&i8042_desc, 0, &fakehost_ops, &host, &dev), 0);
 }
 
 static void kbc_teardown(void)
@@ -816,8 +770,8 @@ START_TEST(test_i8042_save_load_round_trip)
 	save(&a, &alen);
 
 	dev_free(dev);
-	memset(&host, 0, sizeof(host));
-	ck_assert_int_eq(dev_new(&i8042_desc, 0, &fake_ops, &host, &dev), 0);
+	fakehost_reset(&host, 2);
+	ck_assert_int_eq(dev_new(&i8042_desc, 0, &fakehost_ops, &host, &dev), 0);
 	ck_assert_int_eq(dev->desc->load(dev, a, alen, 1), 0);
 	save(&b, &blen);
 	ck_assert_uint_eq(alen, blen);

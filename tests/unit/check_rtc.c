@@ -14,6 +14,7 @@
 
 #include "device-procs/devhost/dev.h"
 #include "rtc_state.pb-c.h"
+#include "tests/unit/fakehost.h"
 #include "tests/unit/suites.h"
 
 /* Registers and bits, from the MC146818A datasheet. */
@@ -48,93 +49,16 @@ enum {
 
 /* ---- fake host ---------------------------------------------------------- */
 
-struct fake_host {
-	uint64_t clock_ns;
-	int64_t wall;
-	uint64_t timer[DEV_MAX_TIMERS];	/* armed deadlines, 0 none */
-	unsigned arms, cancels, fires;
-	unsigned arm_in_past;		/* deadlines not after the clock */
-	unsigned bad_timer_id;
-	bool level;
-	unsigned edges;			/* rising edges of the IRQ line */
-	unsigned irq_redundant, irq_bad_line;
-	bool auto_ack;			/* a guest handler reads C on IRQ */
+static struct fakehost host;
+/* What the tests' model of a guest did: timers fired, and with auto_ack
+ * an interrupt handler that reads register C while the line is high. */
+static struct {
+	unsigned fires;
+	bool auto_ack;
 	unsigned acks;
-	uint8_t acked;			/* C values the handler saw, or'ed */
-	unsigned resets;
-};
-
-static struct fake_host host;
+	uint8_t acked;		/* C values the handler saw, or'ed */
+} guest;
 static struct dev *dev;
-
-static void fake_irq_set(void *h, unsigned line, bool level)
-{
-	struct fake_host *fh = h;
-
-	if (line != 0)
-		fh->irq_bad_line++;
-	if (level == fh->level)
-		fh->irq_redundant++;
-	if (level && !fh->level)
-		fh->edges++;
-	fh->level = level;
-}
-
-static ssize_t fake_backend_write(void *h, const void *buf, size_t len)
-{
-	(void)h;
-	(void)buf;
-	return (ssize_t)len;
-}
-
-static void fake_request_exit(void *h, uint32_t code)
-{
-	(void)h;
-	(void)code;
-}
-
-static void fake_request_reset(void *h)
-{
-	((struct fake_host *)h)->resets++;
-}
-
-static uint64_t fake_clock_ns(void *h)
-{
-	return ((struct fake_host *)h)->clock_ns;
-}
-
-static int64_t fake_wall_clock(void *h)
-{
-	return ((struct fake_host *)h)->wall;
-}
-
-static void fake_timer_arm(void *h, unsigned id, uint64_t when_ns)
-{
-	struct fake_host *fh = h;
-
-	if (id >= DEV_MAX_TIMERS) {
-		fh->bad_timer_id++;
-		return;
-	}
-	if (when_ns == 0) {
-		fh->cancels++;
-	} else {
-		fh->arms++;
-		if (when_ns <= fh->clock_ns)
-			fh->arm_in_past++;
-	}
-	fh->timer[id] = when_ns;
-}
-
-static const struct dev_host_ops fake_ops = {
-	.irq_set = fake_irq_set,
-	.backend_write = fake_backend_write,
-	.request_exit = fake_request_exit,
-	.request_reset = fake_request_reset,
-	.clock_ns = fake_clock_ns,
-	.wall_clock = fake_wall_clock,
-	.timer_arm = fake_timer_arm,
-};
 
 /* Seconds since the epoch of a UTC date and time. */
 static int64_t utc(int y, int mon, int d, int h, int min, int s)
@@ -151,7 +75,7 @@ static void new_rtc(int64_t wall)
 {
 	host.wall = wall;
 	host.clock_ns = T0;
-	ck_assert_int_eq(dev_new(&rtc_desc, 0, &fake_ops, &host, &dev), 0);
+	ck_assert_int_eq(dev_new(&rtc_desc, 0, &fakehost_ops, &host, &dev), 0);
 }
 
 /* Replace the device with a fresh one (a new process, say). */
@@ -160,7 +84,7 @@ static void renew_rtc(int64_t wall)
 	dev_free(dev);
 	dev = NULL;
 	memset(host.timer, 0, sizeof(host.timer));
-	host.level = false;
+	host.level[0] = false;
 	new_rtc(wall);
 }
 
@@ -168,7 +92,8 @@ static void renew_rtc(int64_t wall)
 
 static void rtc_setup(void)
 {
-	memset(&host, 0, sizeof(host));
+	fakehost_reset(&host, 1);
+	memset(&guest, 0, sizeof(guest));
 	new_rtc(WALL_2024);
 }
 
@@ -228,11 +153,11 @@ static void advance_to(uint64_t target)
 		if (when > host.clock_ns)
 			host.clock_ns = when;
 		host.timer[id] = 0;
-		host.fires++;
+		guest.fires++;
 		dev->desc->timer(dev, id);
-		if (host.auto_ack && host.level) {
-			host.acked |= cmos_rd(REG_C);
-			host.acks++;
+		if (guest.auto_ack && host.level[0]) {
+			guest.acked |= cmos_rd(REG_C);
+			guest.acks++;
 		}
 	}
 	host.clock_ns = target;
@@ -290,7 +215,7 @@ START_TEST(test_rtc_read_bcd)
 	ck_assert_uint_eq(cmos_rd(REG_B), B_24H);
 	ck_assert_uint_eq(cmos_rd(REG_C), 0);
 	ck_assert_uint_eq(cmos_rd(REG_D), D_VRT);
-	ck_assert_uint_eq(host.edges, 0);
+	ck_assert_uint_eq(host.edges[0], 0);
 	ck_assert_uint_eq(host.timer[0], 0);		/* nothing enabled */
 }
 END_TEST
@@ -384,7 +309,7 @@ START_TEST(test_rtc_advances_with_virtual_clock)
 	ck_assert_uint_eq(cmos_rd(WDAY), 7);		/* Saturday */
 	advance(86400 * NS);
 	ck_assert_uint_eq(cmos_rd(WDAY), 1);		/* Sunday */
-	ck_assert_uint_eq(host.fires, 0);		/* no timer needed */
+	ck_assert_uint_eq(guest.fires, 0);		/* no timer needed */
 }
 END_TEST
 
@@ -406,14 +331,9 @@ END_TEST
 START_TEST(test_rtc_no_host_clocks)
 {
 	/* A devhost without clock, wall clock or timers. */
-	static const struct dev_host_ops bare_ops = {
-		.irq_set = fake_irq_set,
-		.backend_write = fake_backend_write,
-		.request_exit = fake_request_exit,
-	};
 	struct dev *d;
 
-	ck_assert_int_eq(dev_new(&rtc_desc, 0, &bare_ops, &host, &d), 0);
+	ck_assert_int_eq(dev_new(&rtc_desc, 0, &fakehost_bare_ops, &host, &d), 0);
 	dev_free(dev);
 	dev = d;
 	check_time_bcd(2000, 1, 1, 0, 0, 0);	/* its default */
@@ -517,10 +437,10 @@ START_TEST(test_rtc_set_clears_uie)
 	ck_assert_uint_eq(cmos_rd(REG_B), B_24H | B_UIE | B_SET);
 	/* No update interrupt while SET holds the clock. */
 	advance(3 * NS);
-	ck_assert_uint_eq(host.edges, 0);
+	ck_assert_uint_eq(host.edges[0], 0);
 	cmos_wr(REG_B, B_24H | B_UIE);
 	advance(NS);
-	ck_assert_uint_eq(host.edges, 1);
+	ck_assert_uint_eq(host.edges[0], 1);
 }
 END_TEST
 
@@ -618,23 +538,23 @@ END_TEST
 /* Periodic interrupts over one simulated second with a guest handler. */
 static void check_periodic_rate(unsigned rate, unsigned hz)
 {
-	host.fires = 0;
-	host.edges = 0;
-	host.acks = 0;
-	host.acked = 0;
-	host.auto_ack = true;
+	guest.fires = 0;
+	host.edges[0] = 0;
+	guest.acks = 0;
+	guest.acked = 0;
+	guest.auto_ack = true;
 	/* PIE from a second boundary, so exactly hz edges fit in a second. */
 	advance_to(((host.clock_ns - T0) / NS + 1) * NS + T0);
 	cmos_wr(REG_A, (uint8_t)(A_DV_32K | rate));
 	cmos_rd(REG_C);
 	cmos_wr(REG_B, B_24H | B_PIE);
 	advance(NS);
-	ck_assert_uint_eq(host.fires, hz);
-	ck_assert_uint_eq(host.edges, hz);
-	ck_assert_uint_eq(host.acks, hz);
-	ck_assert_uint_eq(host.acked, C_IRQF | C_PF | C_UF);
+	ck_assert_uint_eq(guest.fires, hz);
+	ck_assert_uint_eq(host.edges[0], hz);
+	ck_assert_uint_eq(guest.acks, hz);
+	ck_assert_uint_eq(guest.acked, C_IRQF | C_PF | C_UF);
 	cmos_wr(REG_B, B_24H);
-	host.auto_ack = false;
+	guest.auto_ack = false;
 }
 
 START_TEST(test_rtc_periodic_rates)
@@ -656,12 +576,12 @@ START_TEST(test_rtc_periodic_exact_times)
 	cmos_wr(REG_B, B_24H | B_PIE);
 	ck_assert_uint_eq(host.timer[0], T0 + 122071);	/* 122070.3125 */
 	advance_to(T0 + 122070);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	advance(1);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(host.timer[0], 0);	/* IRQF set: nothing to do */
 	ck_assert_uint_eq(cmos_rd(REG_C), C_IRQF | C_PF);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(host.timer[0], T0 + 244141);	/* 244140.625 */
 }
 END_TEST
@@ -685,17 +605,17 @@ START_TEST(test_rtc_periodic_rate_zero_and_no_pie)
 	ck_assert_uint_eq(cmos_rd(REG_C), 0);
 	/* Enabling PIE with PF pending raises the line at once. */
 	advance(NS);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	cmos_wr(REG_B, B_24H | B_PIE);
-	ck_assert(host.level);
-	ck_assert_uint_eq(host.fires, 0);
+	ck_assert(host.level[0]);
+	ck_assert_uint_eq(guest.fires, 0);
 	ck_assert_uint_eq(cmos_rd(REG_C), C_IRQF | C_PF | C_UF);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	/* Clearing PIE with PF pending lowers it. */
 	advance(NS);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	cmos_wr(REG_B, B_24H);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(cmos_rd(REG_C), C_PF | C_UF);
 }
 END_TEST
@@ -704,23 +624,23 @@ START_TEST(test_rtc_update_interrupt)
 {
 	cmos_wr(REG_B, B_24H | B_UIE);
 	ck_assert_uint_eq(host.timer[0], T0 + NS);
-	host.auto_ack = true;
+	guest.auto_ack = true;
 	advance(3 * NS);
-	ck_assert_uint_eq(host.fires, 3);
-	ck_assert_uint_eq(host.edges, 3);
-	ck_assert_uint_eq(host.acked, C_IRQF | C_PF | C_UF);
+	ck_assert_uint_eq(guest.fires, 3);
+	ck_assert_uint_eq(host.edges[0], 3);
+	ck_assert_uint_eq(guest.acked, C_IRQF | C_PF | C_UF);
 
 	/* Unacknowledged: one edge, and the timer is not re-armed. */
-	host.auto_ack = false;
+	guest.auto_ack = false;
 	advance(NS);
-	ck_assert_uint_eq(host.edges, 4);
-	ck_assert(host.level);
+	ck_assert_uint_eq(host.edges[0], 4);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(host.timer[0], 0);
 	advance(5 * NS);
-	ck_assert_uint_eq(host.fires, 4);
-	ck_assert_uint_eq(host.edges, 4);
+	ck_assert_uint_eq(guest.fires, 4);
+	ck_assert_uint_eq(host.edges[0], 4);
 	ck_assert_uint_eq(cmos_rd(REG_C), C_IRQF | C_PF | C_UF);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(host.timer[0], T0 + 10 * NS);
 }
 END_TEST
@@ -729,19 +649,19 @@ START_TEST(test_rtc_reg_c_clears)
 {
 	cmos_wr(REG_B, B_24H | B_UIE);
 	advance(NS);
-	ck_assert(host.level);
-	ck_assert_uint_eq(host.edges, 1);
+	ck_assert(host.level[0]);
+	ck_assert_uint_eq(host.edges[0], 1);
 	ck_assert_uint_eq(cmos_rd(REG_C), C_IRQF | C_PF | C_UF);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(cmos_rd(REG_C), 0);
 	/* C and D are read-only. */
 	advance(NS);
 	cmos_wr(REG_C, 0);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	cmos_wr(REG_D, 0);
 	ck_assert_uint_eq(cmos_rd(REG_D), D_VRT);
 	ck_assert_uint_eq(cmos_rd(REG_C), C_IRQF | C_PF | C_UF);
-	ck_assert_uint_eq(host.edges, 2);
+	ck_assert_uint_eq(host.edges[0], 2);
 }
 END_TEST
 
@@ -753,19 +673,19 @@ START_TEST(test_rtc_alarm)
 	cmos_wr(REG_B, B_24H | B_AIE);
 	ck_assert_uint_eq(host.timer[0], T0 + 5 * NS);	/* 13:45:35 */
 	advance(5 * NS - 1);
-	ck_assert(!host.level);
-	ck_assert_uint_eq(host.fires, 0);
+	ck_assert(!host.level[0]);
+	ck_assert_uint_eq(guest.fires, 0);
 	advance(1);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(cmos_rd(SEC), 0x35);
 	ck_assert_uint_eq(cmos_rd(REG_C), C_IRQF | C_AF | C_PF | C_UF);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	/* The next match is a day later. */
 	ck_assert_uint_eq(host.timer[0], T0 + 5 * NS + 86400 * NS);
-	host.auto_ack = true;
+	guest.auto_ack = true;
 	advance(86400 * NS);
-	ck_assert_uint_eq(host.fires, 2);
-	ck_assert_uint_eq(host.edges, 2);
+	ck_assert_uint_eq(guest.fires, 2);
+	ck_assert_uint_eq(host.edges[0], 2);
 
 	/* Alarm registers read back. */
 	ck_assert_uint_eq(cmos_rd(ALARM_SEC), 0x35);
@@ -782,18 +702,18 @@ START_TEST(test_rtc_alarm_dont_care)
 	cmos_wr(ALARM_HOUR, 0xff);
 	cmos_wr(REG_B, B_24H | B_AIE);
 	ck_assert_uint_eq(host.timer[0], T0 + 30 * NS);	/* 13:46:00 */
-	host.auto_ack = true;
+	guest.auto_ack = true;
 	advance(30 * NS + 120 * NS);
-	ck_assert_uint_eq(host.fires, 3);
-	ck_assert_uint_eq(host.edges, 3);
-	ck_assert_uint_eq(host.acked, C_IRQF | C_AF | C_PF | C_UF);
+	ck_assert_uint_eq(guest.fires, 3);
+	ck_assert_uint_eq(host.edges[0], 3);
+	ck_assert_uint_eq(guest.acked, C_IRQF | C_AF | C_PF | C_UF);
 
 	/* All three don't care: every second. */
 	cmos_wr(ALARM_SEC, 0xc0);
-	host.fires = host.edges = 0;
+	guest.fires = host.edges[0] = 0;
 	advance(10 * NS);
-	ck_assert_uint_eq(host.fires, 10);
-	ck_assert_uint_eq(host.edges, 10);
+	ck_assert_uint_eq(guest.fires, 10);
+	ck_assert_uint_eq(host.edges[0], 10);
 
 	/* Every hour at 17 past: 14:17 is the next. */
 	cmos_wr(ALARM_SEC, 0x00);
@@ -824,7 +744,7 @@ START_TEST(test_rtc_alarm_12_hour_and_flag_without_aie)
 	cmos_wr(ALARM_HOUR, PM | 0x01);
 	/* AF is set without AIE, but raises nothing. */
 	advance(10 * NS);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(cmos_rd(REG_C), C_AF | C_PF | C_UF);
 	/* 1:45:41 AM does not match 1:45:41 PM. */
 	cmos_wr(ALARM_HOUR, 0x01);
@@ -843,12 +763,12 @@ START_TEST(test_rtc_all_sources)
 	cmos_wr(ALARM_HOUR, 0xc0);
 	cmos_wr(REG_A, A_DV_32K | 15);
 	cmos_wr(REG_B, B_24H | B_PIE | B_AIE | B_UIE);
-	host.auto_ack = true;
+	guest.auto_ack = true;
 	advance(10 * NS);
 	/* the half-second edges, and the whole seconds with all three */
-	ck_assert_uint_eq(host.fires, 20);
-	ck_assert_uint_eq(host.edges, 20);
-	ck_assert_uint_eq(host.acked, C_IRQF | C_PF | C_AF | C_UF);
+	ck_assert_uint_eq(guest.fires, 20);
+	ck_assert_uint_eq(host.edges[0], 20);
+	ck_assert_uint_eq(guest.acked, C_IRQF | C_PF | C_AF | C_UF);
 }
 END_TEST
 
@@ -858,9 +778,9 @@ START_TEST(test_rtc_reset_pin)
 	cmos_wr(ALARM_SEC, 0x12);
 	cmos_wr(REG_B, B_DM | B_24H | B_UIE | B_PIE | B_AIE | B_SQWE | B_DSE);
 	advance(NS);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	dev->desc->reset(dev);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(host.timer[0], 0);
 	ck_assert_uint_eq(cmos_rd(REG_B), B_DM | B_24H | B_DSE);
 	ck_assert_uint_eq(cmos_rd(REG_C), 0);
@@ -1061,7 +981,7 @@ START_TEST(test_rtc_save_load_round_trip)
 	cmos_wr(WDAY, 0x02);		/* the guest's own weekday */
 	advance(2 * NS + 300 * MS);	/* 13:45:32.3, an update pending */
 	host.wall = WALL_2024 + 2;	/* the host's clock went along */
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	port_wr(0, 0x80 | 0x21);
 	snapshot_regs(regs);
 	port_wr(0, 0x80 | 0x21);
@@ -1070,11 +990,11 @@ START_TEST(test_rtc_save_load_round_trip)
 	/* A new process, 100 s of wall time later, its clock elsewhere. */
 	renew_rtc(WALL_2024 + 2 + 100);
 	host.clock_ns = 77 * NS + 123;
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_int_eq(dev->desc->load(dev, buf, len, 1), 0);
 	free(buf);
 	/* The pending update interrupt is still due. */
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(port_rd(0), 0x80 | 0x21);
 	snapshot_regs(again);
 	/* Continuous with the wall clock: 100 s on. */
@@ -1089,7 +1009,7 @@ START_TEST(test_rtc_save_load_round_trip)
 	ck_assert_uint_eq(cmos_rd(SEC), 0x12);
 	advance(1);
 	ck_assert_uint_eq(cmos_rd(SEC), 0x13);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 }
 END_TEST
 

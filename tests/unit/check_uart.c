@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "device-procs/devhost/dev.h"
+#include "tests/unit/fakehost.h"
 #include "tests/unit/suites.h"
 #include "uart_state.pb-c.h"
 
@@ -37,69 +38,19 @@ enum {
 
 /* ---- fake host ---------------------------------------------------------- */
 
-struct fake_host {
-	bool level;		/* IRQ line 0 as last driven */
-	unsigned irq_calls;
-	unsigned irq_redundant;	/* calls that did not change the level */
-	unsigned irq_bad_line;
-	uint8_t out[4096];	/* backend output, first sizeof(out) bytes */
-	size_t nout;
-	size_t nout_total;
-	unsigned exits;
-	uint32_t exit_code;
-};
-
-static struct fake_host host;
+/* The UART, debug-exit and null devices drive one line at most. */
+static struct fakehost host;
 static struct dev *dev;
-
-static void fake_irq_set(void *h, unsigned line, bool level)
-{
-	struct fake_host *fh = h;
-
-	if (line != 0)
-		fh->irq_bad_line++;
-	if (level == fh->level)
-		fh->irq_redundant++;
-	fh->level = level;
-	fh->irq_calls++;
-}
-
-static ssize_t fake_backend_write(void *h, const void *buf, size_t len)
-{
-	struct fake_host *fh = h;
-	size_t n = len;
-
-	if (n > sizeof(fh->out) - fh->nout)
-		n = sizeof(fh->out) - fh->nout;
-	memcpy(fh->out + fh->nout, buf, n);
-	fh->nout += n;
-	fh->nout_total += len;
-	return (ssize_t)len;
-}
-
-static void fake_request_exit(void *h, uint32_t code)
-{
-	struct fake_host *fh = h;
-
-	fh->exits++;
-	fh->exit_code = code;
-}
-
-static const struct dev_host_ops fake_ops = {
-	.irq_set = fake_irq_set,
-	.backend_write = fake_backend_write,
-	.request_exit = fake_request_exit,
-};
 
 static void new_dev(const struct dev_desc *desc)
 {
-	ck_assert_int_eq(dev_new(desc, 0, &fake_ops, &host, &dev), 0);
+	ck_assert_int_eq(dev_new(desc, 0, &fakehost_bare_ops, &host, &dev), 0);
 	ck_assert_ptr_nonnull(dev);
 }
 
 static void host_setup(void)
 {
-	memset(&host, 0, sizeof(host));
+	fakehost_reset(&host, 1);
 	dev = NULL;
 }
 
@@ -216,10 +167,10 @@ START_TEST(test_uart_reset_restores)
 	wr(MCR, MCR_OUT2 | MCR_DTR);
 	wr(IER, 0x0f);
 	input("ab", 2);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 
 	dev->desc->reset(dev);
-	ck_assert(!host.level);	/* the line is lowered */
+	ck_assert(!host.level[0]);	/* the line is lowered */
 	ck_assert_uint_eq(rd(IER), 0x00);
 	ck_assert_uint_eq(rd(IIR), 0x01);
 	ck_assert_uint_eq(rd(LCR), 0x00);
@@ -422,13 +373,13 @@ START_TEST(test_uart_rx_trigger_levels)
 	for (unsigned t = 0; t < sizeof(levels) / sizeof(levels[0]); t++) {
 		wr(FCR, levels[t].fcr | 0x02);
 		ck_assert_uint_eq(rd(IIR), 0xc1);
-		ck_assert(!host.level);
+		ck_assert(!host.level[0]);
 		for (unsigned n = 1; n <= FIFO_SIZE; n++) {
 			input("z", 1);
 			/* below trigger: timeout indication; at it: data */
 			ck_assert_uint_eq(rd(IIR), n < levels[t].level ?
 					  0xcc : 0xc4);
-			ck_assert(host.level);
+			ck_assert(host.level[0]);
 		}
 		/* reading below the trigger falls back to timeout */
 		for (unsigned n = FIFO_SIZE; n > 0; n--) {
@@ -437,7 +388,7 @@ START_TEST(test_uart_rx_trigger_levels)
 			rd(RBR);
 		}
 		ck_assert_uint_eq(rd(IIR), 0xc1);
-		ck_assert(!host.level);
+		ck_assert(!host.level[0]);
 	}
 }
 END_TEST
@@ -451,9 +402,9 @@ START_TEST(test_uart_rx_interrupt_disabled)
 	ck_assert_uint_eq(host.irq_calls, 0);
 	wr(IER, IER_ERBFI);	/* enabling raises it for waiting data */
 	ck_assert_uint_eq(rd(IIR), 0xcc);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	wr(IER, 0);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 }
 END_TEST
 
@@ -463,16 +414,16 @@ START_TEST(test_uart_thre_interrupt)
 {
 	wr(MCR, MCR_OUT2);
 	wr(IER, IER_ETBEI);		/* newly enabled, THR empty */
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(rd(IIR), 0x02);
-	ck_assert(!host.level);		/* acknowledged by the IIR read */
+	ck_assert(!host.level[0]);		/* acknowledged by the IIR read */
 	ck_assert_uint_eq(rd(IIR), 0x01);
 
 	wr(THR, 'a');			/* THR empties again at once */
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(host.nout, 1);
 	wr(THR, 'b');
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(rd(IIR), 0x02);
 	ck_assert_uint_eq(rd(IIR), 0x01);
 
@@ -483,9 +434,9 @@ START_TEST(test_uart_thre_interrupt)
 
 	wr(IER, IER_ETBEI);
 	wr(THR, 'c');
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	wr(IER, 0);			/* disabling drops it */
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(rd(IIR), 0x01);
 	wr(IER, IER_ETBEI);
 	ck_assert_uint_eq(rd(IIR), 0x02);
@@ -494,7 +445,7 @@ START_TEST(test_uart_thre_interrupt)
 	wr(IER, 0);
 	wr(THR, 'd');
 	ck_assert_uint_eq(rd(IIR), 0x01);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 }
 END_TEST
 
@@ -533,7 +484,7 @@ START_TEST(test_uart_priorities)
 	wr(FCR, 0x01);
 	wr(MCR, MCR_OUT2);
 	wr(IER, 0x0f);			/* THRE now pending */
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	input(buf, sizeof(buf));	/* data and an overrun */
 	/* enter loopback with RTS and OUT2: DSR drops, a modem delta */
 	wr(MCR, MCR_LOOP | MCR_OUT2 | MCR_RTS);
@@ -546,10 +497,10 @@ START_TEST(test_uart_priorities)
 		rd(RBR);
 	ck_assert_uint_eq(rd(IIR), 0xc2);	/* then THR empty */
 	ck_assert_uint_eq(rd(IIR), 0xc0);	/* then modem status */
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(rd(MSR), 0x90 | 0x02);	/* CTS, DCD; DDSR */
 	ck_assert_uint_eq(rd(IIR), 0xc1);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 }
 END_TEST
 
@@ -575,14 +526,14 @@ START_TEST(test_uart_out2_gating)
 	wr(THR, 'a');
 	ck_assert_uint_eq(host.irq_calls, 0);	/* pending, but OUT2 is off */
 	wr(MCR, MCR_OUT2);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(host.irq_calls, 1);
 	wr(MCR, MCR_DTR | MCR_RTS);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(host.irq_calls, 2);
 	ck_assert_uint_eq(rd(IIR), 0x02);	/* still pending inside */
 	wr(MCR, MCR_OUT2 | MCR_DTR | MCR_RTS);
-	ck_assert(!host.level);			/* acknowledged meanwhile */
+	ck_assert(!host.level[0]);			/* acknowledged meanwhile */
 	ck_assert_uint_eq(host.irq_calls, 2);
 
 	/* Received data, too. */
@@ -591,7 +542,7 @@ START_TEST(test_uart_out2_gating)
 	input("b", 1);
 	ck_assert_uint_eq(host.irq_calls, 2);
 	wr(MCR, MCR_OUT2);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(host.irq_calls, 3);
 }
 END_TEST
@@ -608,13 +559,13 @@ START_TEST(test_uart_irq_only_on_change)
 		rd(MSR);
 		input("y", 1);
 	}
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(host.irq_calls, 1);
 	ck_assert_uint_eq(host.irq_redundant, 0);
 	while (rd(LSR) & LSR_DR)
 		rd(RBR);
 	ck_assert_uint_eq(rd(IIR), 0x02);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(host.irq_calls, 2);
 }
 END_TEST
@@ -646,10 +597,10 @@ START_TEST(test_uart_loopback)
 	wr(MCR, MCR_LOOP | MCR_OUT2);
 	wr(IER, IER_ERBFI);
 	wr(THR, 'q');
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(rd(IIR), 0xc4);
 	ck_assert_uint_eq(rd(RBR), 'q');
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 
 	wr(MCR, 0);
 	ck_assert_uint_eq(room(), FIFO_SIZE);
@@ -704,13 +655,13 @@ START_TEST(test_uart_modem_status_interrupt)
 {
 	wr(IER, IER_EDSSI);
 	wr(MCR, MCR_OUT2);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	wr(MCR, MCR_LOOP | MCR_OUT2);	/* DCD stays, CTS and DSR drop */
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_uint_eq(rd(IIR), 0x00);
 	ck_assert_uint_eq(rd(IIR), 0x00);	/* IIR read does not clear it */
 	ck_assert_uint_eq(rd(MSR), 0x80 | 0x03);
-	ck_assert(!host.level);
+	ck_assert(!host.level[0]);
 	ck_assert_uint_eq(rd(IIR), 0x01);
 }
 END_TEST
@@ -809,7 +760,7 @@ static uint64_t soak_next(void)
 static void soak_check_and_drain(void)
 {
 	uint8_t mcr = rd(MCR);
-	bool level = host.level;
+	bool level = host.level[0];
 	uint8_t iir = rd(IIR);
 	bool loop = mcr & MCR_LOOP;
 	size_t room_before = room();
@@ -1006,13 +957,13 @@ START_TEST(test_dev_new_order)
 	};
 
 	order_n = 0;
-	ck_assert_int_eq(dev_new(&desc, 3, &fake_ops, &host, &dev), 0);
+	ck_assert_int_eq(dev_new(&desc, 3, &fakehost_bare_ops, &host, &dev), 0);
 	ck_assert_uint_eq(order_n, 2);
 	ck_assert_int_eq(order_log[0], 1);
 	ck_assert_int_eq(order_log[1], 2);
 	ck_assert_ptr_eq(dev->desc, &desc);
 	ck_assert_uint_eq(dev->instance, 3);
-	ck_assert_ptr_eq(dev->ops, &fake_ops);
+	ck_assert_ptr_eq(dev->ops, &fakehost_bare_ops);
 	ck_assert_ptr_eq(dev->host, &host);
 	ck_assert_ptr_nonnull(dev->state);
 	dev_free(dev);
@@ -1032,7 +983,7 @@ START_TEST(test_dev_new_construct_fails)
 	struct dev *d = &sentinel;		/* must be overwritten */
 
 	order_n = 0;
-	ck_assert_int_eq(dev_new(&desc, 0, &fake_ops, &host, &d), -EIO);
+	ck_assert_int_eq(dev_new(&desc, 0, &fakehost_bare_ops, &host, &d), -EIO);
 	ck_assert_ptr_null(d);
 	ck_assert_uint_eq(order_n, 1);		/* no reset after failure */
 }
@@ -1042,7 +993,7 @@ START_TEST(test_dev_new_no_callbacks)
 {
 	const struct dev_desc desc = {.name = "bare"};
 
-	ck_assert_int_eq(dev_new(&desc, 0, &fake_ops, &host, &dev), 0);
+	ck_assert_int_eq(dev_new(&desc, 0, &fakehost_bare_ops, &host, &dev), 0);
 	ck_assert_ptr_null(dev->state);
 	dev_free(dev);
 	dev = NULL;
@@ -1073,11 +1024,11 @@ START_TEST(test_uart_save_load_round_trip)
 
 	/* A fresh device (a new process: its line starts low) takes the
 	 * state over exactly, and drives the line as the state says. */
-	ck_assert(host.level);
-	host.level = false;
-	ck_assert_int_eq(dev_new(&uart_desc, 0, &fake_ops, &host, &dev), 0);
+	ck_assert(host.level[0]);
+	host.level[0] = false;
+	ck_assert_int_eq(dev_new(&uart_desc, 0, &fakehost_bare_ops, &host, &dev), 0);
 	ck_assert_int_eq(dev->desc->load(dev, buf, len, uart_desc.state_version), 0);
-	ck_assert(host.level);
+	ck_assert(host.level[0]);
 	ck_assert_int_eq(rd(7), 0x5a);
 	ck_assert_int_eq(rd(3), 0x03);
 	ck_assert_int_eq(rd(4), 0x0b);

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 
 #include "device-procs/devhost/dev.h"
+#include "tests/unit/fakehost.h"
 #include "tests/unit/suites.h"
 #include "virtio_state.pb-c.h"
 
@@ -89,13 +90,12 @@ enum {
 
 /* ---- fake host ---------------------------------------------------------- */
 
+/* The shared fake host (IRQ line, output, exit) first, then guest RAM,
+ * a disk and an entropy source. */
 struct fake_host {
+	struct fakehost base;
 	uint8_t *map;		/* RAM with a guard page on each side */
 	uint8_t *ram;
-	bool level;
-	unsigned irq_calls;
-	unsigned irq_redundant;
-	unsigned irq_bad_line;
 	uint8_t *disk;
 	unsigned preads, pwrites, flushes;
 	unsigned disk_bad;	/* calls outside the disk: core bugs */
@@ -112,31 +112,6 @@ struct fake_host {
 
 static struct fake_host host;
 static struct dev *dev;
-
-static void fake_irq_set(void *h, unsigned line, bool level)
-{
-	struct fake_host *fh = h;
-
-	if (line != 0)
-		fh->irq_bad_line++;
-	if (level == fh->level)
-		fh->irq_redundant++;
-	fh->level = level;
-	fh->irq_calls++;
-}
-
-static ssize_t fake_backend_write(void *h, const void *buf, size_t len)
-{
-	(void)h;
-	(void)buf;
-	return (ssize_t)len;
-}
-
-static void fake_request_exit(void *h, uint32_t code)
-{
-	(void)h;
-	(void)code;
-}
 
 static void *fake_mem_map(void *h, uint64_t gpa, uint64_t len)
 {
@@ -235,24 +210,22 @@ static ssize_t fake_entropy(void *h, void *buf, size_t len)
 	return (ssize_t)len;
 }
 
-static const struct dev_host_ops fake_ops = {
-	.irq_set = fake_irq_set,
-	.backend_write = fake_backend_write,
-	.request_exit = fake_request_exit,
-	.mem_map = fake_mem_map,
-	.blk_pread = fake_blk_pread,
-	.blk_pwrite = fake_blk_pwrite,
-	.blk_flush = fake_blk_flush,
-	.blk_size = fake_blk_size,
-	.entropy = fake_entropy,
-};
+/* fakehost_bare_ops plus guest RAM, the disk and entropy; without the
+ * disk (virtio-rng, a host missing the block backend), set in
+ * host_setup. */
+static struct dev_host_ops fake_ops, fake_ops_no_blk;
 
-static const struct dev_host_ops fake_ops_no_blk = {
-	.irq_set = fake_irq_set,
-	.backend_write = fake_backend_write,
-	.request_exit = fake_request_exit,
-	.mem_map = fake_mem_map,
-};
+static void fake_ops_init(void)
+{
+	fake_ops_no_blk = fakehost_bare_ops;
+	fake_ops_no_blk.mem_map = fake_mem_map;
+	fake_ops = fake_ops_no_blk;
+	fake_ops.blk_pread = fake_blk_pread;
+	fake_ops.blk_pwrite = fake_blk_pwrite;
+	fake_ops.blk_flush = fake_blk_flush;
+	fake_ops.blk_size = fake_blk_size;
+	fake_ops.entropy = fake_entropy;
+}
 
 static uint8_t disk_pattern(size_t i)
 {
@@ -262,6 +235,8 @@ static uint8_t disk_pattern(size_t i)
 static void host_setup(void)
 {
 	memset(&host, 0, sizeof(host));
+	fakehost_reset(&host.base, 1);
+	fake_ops_init();
 	dev = NULL;
 	host.map = mmap(NULL, RAM_SIZE + 2 * PAGE, PROT_NONE,
 			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -307,8 +282,8 @@ static void dev_teardown(void)
 {
 	/* Whatever a test did: the line only moved on changes, only line 0,
 	 * and the disk was never asked for bytes outside it. */
-	ck_assert_uint_eq(host.irq_redundant, 0);
-	ck_assert_uint_eq(host.irq_bad_line, 0);
+	ck_assert_uint_eq(host.base.irq_redundant, 0);
+	ck_assert_uint_eq(host.base.irq_bad_line, 0);
 	ck_assert_uint_eq(host.disk_bad, 0);
 	dev_free(dev);
 	dev = NULL;
@@ -511,7 +486,7 @@ static void expect_used(uint16_t head, uint32_t len)
 static void ack_interrupts(void)
 {
 	wr32(R_INT_ACK, rd32(R_INT_STATUS));
-	ck_assert(!host.level);
+	ck_assert(!host.base.level[0]);
 }
 
 /* ---- virtio-blk requests ------------------------------------------------ */
@@ -659,7 +634,7 @@ START_TEST(test_blk_identity)
 	ck_assert_uint_eq(rd_n(R_CONFIG + 0xfc, 8), 0);	/* past the block */
 	wr32(R_CONFIG, 0x1234);				/* ignored */
 	ck_assert_uint_eq(rd32(R_CONFIG), CAPACITY);
-	ck_assert_uint_eq(host.irq_calls, 0);
+	ck_assert_uint_eq(host.base.irq_calls, 0);
 }
 END_TEST
 
@@ -797,7 +772,7 @@ START_TEST(test_no_service_before_driver_ok)
 	ck_assert_uint_eq(host.entropy_bytes, 0);
 	wr32(R_STATUS, ST_UP);			/* served now */
 	expect_used(0, 64);
-	ck_assert(host.level);
+	ck_assert(host.base.level[0]);
 }
 END_TEST
 
@@ -806,11 +781,11 @@ START_TEST(test_reset)
 	driver_init();
 	assert_serves();
 	ck_assert_uint_eq(rd32(R_INT_STATUS), INT_VRING);
-	ck_assert(host.level);
+	ck_assert(host.base.level[0]);
 	wr32(R_QUEUE_SEL, 0);
 
 	wr32(R_STATUS, 0);
-	ck_assert(!host.level);
+	ck_assert(!host.base.level[0]);
 	ck_assert_uint_eq(rd32(R_STATUS), 0);
 	ck_assert_uint_eq(rd32(R_INT_STATUS), 0);
 	ck_assert_uint_eq(rd32(R_QUEUE_READY), 0);
@@ -825,7 +800,7 @@ START_TEST(test_reset)
 
 	/* The descriptor's reset does the same. */
 	dev->desc->reset(dev);
-	ck_assert(!host.level);
+	ck_assert(!host.base.level[0]);
 	ck_assert_uint_eq(rd32(R_STATUS), 0);
 	ck_assert_uint_eq(rd32(R_QUEUE_READY), 0);
 }
@@ -861,7 +836,7 @@ START_TEST(test_queue_setup_checks)
 		ck_assert_uint_eq(rd32(R_STATUS) & ST_NEEDS_RESET,
 				  ST_NEEDS_RESET);
 	}
-	ck_assert(!host.level);		/* before DRIVER_OK: no interrupt */
+	ck_assert(!host.base.level[0]);		/* before DRIVER_OK: no interrupt */
 
 	/* A ready queue's registers are frozen; ready 0 stops it. */
 	driver_init();
@@ -889,15 +864,15 @@ START_TEST(test_blk_read_write)
 	uint8_t *back = g2h(DATA_GPA + 0x1000);
 
 	driver_init();
-	ck_assert(!host.level);
+	ck_assert(!host.base.level[0]);
 
 	/* read two sectors */
 	ck_assert_uint_eq(blk_read(10, DATA_GPA, 1024), BLK_S_OK);
 	ck_assert_mem_eq(data, host.disk + 10 * 512, 1024);
 	ck_assert_uint_eq(rd32(R_INT_STATUS), INT_VRING);
-	ck_assert(host.level);
+	ck_assert(host.base.level[0]);
 	wr32(R_INT_ACK, INT_VRING);
-	ck_assert(!host.level);
+	ck_assert(!host.base.level[0]);
 	ck_assert_uint_eq(rd32(R_INT_STATUS), 0);
 
 	/* write them with a new pattern, read back */
@@ -1184,7 +1159,7 @@ START_TEST(test_ram_gone)
 	ck_assert_uint_eq(used_pending(), 0);
 	ck_assert_uint_eq(rd32(R_STATUS), ST_UP | ST_NEEDS_RESET);
 	ck_assert_uint_eq(rd32(R_INT_STATUS), INT_CONFIG);
-	ck_assert(host.level);
+	ck_assert(host.base.level[0]);
 	host.ram_gone = false;
 	ack_interrupts();
 	driver_init();
@@ -1288,7 +1263,7 @@ START_TEST(test_hostile_indices)
 	ck_assert_uint_eq(used_pending(), 0);
 	ck_assert_uint_eq(rd32(R_STATUS), ST_UP | ST_NEEDS_RESET);
 	ck_assert_uint_eq(rd32(R_INT_STATUS), INT_CONFIG);
-	ck_assert(host.level);
+	ck_assert(host.base.level[0]);
 	submit(0xffff);
 	ck_assert_uint_eq(used_pending(), 0);
 	ack_interrupts();
@@ -1644,19 +1619,19 @@ START_TEST(test_interrupt_suppression)
 	avail[0] = AVAIL_NO_INTERRUPT;
 	assert_serves();
 	ck_assert_uint_eq(rd32(R_INT_STATUS), 0);
-	ck_assert(!host.level);
-	ck_assert_uint_eq(host.irq_calls, 0);
+	ck_assert(!host.base.level[0]);
+	ck_assert_uint_eq(host.base.irq_calls, 0);
 	avail[0] = 0;
 	assert_serves();
 	ck_assert_uint_eq(rd32(R_INT_STATUS), INT_VRING);
-	ck_assert(host.level);
+	ck_assert(host.base.level[0]);
 	assert_serves();		/* still high: no new call */
-	ck_assert_uint_eq(host.irq_calls, 1);
+	ck_assert_uint_eq(host.base.irq_calls, 1);
 	wr32(R_INT_ACK, INT_CONFIG);	/* acking another bit: no change */
-	ck_assert(host.level);
+	ck_assert(host.base.level[0]);
 	wr32(R_INT_ACK, INT_VRING);
-	ck_assert(!host.level);
-	ck_assert_uint_eq(host.irq_calls, 2);
+	ck_assert(!host.base.level[0]);
+	ck_assert_uint_eq(host.base.irq_calls, 2);
 }
 END_TEST
 
@@ -1742,7 +1717,7 @@ START_TEST(test_rng_fill)
 	check_entropy(DATA_GPA, 10, 0);
 	check_entropy(DATA_GPA + 0x100, 100, 10);
 	check_entropy(DATA_GPA + 0x1000, 1000, 110);
-	ck_assert(host.level);
+	ck_assert(host.base.level[0]);
 	ack_interrupts();
 
 	/* more than 64 KiB: 64 KiB filled, the rest untouched */
@@ -1854,9 +1829,9 @@ START_TEST(test_save_load)
 	/* a fresh device takes the state and carries on */
 	first = dev;
 	ck_assert_int_eq(dev_new(&vblk_desc, 1, &fake_ops, &host, &dev), 0);
-	host.level = false;		/* a new device, a new line */
+	host.base.level[0] = false;		/* a new device, a new line */
 	ck_assert_int_eq(dev->desc->load(dev, buf, len, 1), 0);
-	ck_assert(host.level);		/* the pending interrupt is driven */
+	ck_assert(host.base.level[0]);		/* the pending interrupt is driven */
 	ck_assert_uint_eq(rd32(R_STATUS), ST_UP);
 	ck_assert_uint_eq(rd32(R_INT_STATUS), INT_VRING);
 	ck_assert_uint_eq(rd32(R_QUEUE_READY), 1);
@@ -2270,7 +2245,7 @@ static void soak(uint64_t seed, unsigned steps)
 	for (unsigned i = 0; i < steps; i++) {
 		soak_step();
 		/* the line always follows InterruptStatus */
-		ck_assert(host.level == (rd32(R_INT_STATUS) != 0));
+		ck_assert(host.base.level[0] == (rd32(R_INT_STATUS) != 0));
 		ck_assert_uint_eq(host.disk_bad, 0);
 	}
 	/* whatever happened, a reset and a clean start work */
