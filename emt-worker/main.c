@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "device.pb-c.h"
+#include "emt-worker/devrules.h"
 #include "emt-worker/emt.h"
 #include "emt-worker/save.h"
 #include "emt-worker/vmapi.h"
@@ -336,38 +337,6 @@ static int wk_check_registration(struct wk_reg_ctx *x, const DevRegister *reg)
 	return 0;
 }
 
-/* [off, off + len) lies inside the device's region `region`. */
-static bool wk_in_region(const struct emt_dev *d, uint32_t region,
-			 uint64_t off, uint64_t len)
-{
-	const struct emt_region *rg;
-
-	if (region >= d->nregions)
-		return false;
-	rg = &d->regions[region];
-	return off < rg->len && len <= rg->len - off;
-}
-
-/* A doorbell must lie inside one of the device's own regions. */
-static bool wk_doorbell_ok(const struct emt_dev *d, const DevDoorbell *b)
-{
-	if (b->len != 1 && b->len != 2 && b->len != 4 && b->len != 8)
-		return false;
-	return wk_in_region(d, b->region, b->off, b->len);
-}
-
-/*
- * A posted-write range must lie inside one of the device's own regions,
- * and a device that may stop the VM gets none: its STOP answer must reach
- * the vCPU before it runs on.
- */
-static bool wk_posted_ok(const struct emt_dev *d, const DevPosted *p)
-{
-	if (d->may_request_exit || p->len == 0)
-		return false;
-	return wk_in_region(d, p->region, p->off, p->len);
-}
-
 #define WK_MAX_REG_FDS (2 * EMT_MAX_DEV_IRQS + 8)
 
 static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
@@ -392,7 +361,7 @@ static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
 	for (size_t i = 0; r == 0 && i < reg->n_posted; i++) {
 		const DevPosted *p = reg->posted[i];
 
-		if (!wk_posted_ok(d, p)) {
+		if (!emt_dev_posted_ok(d, p->region, p->off, p->len)) {
 			snprintf(x->err, sizeof(x->err), "posted-write range "
 				 "%zu lies outside the device's regions, or "
 				 "the device may stop the VM", i);
@@ -405,7 +374,9 @@ static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
 		d->nposted = (unsigned)i + 1;
 	}
 	for (size_t i = 0; r == 0 && i < reg->n_doorbells; i++) {
-		if (!wk_doorbell_ok(d, reg->doorbells[i])) {
+		if (!emt_dev_doorbell_ok(d, reg->doorbells[i]->region,
+					 reg->doorbells[i]->off,
+					 reg->doorbells[i]->len)) {
 			snprintf(x->err, sizeof(x->err), "doorbell %zu lies "
 				 "outside the device's regions", i);
 			r = -EPERM;
