@@ -35,10 +35,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "emt-worker/emt.h"
+#include "emt-worker/loader.h"
 
 #define MiB (1024ull * 1024)
 #define GiB (1024 * MiB)

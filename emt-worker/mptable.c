@@ -10,7 +10,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "emt-worker/emt.h"
+#include "emt-worker/mptable.h"
+#include "kdriver/kd.h"
 
 #define MP_LAPIC_ADDR 0xfee00000u
 #define MP_IOAPIC_ADDR 0xfec00000u

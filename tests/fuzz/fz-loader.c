@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emt-worker/emt.h"
+#include "emt-worker/loader.h"
 #include "tests/fuzz/fuzzlib.h"
 
 static const uint64_t fz_loader_ram_sizes[4] = {

@@ -14,12 +14,13 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#include "emt-worker/emt.h"
+#include "emt-worker/loader.h"
 
 static int load_image_read(const char *path, uint8_t **out, size_t *len)
 {

@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "emt-worker/emt.h"
+#include "emt-worker/loader.h"
 #include "tests/unit/suites.h"
 
 #define MiB (1024ull * 1024)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emt-worker/emt.h"
+#include "emt-worker/mptable.h"
 #include "tests/unit/suites.h"
 
 static uint8_t sum8(const uint8_t *p, size_t n)
