@@ -32,13 +32,17 @@ LONG_CMDLINE="port=0x510 count=100000000000 cpl=3"
 
 # start_broker [bulkheadd args]: start bulkheadd and wait for its socket.
 start_broker() {
-	before=$(grep -c "listening on $SOCK" "$BRK_LOG" 2>/dev/null)
+	# The log exists before the broker does: the background job's own
+	# redirection may come after the first look below, and grep -c on a
+	# missing file prints nothing, which the test of the loop cannot read.
+	: >>"$BRK_LOG"
+	before=$(grep -c "listening on $SOCK" "$BRK_LOG")
 	"$BIN/bulkheadd" --socket "$SOCK" --config "$BRK_CONF" "$@" \
 		>>"$BRK_LOG" 2>&1 &
 	BRK_PID=$!
 	bg_started "$BRK_PID"
 	i=0
-	while [ "$(grep -c "listening on $SOCK" "$BRK_LOG" 2>/dev/null)" -le "${before:-0}" ]; do
+	while [ "$(grep -c "listening on $SOCK" "$BRK_LOG")" -le "$before" ]; do
 		i=$((i + 1))
 		if [ $i -gt 100 ] || ! kill -0 "$BRK_PID" 2>/dev/null; then
 			cat "$BRK_LOG"
