@@ -469,34 +469,62 @@ static void *r_caller_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A device process: a child with its own mapping of the ring, serving it
+ * with fn(ctx) until the ring is shut down. It exits 0, or 10 when it
+ * cannot map the ring, 11 when ipc_ring_serve fails, or check(ctx) when
+ * that is given and not 0. alarm_s bounds it.
+ */
+static pid_t r_fork_device(ipc_ring_handler_fn fn, void *ctx, uint64_t spin_ns,
+			   int (*check)(void *ctx), unsigned alarm_s)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct ipc_ring *r;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(alarm_s);
+		if (ipc_ring_map(r_fd, &r) < 0)
+			_exit(10);
+		if (ipc_ring_serve(r, fn, ctx, spin_ns) != 0)
+			_exit(11);
+		_exit(check ? check(ctx) : 0);
+	}
+	return pid;
+}
+
+/* Shut the ring down and see the device process exit cleanly. */
+static void r_device_join(pid_t pid)
+{
+	int status;
+
+	ipc_ring_shutdown(r_emt);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+
 #define R_FORK_CALLS 30000u
+
+/* The two-process device served every call of both callers. */
+static int r_served_all(void *ctx)
+{
+	struct r_dev *dev = ctx;
+
+	return atomic_load(&dev->served) == 2 * R_FORK_CALLS ? 0 : 12;
+}
 
 START_TEST(test_ring_two_processes)
 {
+	/* Static: the child's copy is the one that serves. */
+	static struct r_dev dev;
 	struct r_caller callers[2];
 	pid_t pid;
-	int status;
 
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		struct r_dev dev = { 0 };
-		struct ipc_ring *r;
-		int ret;
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(30);
-		/* Its own mapping, as a device process would have. */
-		if (ipc_ring_map(r_fd, &r) < 0)
-			_exit(10);
-		ret = ipc_ring_serve(r, r_handler, &dev, R_SPIN_NS);
-		if (ret != 0)
-			_exit(11);
-		if (atomic_load(&dev.served) != 2 * R_FORK_CALLS)
-			_exit(12);
-		_exit(0);
-	}
-
+	memset(&dev, 0, sizeof(dev));
+	pid = r_fork_device(r_handler, &dev, R_SPIN_NS, r_served_all, 30);
 	for (unsigned i = 0; i < 2; i++) {
 		callers[i] = (struct r_caller){
 			.r = r_emt, .slot = i * 3, .calls = R_FORK_CALLS,
@@ -509,10 +537,7 @@ START_TEST(test_ring_two_processes)
 		ck_assert_int_eq(callers[i].err, 0);
 		ck_assert_uint_eq(callers[i].bad, 0);
 	}
-	ipc_ring_shutdown(r_emt);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status));
-	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	r_device_join(pid);
 }
 END_TEST
 
@@ -943,23 +968,14 @@ START_TEST(test_ring_no_spin_for_stopped_device)
 	struct r_resumer rs;
 	struct ipc_ring_stats st0, st;
 	struct ipc_access a;
+	static struct r_dev dev;
 	pid_t pid;
 	int status;
 
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		struct r_dev dev = { 0 };
-		struct ipc_ring *r;
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(30);
-		if (ipc_ring_map(r_fd, &r) < 0)
-			_exit(10);
-		/* Spins for ever after each access: never asleep. */
-		_exit(ipc_ring_serve(r, r_handler, &dev,
-				     UINT64_C(60) * 1000000000u) ? 11 : 0);
-	}
+	memset(&dev, 0, sizeof(dev));
+	/* Spins for a minute after each access: asleep only if preempted. */
+	pid = r_fork_device(r_handler, &dev, UINT64_C(60) * 1000000000u, NULL,
+			    30);
 	/* Stopped while spinning: it says it is awake, but its heartbeat
 	 * stands still, and the EMT must sleep rather than spin. A device
 	 * that finds itself preempted goes to sleep on its own, which a
@@ -994,10 +1010,7 @@ START_TEST(test_ring_no_spin_for_stopped_device)
 	ck_assert_uint_eq(st.sleeps_dev_stalled, st0.sleeps_dev_stalled + 1);
 	ck_assert_uint_eq(st.sleeps_spin_limit, st0.sleeps_spin_limit);
 
-	ipc_ring_shutdown(r_emt);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status));
-	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	r_device_join(pid);
 }
 END_TEST
 
@@ -1074,22 +1087,12 @@ static void *r_poster_main(void *arg)
 
 START_TEST(test_ring_posted_two_processes)
 {
+	static struct r_logdev dev;
 	struct r_poster posters[2];
 	pid_t pid;
-	int status;
 
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		static struct r_logdev dev;
-		struct ipc_ring *r;
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(60);
-		if (ipc_ring_map(r_fd, &r) < 0)
-			_exit(10);
-		_exit(ipc_ring_serve(r, r_log_handler, &dev, R_SPIN_NS) ? 11 : 0);
-	}
+	memset(&dev, 0, sizeof(dev));
+	pid = r_fork_device(r_log_handler, &dev, R_SPIN_NS, NULL, 60);
 	for (unsigned i = 0; i < 2; i++) {
 		posters[i] = (struct r_poster){ .slot = i * 3 };
 		ck_assert_int_eq(pthread_create(&posters[i].tid, NULL,
@@ -1100,10 +1103,7 @@ START_TEST(test_ring_posted_two_processes)
 		ck_assert_int_eq(posters[i].err, 0);
 		ck_assert_uint_eq(posters[i].bad, 0);
 	}
-	ipc_ring_shutdown(r_emt);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status));
-	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	r_device_join(pid);
 }
 END_TEST
 
