@@ -50,6 +50,7 @@ void emt_notify_devices(struct emt_vm *vm, enum emt_notify ev)
 	DevNotify n = DEV_NOTIFY__INIT;
 	struct emt_dev *failed[EMT_MAX_DEVICES];
 	const char *why[EMT_MAX_DEVICES];
+	char unreachable[EMT_MAX_DEVICES][48];
 	unsigned nfailed = 0;
 	struct timespec dl;
 	uint32_t seq;
@@ -70,9 +71,14 @@ void emt_notify_devices(struct emt_vm *vm, enum emt_notify ev)
 		pthread_mutex_unlock(&vm->lock);
 		if (dead)
 			continue;
-		if (ipc_send_pb(&d->chan, MSG_DEV_NOTIFY, &n.base, NULL, 0) < 0) {
+		int r = ipc_send_pb(&d->chan, MSG_DEV_NOTIFY, &n.base, NULL, 0);
+
+		if (r < 0) {
+			snprintf(unreachable[nfailed], sizeof(unreachable[0]),
+				 "could not be reached (%s)", strerror(-r));
 			failed[nfailed] = d;
-			why[nfailed++] = "could not be reached";
+			why[nfailed] = unreachable[nfailed];
+			nfailed++;
 		}
 	}
 

@@ -26,6 +26,14 @@ for entry in "$queue"/[0-9]*; do
 	BUILD="$build" timeout "$limit" sh "tests/integration/$name.sh" >"$log" 2>&1
 	st=$?
 	secs=$(( $(date +%s) - start ))
+	if [ "$st" != 0 ] && [ "$st" != 77 ] && [ "${BULKHEAD_IN_NEST:-0}" = 1 ]; then
+		# What the nest's own kernel said (its KVM's warnings, stalls,
+		# lockups) goes with a failure: it is gone once the nest stops.
+		{
+			echo "---- the nest's kernel log, last 40 lines:"
+			dmesg 2>/dev/null | tail -n 40 | sed 's/^/    /'
+		} >>"$log"
+	fi
 	echo "$secs" >"$results/$name.secs"
 	echo "$where" >"$results/$name.where"
 	echo "$st" >"$results/$name.status"

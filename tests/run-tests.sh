@@ -102,7 +102,7 @@ if [ -n "$nest_tests" ]; then
 	echo "== integration tests that need KVM$([ -n "$here_tests" ] && echo " ($(echo $nest_tests))") run in $nests nested KVM host(s) under QEMU's emulation (scripts/kvm-nest), because $why; set BULKHEAD_NEST=0 to skip them instead"
 fi
 
-# ---- start the nests first: they take seconds to boot -------------------
+# ---- the nests' queue ------------------------------------------------------
 # Longest first, by the times of the last run here (tests/integration/
 # nest-times otherwise), so that no long test starts last.
 order_tests() {  # NAMES...: sorted by expected time, longest first
@@ -134,7 +134,8 @@ nestq=$results/nest-queue
 make_queue "$queue" $(order_tests $here_tests)
 make_queue "$nestq" $(order_tests $nest_tests)
 nest_pids=""
-if [ "$nests" -gt 0 ]; then
+start_nests() {
+	[ "$nests" -gt 0 ] || return 0
 	if ! sh scripts/install-deps.sh nest; then
 		echo "FAIL: the nest's Debian packages are missing (scripts/install-deps.sh nest)"
 		exit 1
@@ -147,7 +148,13 @@ if [ "$nests" -gt 0 ]; then
 		nest_pids="$nest_pids $!"
 		k=$((k + 1))
 	done
-fi
+}
+# Where every KVM test runs in the nests, they start first (they take
+# seconds to boot). Where some run on this machine's /dev/kvm, the nests
+# wait for this machine's tests: a nest is one QEMU thread emulating two
+# CPUs, and on a busy host its nested guests slow down many times over
+# (Debian's kernel was seen to stall there).
+[ -z "$here_tests" ] && start_nests
 
 # ---- here: unit tests, tests that need no KVM ---------------------------
 unit_status=0
@@ -165,6 +172,7 @@ if [ -n "$here_tests" ]; then
 	echo "== integration tests that need KVM, on this machine"
 	sh tests/run-integration.sh "$build" "$queue" "kvm"
 fi
+[ -n "$here_tests" ] && start_nests
 if [ "$nests" -gt 0 ]; then
 	echo "== integration tests that need KVM, in the nest (their lines come as each ends)"
 	# Each nest's lines as they come; wait for all of them.

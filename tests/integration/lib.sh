@@ -50,6 +50,52 @@ run_vm() {
 	sed 's/^/  stderr: /' "$out.err"
 }
 
+# run_vm_watched OUTFILE [bulkhead run args...]: run_vm for a guest that
+# prints as it goes (a Linux kernel's boot log) on a host of unknown speed,
+# such as a nest on a busy machine, where a boot that takes 20 s on one
+# machine took over 120 s on another. The VM is stopped only when it has
+# printed nothing for VM_IDLE_LIMIT s (default 120) or has run for
+# VM_RUN_LIMIT s in all (default 540, inside the nest's 600 s per test);
+# then $status is 124 and the log says which limit it hit.
+run_vm_watched() {
+	out=$1; shift
+	status=0
+	"$BIN/bulkhead" run "$@" </dev/null >"$out" 2>"$out.err" &
+	vm_pid=$!
+	vm_start=$(date +%s)
+	vm_seen=$vm_start vm_size=0 vm_why=""
+	while kill -0 "$vm_pid" 2>/dev/null; do
+		sleep 1
+		now=$(date +%s)
+		size=$(wc -c <"$out")
+		if [ "$size" != "$vm_size" ]; then
+			vm_size=$size vm_seen=$now
+		elif [ $((now - vm_seen)) -ge "${VM_IDLE_LIMIT:-120}" ]; then
+			vm_why="it printed nothing for ${VM_IDLE_LIMIT:-120} s"
+		fi
+		[ $((now - vm_start)) -ge "${VM_RUN_LIMIT:-540}" ] &&
+			vm_why="it ran for ${VM_RUN_LIMIT:-540} s"
+		[ -n "$vm_why" ] && break
+	done
+	if [ -n "$vm_why" ]; then
+		kill -TERM "$vm_pid" 2>/dev/null
+		i=0
+		while kill -0 "$vm_pid" 2>/dev/null && [ $i -lt 30 ]; do
+			sleep 1
+			i=$((i + 1))
+		done
+		kill -KILL "$vm_pid" 2>/dev/null
+		wait "$vm_pid"
+		status=124
+	else
+		wait "$vm_pid" || status=$?
+	fi
+	echo "bulkhead run $* -> status $status"
+	sed 's/^/  stdout: /' "$out"
+	sed 's/^/  stderr: /' "$out.err"
+	[ -z "$vm_why" ] || echo "  stopped by the test: $vm_why"
+}
+
 expect_status() {
 	[ "$status" -eq "$1" ] || fail "expected exit status $1, got $status"
 }
