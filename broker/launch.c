@@ -19,72 +19,21 @@
 #include <unistd.h>
 
 #include "broker/launch.h"
+#include "device-procs/manifest.h"
 #include "device.pb-c.h"
 #include "ipc/log.h"
 #include "kdriver/kd.h"
 #include "proto/msgtypes.h"
 #include "worker.pb-c.h"
 
-/* The device kinds the broker can configure, and what each may claim. */
-enum brk_backend { BRK_BACKEND_NONE, BRK_BACKEND_CONSOLE, BRK_BACKEND_DISK };
-
-struct brk_dev_kind {
-	const char *kind;
-	const char *binary;
-	struct {
-		uint32_t space;
-		uint64_t base;
-		uint64_t len;
-	} regions[2];
-	unsigned nregions;
-	int irq;                /* GSI of the first line, -1: none */
-	int irq2;               /* a second line (i8042 aux), 0: none */
-	bool may_request_exit;
-	bool may_request_reset;
-	bool dma;               /* maps guest RAM (virtio) */
-	bool virtio;            /* placed at the next virtio-mmio slot */
-	enum brk_backend backend;
-};
-
-static const struct brk_dev_kind brk_dev_uart = {
-	.kind = "uart", .binary = "bulkhead-dev-uart",
-	.regions = { { IPC_SPACE_PIO, 0x3f8, 8 } }, .nregions = 1, .irq = 4,
-	.backend = BRK_BACKEND_CONSOLE,
-};
-static const struct brk_dev_kind brk_dev_debugexit = {
-	.kind = "debug-exit", .binary = "bulkhead-dev-debugexit",
-	.regions = { { IPC_SPACE_PIO, 0xf4, 1 } }, .nregions = 1, .irq = -1,
-	.may_request_exit = true,
-};
-static const struct brk_dev_kind brk_dev_rtc = {
-	.kind = "rtc", .binary = "bulkhead-dev-rtc",
-	.regions = { { IPC_SPACE_PIO, 0x70, 2 } }, .nregions = 1, .irq = 8,
-};
-static const struct brk_dev_kind brk_dev_i8042 = {
-	.kind = "i8042", .binary = "bulkhead-dev-i8042",
-	.regions = { { IPC_SPACE_PIO, 0x60, 1 }, { IPC_SPACE_PIO, 0x64, 1 } },
-	.nregions = 2, .irq = 1, .irq2 = 12, .may_request_reset = true,
-};
-static const struct brk_dev_kind brk_dev_vblk = {
-	.kind = "virtio-blk", .binary = "bulkhead-dev-virtio-blk",
-	.regions = { { IPC_SPACE_MMIO, 0, BRK_VIRTIO_SIZE } }, .nregions = 1,
-	.irq = 0, .dma = true, .virtio = true, .backend = BRK_BACKEND_DISK,
-};
-static const struct brk_dev_kind brk_dev_vrng = {
-	.kind = "virtio-rng", .binary = "bulkhead-dev-virtio-rng",
-	.regions = { { IPC_SPACE_MMIO, 0, BRK_VIRTIO_SIZE } }, .nregions = 1,
-	.irq = 0, .dma = true, .virtio = true,
-};
-static const struct brk_dev_kind brk_dev_null = {
-	.kind = "null", .binary = "bulkhead-dev-null",
-	.regions = { { IPC_SPACE_PIO, 0x510, 8 },
-		     { IPC_SPACE_MMIO, 0xd0100000, 0x1000 } },
-	.nregions = 2, .irq = -1,
-};
+/* The manifest's spaces are the wire's (RegionSpec.space). */
+_Static_assert((int)DEV_PIO == (int)IPC_SPACE_PIO &&
+	       (int)DEV_MMIO == (int)IPC_SPACE_MMIO,
+	       "device-procs/manifest.h and ipc/ipc.h disagree on spaces");
 
 /* One device of this VM: its kind and where it was placed. */
 struct brk_dev_slot {
-	const struct brk_dev_kind *k;
+	const struct dev_manifest *k;
 	uint64_t base[2];
 	int irq;
 };
@@ -113,7 +62,7 @@ static int brk_device_links(const struct brk_vm_config *cfg,
 {
 	char label[48];
 
-	snprintf(label, sizeof(label), "%s#0", slot->k->kind);
+	snprintf(label, sizeof(label), "%s#0", slot->k->name);
 	*ring = ipc_ring_create(cfg->cpus, label);
 	if (*ring < 0) {
 		snprintf(err, errlen, "cannot create the access ring of %s: %s",
@@ -135,7 +84,7 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 			     const struct brk_dev_slot *slot, int ram,
 			     int dev_chan, int ring, char *err, size_t errlen)
 {
-	const struct brk_dev_kind *k = slot->k;
+	const struct dev_manifest *k = slot->k;
 	struct brk_child *c = &vm->devs[vm->ndevs];
 	DevInit init = DEV_INIT__INIT;
 	DevRegion reg[2], *regp[2];
@@ -146,7 +95,7 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 	struct ipc_chan bc;
 	int r;
 
-	snprintf(label, sizeof(label), "%s#0", k->kind);
+	snprintf(label, sizeof(label), "%s#0", k->name);
 	if (ipc_chan_pair(boot) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
@@ -158,11 +107,11 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 	vm->ndevs++;
 	fds[nfds++] = dev_chan;
 	fds[nfds++] = ring;
-	if (k->dma) {
+	if (k->flags & DEV_MF_DMA) {
 		fds[nfds++] = ram;
 		init.has_ram = true;
 	}
-	if (k->backend == BRK_BACKEND_CONSOLE) {
+	if (k->backend == DEV_BACKEND_CONSOLE) {
 		switch (cfg->serial) {
 		case BRK_SERIAL_STDIO:
 			in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
@@ -190,13 +139,13 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 		fds[nfds++] = in_fd;
 		fds[nfds++] = out_fd;
 		init.nbackend_fds = 2;
-	} else if (k->backend == BRK_BACKEND_DISK) {
+	} else if (k->backend == DEV_BACKEND_DISK) {
 		fds[nfds++] = cfg->disk_fd;
 		init.nbackend_fds = 1;
 		init.readonly = cfg->disk_ro;
 		init.serial = "bulkhead-disk0";
 	}
-	if (k->virtio) {
+	if (k->flags & DEV_MF_VIRTIO) {
 		/* Placed by us, not at the device's defaults. */
 		for (unsigned i = 0; i < k->nregions; i++) {
 			dev_region__init(&reg[i]);
@@ -211,7 +160,7 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 		init.n_irqs = 1;
 		init.irqs = &irq;
 	}
-	init.kind = (char *)k->kind;
+	init.kind = (char *)k->name;
 	init.instance = 0;
 	ipc_chan_init(&bc, boot[0], label);
 	boot[0] = -1;
@@ -237,10 +186,10 @@ out:
 static void brk_fill_spec(DeviceSpec *s, RegionSpec *rg, RegionSpec **rgp,
 			  uint32_t *irq, const struct brk_dev_slot *slot)
 {
-	const struct brk_dev_kind *k = slot->k;
+	const struct dev_manifest *k = slot->k;
 
 	device_spec__init(s);
-	s->kind = (char *)k->kind;
+	s->kind = (char *)k->name;
 	s->instance = 0;
 	for (unsigned i = 0; i < k->nregions; i++) {
 		region_spec__init(&rg[i]);
@@ -251,46 +200,56 @@ static void brk_fill_spec(DeviceSpec *s, RegionSpec *rg, RegionSpec **rgp,
 	}
 	s->n_regions = k->nregions;
 	s->regions = rgp;
-	if (slot->irq >= 0) {
+	if (k->nirqs > 0) {
 		irq[0] = (uint32_t)slot->irq;
-		s->n_irqs = 1;
-		if (k->irq2 > 0)
-			irq[s->n_irqs++] = (uint32_t)k->irq2;
+		for (unsigned i = 1; i < k->nirqs; i++)
+			irq[i] = k->irqs[i];
+		s->n_irqs = k->nirqs;
 		s->irqs = irq;
 	}
-	s->may_request_exit = k->may_request_exit;
-	s->may_request_reset = k->may_request_reset;
+	s->may_request_exit = (k->flags & DEV_MF_EXIT) != 0;
+	s->may_request_reset = (k->flags & DEV_MF_RESET) != 0;
 }
 
-/* The VM's devices, in order, with virtio-mmio devices given slots. */
+/* Does this VM's configuration ask for the optional device k? The one
+ * place where a device's CLI option meets the configuration it sets. */
+static bool brk_dev_wanted(const struct brk_vm_config *cfg,
+			   const struct dev_manifest *k)
+{
+	if (!(k->flags & DEV_MF_OPTIONAL))
+		return true;
+	if (k == &dev_mf_virtio_blk)
+		return cfg->disk_fd >= 0;
+	if (k == &dev_mf_virtio_rng)
+		return cfg->rng;
+	if (k == &dev_mf_null)
+		return cfg->null_dev;
+	return false;
+}
+
+/* The VM's devices, in the manifest's order, with virtio-mmio devices
+ * given slots. */
 static unsigned brk_plan_devices(const struct brk_vm_config *cfg,
 				 struct brk_dev_slot *slots)
 {
-	const struct brk_dev_kind *kinds[BRK_MAX_DEVICES];
 	unsigned n = 0, nvirtio = 0;
 
-	kinds[n++] = &brk_dev_uart;
-	kinds[n++] = &brk_dev_debugexit;
-	kinds[n++] = &brk_dev_rtc;
-	kinds[n++] = &brk_dev_i8042;
-	if (cfg->disk_fd >= 0)
-		kinds[n++] = &brk_dev_vblk;
-	if (cfg->rng)
-		kinds[n++] = &brk_dev_vrng;
-	if (cfg->null_dev)
-		kinds[n++] = &brk_dev_null;
-	for (unsigned i = 0; i < n; i++) {
-		const struct brk_dev_kind *k = kinds[i];
+	for (unsigned i = 0; i < dev_nmanifests && n < BRK_MAX_DEVICES; i++) {
+		const struct dev_manifest *k = dev_manifests[i];
 
-		slots[i].k = k;
-		slots[i].irq = k->irq;
+		if (!brk_dev_wanted(cfg, k))
+			continue;
+		slots[n].k = k;
+		slots[n].irq = k->nirqs ? (int)k->irqs[0] : -1;
 		for (unsigned j = 0; j < k->nregions; j++)
-			slots[i].base[j] = k->regions[j].base;
-		if (k->virtio) {
-			slots[i].base[0] = BRK_VIRTIO_BASE + nvirtio * BRK_VIRTIO_SIZE;
-			slots[i].irq = (int)(BRK_VIRTIO_IRQ + nvirtio);
+			slots[n].base[j] = k->regions[j].base;
+		if (k->flags & DEV_MF_VIRTIO) {
+			slots[n].base[0] = DEV_VIRTIO_BASE +
+					   nvirtio * DEV_VIRTIO_SLOT;
+			slots[n].irq = (int)(DEV_VIRTIO_IRQ + nvirtio);
 			nvirtio++;
 		}
+		n++;
 	}
 	return n;
 }
@@ -310,7 +269,7 @@ static char *brk_compose_cmdline(const char *user,
 		return NULL;
 	off = (size_t)snprintf(s, len, "%s", user ? user : "");
 	for (unsigned i = 0; i < n; i++) {
-		if (!slots[i].k->virtio)
+		if (!(slots[i].k->flags & DEV_MF_VIRTIO))
 			continue;
 		off += (size_t)snprintf(s + off, len - off,
 					"%svirtio_mmio.device=%llu@0x%llx:%d",

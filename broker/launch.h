@@ -71,12 +71,6 @@ struct brk_vm_config {
 			       * the worker (the stream carries them) */
 };
 
-/* Where virtio-mmio devices go: BRK_VIRTIO_BASE + n * BRK_VIRTIO_SIZE,
- * IRQ BRK_VIRTIO_IRQ + n, announced on the command line. */
-#define BRK_VIRTIO_BASE 0xd0000000ull
-#define BRK_VIRTIO_SIZE 0x200ull
-#define BRK_VIRTIO_IRQ 5u
-
 struct brk_child {
 	char label[48];       /* "worker", "uart#0" */
 	pid_t pid;

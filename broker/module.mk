@@ -6,6 +6,7 @@
 #   server (srv.h): daemon.c verbs.c
 #   cli (cli.h): cli.c cli_ctl.c
 broker_lib_SRCS += broker/spawn.c
+broker_lib_SRCS += device-procs/manifest.c
 broker_lib_SRCS += broker/launch.c
 broker_lib_SRCS += broker/supervise.c
 broker_lib_SRCS += broker/config.c

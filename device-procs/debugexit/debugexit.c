@@ -31,13 +31,7 @@ static void debugexit_io(struct dev *d, unsigned region, uint64_t off,
 	dev_request_exit(d, code);
 }
 
-static const struct dev_region debugexit_regions[] = {
-	{DEV_PIO, 0xf4, 1},
-};
-
 const struct dev_desc debugexit_desc = {
-	.name = "debug-exit",
-	.regions = debugexit_regions,
-	.nregions = sizeof(debugexit_regions) / sizeof(debugexit_regions[0]),
+	.mf = &dev_mf_debugexit,
 	.io = debugexit_io,
 };

@@ -22,10 +22,11 @@ int dev_new_at(const struct dev_desc *desc, unsigned instance,
 	struct dev *d;
 	int ret;
 
-	if (!desc || !ops || !out)
+	if (!desc || !desc->mf || !ops || !out)
 		return -EINVAL;
 	*out = NULL;
-	if (desc->nregions > DEV_MAX_REGIONS || desc->nirqs > DEV_MAX_IRQS ||
+	if (desc->mf->nregions > DEV_MAX_REGIONS ||
+	    desc->mf->nirqs > DEV_MAX_IRQS ||
 	    desc->ndoorbells > DEV_MAX_DOORBELLS ||
 	    desc->nposted > DEV_MAX_POSTED)
 		return -EINVAL;
@@ -37,12 +38,12 @@ int dev_new_at(const struct dev_desc *desc, unsigned instance,
 	d->instance = instance;
 	d->ops = ops;
 	d->host = host;
-	d->nregions = desc->nregions;
-	for (unsigned i = 0; i < desc->nregions; i++)
-		d->regions[i] = regions ? regions[i] : desc->regions[i];
-	d->nirqs = desc->nirqs;
-	for (unsigned i = 0; i < desc->nirqs; i++)
-		d->irqs[i] = irqs ? irqs[i] : desc->irqs[i];
+	d->nregions = desc->mf->nregions;
+	for (unsigned i = 0; i < d->nregions; i++)
+		d->regions[i] = regions ? regions[i] : desc->mf->regions[i];
+	d->nirqs = desc->mf->nirqs;
+	for (unsigned i = 0; i < d->nirqs; i++)
+		d->irqs[i] = irqs ? irqs[i] : desc->mf->irqs[i];
 	if (cfg)
 		d->cfg = *cfg;
 

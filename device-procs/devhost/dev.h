@@ -21,13 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum dev_space { DEV_PIO = 0, DEV_MMIO = 1 };
-
-struct dev_region {
-	enum dev_space space;
-	uint64_t base;
-	uint64_t len;
-};
+#include "device-procs/manifest.h" /* dev_space, dev_region, the manifest */
 
 /* A doorbell: guest writes of len bytes at regions[region] + off are caught
  * by the kernel (ioeventfd) and reach the core's notify callback without
@@ -114,12 +108,10 @@ struct dev_config {
 #define DEV_MAX_TIMERS 4u
 
 struct dev_desc {
-	const char *name;                 /* "uart", "debug-exit", ... */
-	const struct dev_region *regions; /* defaults; see struct dev */
-	unsigned nregions;
-	const unsigned *irqs;             /* GSI numbers of the IRQ lines */
-	unsigned nirqs;
-	const uint8_t *irq_flags;         /* DEV_IRQ_*, NULL: all edge */
+	/* Its manifest entry: name, default regions and IRQ lines (GSIs),
+	 * what it may ask of the VM (device-procs/manifest.h). */
+	const struct dev_manifest *mf;
+	const uint8_t *irq_flags;         /* DEV_IRQ_* per line, NULL: all edge */
 	const struct dev_doorbell *doorbells;
 	unsigned ndoorbells;
 	const struct dev_posted *posted;  /* writes that may be posted */
@@ -239,7 +231,7 @@ static inline void dev_timer_arm(struct dev *d, unsigned id, uint64_t when_ns)
 int dev_new(const struct dev_desc *desc, unsigned instance,
 	    const struct dev_host_ops *ops, void *host, struct dev **out);
 /* The same with this instance's regions (NULL: defaults; otherwise exactly
- * desc->nregions of them), IRQs (NULL: defaults; else desc->nirqs) and
+ * desc->mf->nregions of them), IRQs (NULL: defaults; else desc->mf->nirqs) and
  * configuration (NULL: zeroed). */
 int dev_new_at(const struct dev_desc *desc, unsigned instance,
 	       const struct dev_region *regions, const unsigned *irqs,

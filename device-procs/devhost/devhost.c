@@ -173,7 +173,7 @@ static void devhost_irq_set(void *host, unsigned line, bool level)
 	uint64_t one = 1;
 	bool was;
 
-	if (line >= h->desc->nirqs)
+	if (line >= h->desc->mf->nirqs)
 		return;
 	was = h->irq_level[line];
 	h->irq_level[line] = level;
@@ -454,9 +454,9 @@ static int devhost_on_init(void *ctx, const void *pb, struct ipc_msg *m)
 	int r = -EPROTO;
 	int fd;
 
-	if (strcmp(init->kind, h->desc->name) != 0) {
+	if (strcmp(init->kind, h->desc->mf->name) != 0) {
 		LOG_ERR("broker asked for a '%s' device, this binary is '%s'",
-			init->kind, h->desc->name);
+			init->kind, h->desc->mf->name);
 		goto out;
 	}
 	want = 2 + (init->has_ram ? 1 : 0) + init->nbackend_fds;
@@ -464,20 +464,20 @@ static int devhost_on_init(void *ctx, const void *pb, struct ipc_msg *m)
 		LOG_ERR("DevInit carries %u fds, expected %u", m->nfds, want);
 		goto out;
 	}
-	if ((init->n_regions && init->n_regions != h->desc->nregions) ||
-	    (init->n_irqs && init->n_irqs != h->desc->nirqs)) {
+	if ((init->n_regions && init->n_regions != h->desc->mf->nregions) ||
+	    (init->n_irqs && init->n_irqs != h->desc->mf->nirqs)) {
 		LOG_ERR("DevInit places %zu regions and %zu IRQs; the device "
 			"has %u and %u", init->n_regions, init->n_irqs,
-			h->desc->nregions, h->desc->nirqs);
+			h->desc->mf->nregions, h->desc->mf->nirqs);
 		goto out;
 	}
-	for (unsigned i = 0; i < h->desc->nregions; i++) {
-		h->regions[i] = h->desc->regions[i];
+	for (unsigned i = 0; i < h->desc->mf->nregions; i++) {
+		h->regions[i] = h->desc->mf->regions[i];
 		if (init->n_regions)
 			h->regions[i].base = init->regions[i]->addr;
 	}
-	for (unsigned i = 0; i < h->desc->nirqs; i++)
-		h->irqs[i] = init->n_irqs ? init->irqs[i] : h->desc->irqs[i];
+	for (unsigned i = 0; i < h->desc->mf->nirqs; i++)
+		h->irqs[i] = init->n_irqs ? init->irqs[i] : h->desc->mf->irqs[i];
 	h->placed = true;
 	h->instance = init->instance;
 	h->cfg.readonly = init->readonly;
@@ -485,7 +485,7 @@ static int devhost_on_init(void *ctx, const void *pb, struct ipc_msg *m)
 	h->cfg.serial = h->serial;
 	if (init->debug)
 		ipc_log_init("bulkhead-dev", (int)init->debug);
-	snprintf(h->label, sizeof(h->label), "%s#%u", h->desc->name,
+	snprintf(h->label, sizeof(h->label), "%s#%u", h->desc->mf->name,
 		 init->instance);
 	ipc_chan_init(&h->chan, ipc_msg_take_fd(m, k++), "worker");
 	fd = ipc_msg_take_fd(m, k++);
@@ -562,19 +562,19 @@ static int devhost_on_registered(void *ctx, const void *pb,
 	struct devhost *h = ctx;
 	const DevRegistered *reg = pb;
 	const struct dev_desc *desc = h->desc;
-	unsigned want = desc->nirqs + desc->ndoorbells, k = 0;
+	unsigned want = desc->mf->nirqs + desc->ndoorbells, k = 0;
 	int r = -EPROTO;
 
-	for (unsigned i = 0; i < desc->nirqs; i++)
+	for (unsigned i = 0; i < desc->mf->nirqs; i++)
 		want += devhost_irq_is_level(h, i);
-	if (reg->nirqfds != desc->nirqs || reg->ndoorbells != desc->ndoorbells ||
+	if (reg->nirqfds != desc->mf->nirqs || reg->ndoorbells != desc->ndoorbells ||
 	    m->nfds != want) {
 		LOG_ERR("%s: worker sent %u fds for %u IRQ lines and %u "
-			"doorbells", h->label, m->nfds, desc->nirqs,
+			"doorbells", h->label, m->nfds, desc->mf->nirqs,
 			desc->ndoorbells);
 		goto out;
 	}
-	for (unsigned i = 0; i < desc->nirqs; i++) {
+	for (unsigned i = 0; i < desc->mf->nirqs; i++) {
 		h->irqfds[i] = ipc_msg_take_fd(m, k++);
 		if (devhost_irq_is_level(h, i))
 			h->resamplefds[i] = ipc_msg_take_fd(m, k++);
@@ -609,7 +609,7 @@ static int devhost_register(struct devhost *h)
 	uint32_t irqs[DEV_MAX_IRQS], flags[DEV_MAX_IRQS];
 	int r;
 
-	reg.kind = (char *)desc->name;
+	reg.kind = (char *)desc->mf->name;
 	reg.instance = h->instance;
 	for (unsigned i = 0; i < h->dev->nregions; i++) {
 		dev_region__init(&regions[i]);
@@ -887,7 +887,7 @@ enum { DH_CHAN, DH_INPUT, DH_TIMER, DH_BELL0 };
 static void devhost_loop(struct devhost *h)
 {
 	struct ipc_phase_state st = { 0 };
-	const unsigned nb = h->desc->ndoorbells, ni = h->desc->nirqs;
+	const unsigned nb = h->desc->ndoorbells, ni = h->desc->mf->nirqs;
 
 	while (!h->stop) {
 		struct pollfd p[DH_BELL0 + DEV_MAX_DOORBELLS + DEV_MAX_IRQS];
@@ -965,8 +965,8 @@ int dev_main(int argc, char **argv, const struct dev_desc *desc)
 	char name[64];
 	int r;
 
-	sbx_enter_device(argc, argv, desc->name);
-	snprintf(name, sizeof(name), "bulkhead-dev-%s", desc->name);
+	sbx_enter_device(argc, argv, desc->mf->name);
+	snprintf(name, sizeof(name), "bulkhead-dev-%s", desc->mf->name);
 	ipc_log_init(name, IPC_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned i = 0; i < DEV_MAX_IRQS; i++)
@@ -978,8 +978,8 @@ int dev_main(int argc, char **argv, const struct dev_desc *desc)
 	pthread_mutex_init(&h.lock, NULL);
 	h.msg = malloc(sizeof(*h.msg));
 	h.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (!h.msg || h.timerfd < 0 || desc->nregions > DEV_MAX_REGIONS ||
-	    desc->nirqs > DEV_MAX_IRQS || desc->ndoorbells > DEV_MAX_DOORBELLS ||
+	if (!h.msg || h.timerfd < 0 || desc->mf->nregions > DEV_MAX_REGIONS ||
+	    desc->mf->nirqs > DEV_MAX_IRQS || desc->ndoorbells > DEV_MAX_DOORBELLS ||
 	    desc->nposted > DEV_MAX_POSTED)
 		return 1;
 	if (devhost_bootstrap(&h) < 0)

@@ -846,20 +846,10 @@ static int i8042_load(struct dev *d, const uint8_t *buf, size_t len,
 	return 0;
 }
 
-static const struct dev_region i8042_regions[] = {
-	{DEV_PIO, 0x60, 1},
-	{DEV_PIO, 0x64, 1},
-};
-
-static const unsigned i8042_irqs[] = {1, 12};
 static const uint8_t i8042_irq_flags[] = {DEV_IRQ_EDGE, DEV_IRQ_EDGE};
 
 const struct dev_desc i8042_desc = {
-	.name = "i8042",
-	.regions = i8042_regions,
-	.nregions = sizeof(i8042_regions) / sizeof(i8042_regions[0]),
-	.irqs = i8042_irqs,
-	.nirqs = sizeof(i8042_irqs) / sizeof(i8042_irqs[0]),
+	.mf = &dev_mf_i8042,
 	.irq_flags = i8042_irq_flags,
 	.state_size = sizeof(struct i8042_state),
 	.io = i8042_io,

@@ -36,12 +36,6 @@ static void null_io(struct dev *d, unsigned region, uint64_t off, void *data,
 	}
 }
 
-/* The bases may be moved by configuration; these are the defaults. */
-static const struct dev_region null_regions[] = {
-	{DEV_PIO, 0x510, 8},
-	{DEV_MMIO, 0xd0100000, 0x1000},
-};
-
 /* Nothing a write does can be seen: every write may be posted. */
 static const struct dev_posted null_posted[] = {
 	{0, 0, 8},
@@ -49,9 +43,7 @@ static const struct dev_posted null_posted[] = {
 };
 
 const struct dev_desc null_desc = {
-	.name = "null",
-	.regions = null_regions,
-	.nregions = sizeof(null_regions) / sizeof(null_regions[0]),
+	.mf = &dev_mf_null,
 	.posted = null_posted,
 	.nposted = sizeof(null_posted) / sizeof(null_posted[0]),
 	.state_size = sizeof(struct null_state),

@@ -842,19 +842,10 @@ static int rtc_load(struct dev *d, const uint8_t *buf, size_t len,
 	return 0;
 }
 
-static const struct dev_region rtc_regions[] = {
-	{DEV_PIO, 0x70, RTC_NPORTS},
-};
-
-static const unsigned rtc_irqs[] = {8};
 static const uint8_t rtc_irq_flags[] = {DEV_IRQ_EDGE};
 
 const struct dev_desc rtc_desc = {
-	.name = "rtc",
-	.regions = rtc_regions,
-	.nregions = sizeof(rtc_regions) / sizeof(rtc_regions[0]),
-	.irqs = rtc_irqs,
-	.nirqs = sizeof(rtc_irqs) / sizeof(rtc_irqs[0]),
+	.mf = &dev_mf_rtc,
 	.irq_flags = rtc_irq_flags,
 	.state_size = sizeof(struct rtc_state),
 	.construct = rtc_construct,

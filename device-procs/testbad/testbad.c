@@ -110,11 +110,7 @@ int main(int argc, char **argv)
 {
 	/* Registered as the null device is, whatever its regions are. */
 	struct dev_desc testbad_desc = {
-		.name = null_desc.name,
-		.regions = null_desc.regions,
-		.nregions = null_desc.nregions,
-		.irqs = null_desc.irqs,
-		.nirqs = null_desc.nirqs,
+		.mf = null_desc.mf,
 		.irq_flags = null_desc.irq_flags,
 		.io = testbad_io,
 	};

@@ -444,11 +444,6 @@ static void uart_reset(struct dev *d)
 	uart_update_irq(d);
 }
 
-static const struct dev_region uart_regions[] = {
-	{DEV_PIO, 0x3f8, UART_NREGS},
-};
-
-static const unsigned uart_irqs[] = {4};
 
 /* ---- saved state --------------------------------------------------------- */
 
@@ -543,13 +538,9 @@ static const struct dev_posted uart_posted[] = {
 };
 
 const struct dev_desc uart_desc = {
-	.name = "uart",
-	.regions = uart_regions,
-	.nregions = sizeof(uart_regions) / sizeof(uart_regions[0]),
+	.mf = &dev_mf_uart,
 	.posted = uart_posted,
 	.nposted = sizeof(uart_posted) / sizeof(uart_posted[0]),
-	.irqs = uart_irqs,
-	.nirqs = sizeof(uart_irqs) / sizeof(uart_irqs[0]),
 	.state_size = sizeof(struct uart_state),
 	.io = uart_io,
 	.reset = uart_reset,

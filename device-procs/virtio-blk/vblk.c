@@ -271,11 +271,6 @@ static int vblk_construct(struct dev *d)
 	return 0;
 }
 
-static const struct dev_region vblk_regions[] = {
-	{DEV_MMIO, 0xd0000000, VIRTIO_MMIO_REGION_SIZE},
-};
-
-static const unsigned vblk_irqs[] = {5};
 static const uint8_t vblk_irq_flags[] = {DEV_IRQ_LEVEL};
 
 static const struct dev_doorbell vblk_doorbells[] = {
@@ -283,11 +278,7 @@ static const struct dev_doorbell vblk_doorbells[] = {
 };
 
 const struct dev_desc vblk_desc = {
-	.name = "virtio-blk",
-	.regions = vblk_regions,
-	.nregions = sizeof(vblk_regions) / sizeof(vblk_regions[0]),
-	.irqs = vblk_irqs,
-	.nirqs = sizeof(vblk_irqs) / sizeof(vblk_irqs[0]),
+	.mf = &dev_mf_virtio_blk,
 	.irq_flags = vblk_irq_flags,
 	.doorbells = vblk_doorbells,
 	.ndoorbells = sizeof(vblk_doorbells) / sizeof(vblk_doorbells[0]),

@@ -77,11 +77,6 @@ static int vrng_construct(struct dev *d)
 	return virtio_mmio_construct(d, &vrng_virtio);
 }
 
-static const struct dev_region vrng_regions[] = {
-	{DEV_MMIO, 0xd0000200, VIRTIO_MMIO_REGION_SIZE},
-};
-
-static const unsigned vrng_irqs[] = {6};
 static const uint8_t vrng_irq_flags[] = {DEV_IRQ_LEVEL};
 
 static const struct dev_doorbell vrng_doorbells[] = {
@@ -89,11 +84,7 @@ static const struct dev_doorbell vrng_doorbells[] = {
 };
 
 const struct dev_desc vrng_desc = {
-	.name = "virtio-rng",
-	.regions = vrng_regions,
-	.nregions = sizeof(vrng_regions) / sizeof(vrng_regions[0]),
-	.irqs = vrng_irqs,
-	.nirqs = sizeof(vrng_irqs) / sizeof(vrng_irqs[0]),
+	.mf = &dev_mf_virtio_rng,
 	.irq_flags = vrng_irq_flags,
 	.doorbells = vrng_doorbells,
 	.ndoorbells = sizeof(vrng_doorbells) / sizeof(vrng_doorbells[0]),

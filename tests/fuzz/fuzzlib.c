@@ -224,7 +224,7 @@ static void fz_host_irq_set(void *host, unsigned line, bool level)
 	struct fz_host *h = host;
 
 	FZ_CHECK(line < h->d->nirqs, "%s drove IRQ line %u of %u",
-		 h->desc->name, line, h->d->nirqs);
+		 h->desc->mf->name, line, h->d->nirqs);
 	(void)level;
 }
 
@@ -233,7 +233,7 @@ static ssize_t fz_host_backend_write(void *host, const void *buf, size_t len)
 	struct fz_host *h = host;
 	const volatile uint8_t *p = buf;
 
-	FZ_CHECK(buf || !len, "%s wrote %zu bytes from NULL", h->desc->name,
+	FZ_CHECK(buf || !len, "%s wrote %zu bytes from NULL", h->desc->mf->name,
 		 len);
 	/* Touch every byte, so reading past the core's buffer is caught. */
 	for (size_t i = 0; i < len; i++)
@@ -303,7 +303,7 @@ static ssize_t fz_host_blk_pwrite(void *host, const void *buf, size_t len,
 	size_t n;
 
 	FZ_CHECK(!h->readonly, "%s wrote %zu bytes at %" PRIu64
-		 " to a read-only disk", h->desc->name, len, off);
+		 " to a read-only disk", h->desc->mf->name, len, off);
 	fz_host_disk(h);
 	/* Like pwrite(2) on a file that may not grow (sealed, or a device). */
 	if (off >= h->disk_size)
@@ -358,9 +358,9 @@ static void fz_host_timer_arm(void *host, unsigned id, uint64_t when_ns)
 {
 	struct fz_host *h = host;
 
-	FZ_CHECK(id < DEV_MAX_TIMERS, "%s armed timer %u", h->desc->name, id);
+	FZ_CHECK(id < DEV_MAX_TIMERS, "%s armed timer %u", h->desc->mf->name, id);
 	FZ_CHECK(h->desc->timer, "%s armed timer %u without a timer callback",
-		 h->desc->name, id);
+		 h->desc->mf->name, id);
 	h->timer_when[id] = when_ns;
 }
 
@@ -499,7 +499,7 @@ static bool fz_dev_save(struct fz_host *h, uint8_t **buf, size_t *len)
 	if (!h->desc->save)
 		return false;
 	r = h->desc->save(h->d, buf, len);
-	FZ_CHECK(r <= 0, "%s save returned %d", h->desc->name, r);
+	FZ_CHECK(r <= 0, "%s save returned %d", h->desc->mf->name, r);
 	if (r < 0) {
 		free(*buf);
 		*buf = NULL;
@@ -526,10 +526,10 @@ static void fz_dev_save_load(struct fz_host *h)
 		return;
 	r = desc->load(h->d, s1, l1, desc->state_version);
 	FZ_CHECK(r == 0, "%s refused its own saved state (%zu bytes): %d",
-		 desc->name, l1, r);
+		 desc->mf->name, l1, r);
 	if (fz_dev_save(h, &s2, &l2)) {
 		FZ_CHECK(fz_same(s1, l1, s2, l2), "%s saved %zu bytes, loaded "
-			 "them, and then saved %zu different bytes", desc->name,
+			 "them, and then saved %zu different bytes", desc->mf->name,
 			 l1, l2);
 		free(s2);
 	}
@@ -556,10 +556,10 @@ static void fz_dev_load(struct fz_host *h, const struct fz_op *op)
 		memcpy(copy, op->bytes, op->nbytes);
 	r = desc->load(h->d, copy, op->nbytes, desc->state_version + op->idx);
 	free(copy);
-	FZ_CHECK(r <= 0, "%s load returned %d", desc->name, r);
+	FZ_CHECK(r <= 0, "%s load returned %d", desc->mf->name, r);
 	if (r < 0 && saved && fz_dev_save(h, &after, &la)) {
 		FZ_CHECK(fz_same(before, lb, after, la), "%s refused a saved "
-			 "state (%d) but changed anyway", desc->name, r);
+			 "state (%d) but changed anyway", desc->mf->name, r);
 		free(after);
 	}
 	free(before);
@@ -596,7 +596,7 @@ int fz_dev_run(const struct dev_desc *desc, const uint8_t *data, size_t size)
 	h.wall = FZ_WALL_CLOCK_BASE + fc.wall_offset;
 
 	r = dev_new_at(desc, 0, NULL, NULL, &cfg, &fz_host_ops, &h, &h.d);
-	FZ_CHECK(r == 0, "%s: dev_new failed: %d", desc->name, r);
+	FZ_CHECK(r == 0, "%s: dev_new failed: %d", desc->mf->name, r);
 
 	while (fz_op_next(&in, &op)) {
 		switch (op.kind) {

@@ -22,25 +22,13 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_ONLY ?=
 
-FUZZ_COMMON_SRCS := tests/fuzz/fuzzlib.c device-procs/devhost/dev.c $(ipc_SRCS)
+FUZZ_COMMON_SRCS := tests/fuzz/fuzzlib.c device-procs/devhost/dev.c \
+	device-procs/manifest.c $(ipc_SRCS)
 
-# ---- targets: a device core each, then the parsers ------------------------
-FUZZ_TARGETS += uart
-fuzz_uart_SRCS := device-procs/uart/uart.c
-FUZZ_TARGETS += debugexit
-fuzz_debugexit_SRCS := device-procs/debugexit/debugexit.c
-FUZZ_TARGETS += null
-fuzz_null_SRCS := device-procs/null/null.c
-FUZZ_TARGETS += rtc
-fuzz_rtc_SRCS := device-procs/rtc/rtc.c
-FUZZ_TARGETS += i8042
-fuzz_i8042_SRCS := device-procs/i8042/i8042.c
-FUZZ_TARGETS += virtio-blk
-fuzz_virtio-blk_SRCS := device-procs/virtio/virtio_mmio.c \
-	device-procs/virtio-blk/vblk.c
-FUZZ_TARGETS += virtio-rng
-fuzz_virtio-rng_SRCS := device-procs/virtio/virtio_mmio.c \
-	device-procs/virtio-rng/vrng.c
+# ---- targets: a device core each (device-procs/*/device.mk), then the
+# parsers
+FUZZ_TARGETS += $(DEVICES)
+$(foreach d,$(DEVICES),$(eval fuzz_$(d)_SRCS := $($(d)_CORE)))
 
 FUZZ_TARGETS += ipc-frame
 fuzz_ipc-frame_SRCS := tests/fuzz/fz-ipc.c

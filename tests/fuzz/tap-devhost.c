@@ -105,7 +105,7 @@ int fz_devhost_dispatch(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < DEVHOST_MAX_BACKEND_FDS; i++)
 		h.backend_fd[i] = -1;
 	pthread_mutex_init(&h.lock, NULL);
-	snprintf(h.label, sizeof(h.label), "%s#0", h.desc->name);
+	snprintf(h.label, sizeof(h.label), "%s#0", h.desc->mf->name);
 
 	switch (sel % 3) {
 	case 0:

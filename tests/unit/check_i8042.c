@@ -154,17 +154,17 @@ static I8042State *saved_state(void)
 
 START_TEST(test_i8042_descriptor)
 {
-	ck_assert_str_eq(i8042_desc.name, "i8042");
-	ck_assert_uint_eq(i8042_desc.nregions, 2);
-	ck_assert_int_eq(i8042_desc.regions[0].space, DEV_PIO);
-	ck_assert_uint_eq(i8042_desc.regions[0].base, 0x60);
-	ck_assert_uint_eq(i8042_desc.regions[0].len, 1);
-	ck_assert_int_eq(i8042_desc.regions[1].space, DEV_PIO);
-	ck_assert_uint_eq(i8042_desc.regions[1].base, 0x64);
-	ck_assert_uint_eq(i8042_desc.regions[1].len, 1);
-	ck_assert_uint_eq(i8042_desc.nirqs, 2);
-	ck_assert_uint_eq(i8042_desc.irqs[0], 1);
-	ck_assert_uint_eq(i8042_desc.irqs[1], 12);
+	ck_assert_str_eq(i8042_desc.mf->name, "i8042");
+	ck_assert_uint_eq(i8042_desc.mf->nregions, 2);
+	ck_assert_int_eq(i8042_desc.mf->regions[0].space, DEV_PIO);
+	ck_assert_uint_eq(i8042_desc.mf->regions[0].base, 0x60);
+	ck_assert_uint_eq(i8042_desc.mf->regions[0].len, 1);
+	ck_assert_int_eq(i8042_desc.mf->regions[1].space, DEV_PIO);
+	ck_assert_uint_eq(i8042_desc.mf->regions[1].base, 0x64);
+	ck_assert_uint_eq(i8042_desc.mf->regions[1].len, 1);
+	ck_assert_uint_eq(i8042_desc.mf->nirqs, 2);
+	ck_assert_uint_eq(i8042_desc.mf->irqs[0], 1);
+	ck_assert_uint_eq(i8042_desc.mf->irqs[1], 12);
 	ck_assert(i8042_desc.irq_flags == NULL ||
 		  (i8042_desc.irq_flags[0] == DEV_IRQ_EDGE &&
 		   i8042_desc.irq_flags[1] == DEV_IRQ_EDGE));

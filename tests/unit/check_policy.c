@@ -22,18 +22,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "device-procs/devhost/dev.h"
+#include "device-procs/manifest.h"
 #include "policy/sbx.h"
 #include "tests/unit/suites.h"
-
-/* Device descriptors in the tree; weak so a core not linked is skipped. */
-extern const struct dev_desc uart_desc __attribute__((weak));
-extern const struct dev_desc debugexit_desc __attribute__((weak));
-extern const struct dev_desc null_desc __attribute__((weak));
-extern const struct dev_desc vblk_desc __attribute__((weak));
-extern const struct dev_desc vrng_desc __attribute__((weak));
-extern const struct dev_desc rtc_desc __attribute__((weak));
-extern const struct dev_desc i8042_desc __attribute__((weak));
 
 /* The pthread_create clone flags the policies allow. */
 #define P_THREAD_FLAGS (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | \
@@ -411,10 +402,6 @@ static uint32_t p_builtin(const char *name, int nr, uint64_t a0, uint64_t a1,
 
 START_TEST(test_builtin_every_process_has_a_policy)
 {
-	const struct dev_desc *descs[] = {
-		&uart_desc, &debugexit_desc, &null_desc, &vblk_desc, &vrng_desc,
-		&rtc_desc, &i8042_desc,
-	};
 	const char *kinds[] = { "worker-setup", "worker-run", "emt",
 				"common-device" };
 	char name[64];
@@ -422,13 +409,12 @@ START_TEST(test_builtin_every_process_has_a_policy)
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		ck_assert_msg(sbx_policy_find(kinds[i]) != NULL,
 			      "no policy '%s'", kinds[i]);
-	for (size_t i = 0; i < sizeof(descs) / sizeof(descs[0]); i++) {
-		if (!descs[i])
-			continue;
-		snprintf(name, sizeof(name), "dev-%s", descs[i]->name);
+	/* Every device in the manifest. */
+	for (unsigned i = 0; i < dev_nmanifests; i++) {
+		snprintf(name, sizeof(name), "dev-%s", dev_manifests[i]->name);
 		ck_assert_msg(sbx_policy_find(name) != NULL,
 			      "device '%s' has no policy/%s.policy",
-			      descs[i]->name, name);
+			      dev_manifests[i]->name, name);
 	}
 	ck_assert_ptr_null(sbx_policy_find("dev-no-such-device"));
 	ck_assert_uint_gt(sbx_nsyscall_names, SYS_openat);

@@ -190,13 +190,13 @@ static void check_time_bcd(unsigned y, unsigned m, unsigned d, unsigned h,
 
 START_TEST(test_rtc_descriptor)
 {
-	ck_assert_str_eq(rtc_desc.name, "rtc");
-	ck_assert_uint_eq(rtc_desc.nregions, 1);
-	ck_assert_int_eq(rtc_desc.regions[0].space, DEV_PIO);
-	ck_assert_uint_eq(rtc_desc.regions[0].base, 0x70);
-	ck_assert_uint_eq(rtc_desc.regions[0].len, 2);
-	ck_assert_uint_eq(rtc_desc.nirqs, 1);
-	ck_assert_uint_eq(rtc_desc.irqs[0], 8);
+	ck_assert_str_eq(rtc_desc.mf->name, "rtc");
+	ck_assert_uint_eq(rtc_desc.mf->nregions, 1);
+	ck_assert_int_eq(rtc_desc.mf->regions[0].space, DEV_PIO);
+	ck_assert_uint_eq(rtc_desc.mf->regions[0].base, 0x70);
+	ck_assert_uint_eq(rtc_desc.mf->regions[0].len, 2);
+	ck_assert_uint_eq(rtc_desc.mf->nirqs, 1);
+	ck_assert_uint_eq(rtc_desc.mf->irqs[0], 8);
 	ck_assert(rtc_desc.irq_flags == NULL ||
 		  rtc_desc.irq_flags[0] == DEV_IRQ_EDGE);
 	ck_assert_uint_eq(rtc_desc.state_version, 1);

@@ -119,13 +119,13 @@ static size_t room(void)
 
 START_TEST(test_uart_descriptor)
 {
-	ck_assert_str_eq(uart_desc.name, "uart");
-	ck_assert_uint_eq(uart_desc.nregions, 1);
-	ck_assert_int_eq(uart_desc.regions[0].space, DEV_PIO);
-	ck_assert_uint_eq(uart_desc.regions[0].base, 0x3f8);
-	ck_assert_uint_eq(uart_desc.regions[0].len, 8);
-	ck_assert_uint_eq(uart_desc.nirqs, 1);
-	ck_assert_uint_eq(uart_desc.irqs[0], 4);
+	ck_assert_str_eq(uart_desc.mf->name, "uart");
+	ck_assert_uint_eq(uart_desc.mf->nregions, 1);
+	ck_assert_int_eq(uart_desc.mf->regions[0].space, DEV_PIO);
+	ck_assert_uint_eq(uart_desc.mf->regions[0].base, 0x3f8);
+	ck_assert_uint_eq(uart_desc.mf->regions[0].len, 8);
+	ck_assert_uint_eq(uart_desc.mf->nirqs, 1);
+	ck_assert_uint_eq(uart_desc.mf->irqs[0], 4);
 	ck_assert_ptr_nonnull(uart_desc.io);
 	ck_assert_ptr_nonnull(uart_desc.backend_room);
 	ck_assert_ptr_nonnull(uart_desc.backend_input);
@@ -834,14 +834,14 @@ END_TEST
 
 START_TEST(test_debugexit)
 {
-	ck_assert_str_eq(debugexit_desc.name, "debug-exit");
-	ck_assert_uint_eq(debugexit_desc.nregions, 1);
+	ck_assert_str_eq(debugexit_desc.mf->name, "debug-exit");
+	ck_assert_uint_eq(debugexit_desc.mf->nregions, 1);
 	/* It stops the VM: every write must be answered before the vCPU runs on. */
 	ck_assert_uint_eq(debugexit_desc.nposted, 0);
-	ck_assert_int_eq(debugexit_desc.regions[0].space, DEV_PIO);
-	ck_assert_uint_eq(debugexit_desc.regions[0].base, 0xf4);
-	ck_assert_uint_eq(debugexit_desc.regions[0].len, 1);
-	ck_assert_uint_eq(debugexit_desc.nirqs, 0);
+	ck_assert_int_eq(debugexit_desc.mf->regions[0].space, DEV_PIO);
+	ck_assert_uint_eq(debugexit_desc.mf->regions[0].base, 0xf4);
+	ck_assert_uint_eq(debugexit_desc.mf->regions[0].len, 1);
+	ck_assert_uint_eq(debugexit_desc.mf->nirqs, 0);
 
 	new_dev(&debugexit_desc);
 	wr(0, 0);
@@ -867,15 +867,15 @@ START_TEST(test_null)
 {
 	const uint64_t *writes;
 
-	ck_assert_str_eq(null_desc.name, "null");
-	ck_assert_uint_eq(null_desc.nregions, 2);
-	ck_assert_int_eq(null_desc.regions[0].space, DEV_PIO);
-	ck_assert_uint_eq(null_desc.regions[0].base, 0x510);
-	ck_assert_uint_eq(null_desc.regions[0].len, 8);
-	ck_assert_int_eq(null_desc.regions[1].space, DEV_MMIO);
-	ck_assert_uint_eq(null_desc.regions[1].base, 0xd0100000);
-	ck_assert_uint_eq(null_desc.regions[1].len, 0x1000);
-	ck_assert_uint_eq(null_desc.nirqs, 0);
+	ck_assert_str_eq(null_desc.mf->name, "null");
+	ck_assert_uint_eq(null_desc.mf->nregions, 2);
+	ck_assert_int_eq(null_desc.mf->regions[0].space, DEV_PIO);
+	ck_assert_uint_eq(null_desc.mf->regions[0].base, 0x510);
+	ck_assert_uint_eq(null_desc.mf->regions[0].len, 8);
+	ck_assert_int_eq(null_desc.mf->regions[1].space, DEV_MMIO);
+	ck_assert_uint_eq(null_desc.mf->regions[1].base, 0xd0100000);
+	ck_assert_uint_eq(null_desc.mf->regions[1].len, 0x1000);
+	ck_assert_uint_eq(null_desc.mf->nirqs, 0);
 
 	new_dev(&null_desc);
 	writes = dev->state;	/* null's state starts with the count */
@@ -905,7 +905,7 @@ START_TEST(test_null)
 		ck_assert_uint_eq(null_desc.posted[i].region, i);
 		ck_assert_uint_eq(null_desc.posted[i].off, 0);
 		ck_assert_uint_eq(null_desc.posted[i].len,
-				  null_desc.regions[i].len);
+				  null_desc.mf->regions[i].len);
 	}
 	ck_assert_uint_eq(host.nout, 0);
 	ck_assert_uint_eq(host.exits, 0);
@@ -947,10 +947,16 @@ static void probe_reset(struct dev *d)
 	order_log[order_n++ % 4] = 2;
 }
 
+/* A manifest entry for the probe cores below. */
+static const struct dev_manifest probe_mf = {
+	.name = "probe", .binary = "bulkhead-dev-probe",
+	.regions = { { DEV_PIO, 0x500, 1 } }, .nregions = 1,
+};
+
 START_TEST(test_dev_new_order)
 {
 	const struct dev_desc desc = {
-		.name = "probe",
+		.mf = &probe_mf,
 		.state_size = sizeof(struct probe_state),
 		.construct = probe_construct,
 		.reset = probe_reset,
@@ -974,7 +980,7 @@ END_TEST
 START_TEST(test_dev_new_construct_fails)
 {
 	const struct dev_desc desc = {
-		.name = "probe",
+		.mf = &probe_mf,
 		.state_size = 8,
 		.construct = probe_construct_fail,
 		.reset = probe_reset,
@@ -991,8 +997,13 @@ END_TEST
 
 START_TEST(test_dev_new_no_callbacks)
 {
-	const struct dev_desc desc = {.name = "bare"};
+	const struct dev_desc desc = {.mf = &probe_mf};
+	const struct dev_desc no_entry = {.state_size = 8};
 
+	/* A core without its manifest entry is refused. */
+	ck_assert_int_eq(dev_new(&no_entry, 0, &fakehost_bare_ops, &host, &dev),
+			 -EINVAL);
+	ck_assert_ptr_null(dev);
 	ck_assert_int_eq(dev_new(&desc, 0, &fakehost_bare_ops, &host, &dev), 0);
 	ck_assert_ptr_null(dev->state);
 	dev_free(dev);

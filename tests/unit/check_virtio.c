@@ -574,13 +574,13 @@ START_TEST(test_descriptors)
 	for (unsigned i = 0; i < 2; i++) {
 		const struct dev_desc *d = descs[i];
 
-		ck_assert_str_eq(d->name, names[i]);
-		ck_assert_uint_eq(d->nregions, 1);
-		ck_assert_int_eq(d->regions[0].space, DEV_MMIO);
-		ck_assert_uint_eq(d->regions[0].base, bases[i]);
-		ck_assert_uint_eq(d->regions[0].len, 0x200);
-		ck_assert_uint_eq(d->nirqs, 1);
-		ck_assert_uint_eq(d->irqs[0], irqs[i]);
+		ck_assert_str_eq(d->mf->name, names[i]);
+		ck_assert_uint_eq(d->mf->nregions, 1);
+		ck_assert_int_eq(d->mf->regions[0].space, DEV_MMIO);
+		ck_assert_uint_eq(d->mf->regions[0].base, bases[i]);
+		ck_assert_uint_eq(d->mf->regions[0].len, 0x200);
+		ck_assert_uint_eq(d->mf->nirqs, 1);
+		ck_assert_uint_eq(d->mf->irqs[0], irqs[i]);
 		ck_assert_ptr_nonnull(d->irq_flags);
 		ck_assert_uint_eq(d->irq_flags[0], DEV_IRQ_LEVEL);
 		ck_assert_uint_eq(d->ndoorbells, 1);

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device manifest: one entry per kind of device, as data.
+ *
+ * Whatever needs to know what a device is reads it here and nowhere else:
+ *   - the broker (broker/launch.c): which binary to spawn, where the device
+ *     sits, what it may ask of the VM, which backend fd it gets, how a
+ *     virtio-mmio device is placed and announced;
+ *   - the device's own core: its dev_desc points at its entry, and the
+ *     device runtime (devhost) and the unit tests take its default regions
+ *     and IRQ lines from it;
+ *   - the tests: check_manifest and check_policy walk dev_manifests[], and
+ *     `make devices` (build/devices.txt) lists them for shell tests.
+ * The make side of a device (its sources, its binary, its fuzz harness)
+ * is device-procs/<name>/device.mk; its policy is policy/dev-<name>.policy.
+ * See docs/design.md, "Adding a device".
+ */
+#ifndef BULKHEAD_DEVICE_MANIFEST_H
+#define BULKHEAD_DEVICE_MANIFEST_H
+
+#include <stdint.h>
+
+enum dev_space { DEV_PIO = 0, DEV_MMIO = 1 };
+
+/* A port-I/O or MMIO range the device claims. */
+struct dev_region {
+	enum dev_space space;
+	uint64_t base;
+	uint64_t len;
+};
+
+#define DEV_MF_MAX_REGIONS 2u
+#define DEV_MF_MAX_IRQS 2u
+
+/* What a device may ask of its VM, and what it is given. */
+#define DEV_MF_EXIT (1u << 0)   /* may end the VM (debug-exit): no posted writes */
+#define DEV_MF_RESET (1u << 1)  /* may pull the reset line (i8042) */
+#define DEV_MF_DMA (1u << 2)    /* maps guest RAM (virtio) */
+#define DEV_MF_VIRTIO (1u << 3) /* virtio-mmio: the broker places it (below) */
+#define DEV_MF_OPTIONAL (1u << 4) /* only when its CLI option asks for it */
+
+/* The fd the broker hands the device for its backend, if any. */
+enum dev_backend {
+	DEV_BACKEND_NONE,
+	DEV_BACKEND_CONSOLE, /* the serial console: input and output */
+	DEV_BACKEND_DISK,    /* a disk image */
+};
+
+/*
+ * virtio-mmio slots: the n-th virtio device of a VM sits at
+ * DEV_VIRTIO_BASE + n * DEV_VIRTIO_SLOT with IRQ DEV_VIRTIO_IRQ + n, and is
+ * announced on the guest's command line (virtio_mmio.device=). The slot is
+ * the register block of the virtio 1.2 spec, section 4.2.2 (0x100 bytes of
+ * registers and the device's configuration space after them).
+ */
+#define DEV_VIRTIO_BASE 0xd0000000ull
+#define DEV_VIRTIO_SLOT 0x200ull
+#define DEV_VIRTIO_IRQ 5u
+
+/* Device IDs, virtio 1.2 section 5. */
+#define DEV_VIRTIO_ID_BLOCK 2u
+#define DEV_VIRTIO_ID_ENTROPY 4u
+
+struct dev_manifest {
+	const char *name;   /* the kind: "uart"; policy dev-<name> */
+	const char *binary; /* bulkhead-dev-<name> (the make name, see device.mk) */
+	/* Its regions and IRQ lines (GSIs); a virtio device's are those of
+	 * the first slot, moved to its own slot by the broker. */
+	struct dev_region regions[DEV_MF_MAX_REGIONS];
+	unsigned nregions;
+	unsigned irqs[DEV_MF_MAX_IRQS];
+	unsigned nirqs;
+	unsigned flags; /* DEV_MF_* */
+	enum dev_backend backend;
+	uint32_t virtio_id; /* DEV_VIRTIO_ID_*, 0: not virtio */
+	/* The `bulkhead run`/`create` option that adds a DEV_MF_OPTIONAL one. */
+	const char *option;
+};
+
+extern const struct dev_manifest dev_mf_uart, dev_mf_debugexit, dev_mf_rtc,
+	dev_mf_i8042, dev_mf_virtio_blk, dev_mf_virtio_rng, dev_mf_null;
+
+/* Every kind, in the order the broker gives a VM its devices. */
+extern const struct dev_manifest *const dev_manifests[];
+extern const unsigned dev_nmanifests;
+
+/* The entry named name, or NULL. */
+const struct dev_manifest *dev_manifest_find(const char *name);
+
+#endif
