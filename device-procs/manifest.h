@@ -10,7 +10,7 @@
  *     device runtime (devhost) and the unit tests take its default regions
  *     and IRQ lines from it;
  *   - the tests: check_manifest and check_policy walk dev_manifests[], and
- *     `make devices` (build/devices.txt) lists them for shell tests.
+ *     build/devices.txt (tests/tools/devlist.c) lists them for shell tests.
  * The make side of a device (its sources, its binary, its fuzz harness)
  * is device-procs/<name>/device.mk; its policy is policy/dev-<name>.policy.
  * See docs/design.md, "Adding a device".

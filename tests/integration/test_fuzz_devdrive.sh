@@ -29,9 +29,12 @@ fi
 # reach furthest), to keep make check quick.
 MAX=${DEVDRIVE_MAX_INPUTS:-40}
 nopolicy=""
-for kind in uart virtio-blk virtio-rng rtc i8042 debug-exit null; do
-	dir=tests/fuzz/corpus/$(echo "$kind" | tr -d -)
-	[ "$kind" = virtio-blk ] || [ "$kind" = virtio-rng ] && dir=tests/fuzz/corpus/$kind
+# Every device of the manifest (build/devices.txt: kind, make name, ...);
+# its stored inputs are those of its fuzz target, named after its make name.
+[ -s "$BUILD/devices.txt" ] || fail "no $BUILD/devices.txt (make builds it)"
+for entry in $(awk '{ print $1 ":" $2 }' "$BUILD/devices.txt"); do
+	kind=${entry%%:*} mkname=${entry#*:}
+	dir=tests/fuzz/corpus/$mkname
 	n=0
 	for f in $(ls -S "$dir" | head -n "$MAX"); do
 		st=0

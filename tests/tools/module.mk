@@ -16,6 +16,19 @@ $(SSM_DAMAGE_BIN): $(call obj,tests/tools/ssm-damage.c emt-worker/ssm.c)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
 
+# devlist: the device manifest as text; build/devices.txt, which shell
+# tests read for the list of devices.
+DEVLIST_BIN := $(BUILD)/tests/devlist
+DEVICES_FILE := $(BUILD)/devices.txt
+TEST_BINS += $(DEVICES_FILE)
+$(DEVLIST_BIN): $(call obj,tests/tools/devlist.c device-procs/manifest.c)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
+$(DEVICES_FILE): $(DEVLIST_BIN)
+	$(call msg,GEN,$@)
+	$(Q)$(DEVLIST_BIN) >$@.tmp && mv $@.tmp $@
+
 # What the integration tests use on the host (Debian's kernel, busybox,
 # cpio): installed once by the install script. QEMU, for the nest, is
 # installed by tests/run-tests.sh only when the nest is needed.
