@@ -58,6 +58,11 @@
 #include "device-procs/virtio/virtio_mmio.h"
 #include "virtio_state.pb-c.h"
 
+/* The broker's virtio-mmio slot (device-procs/manifest.h) is one register
+ * block. */
+_Static_assert(VIRTIO_MMIO_REGION_SIZE == DEV_VIRTIO_SLOT,
+	       "a virtio-mmio slot is not one register block");
+
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 	       "virtio rings are little-endian and read in place");
 
