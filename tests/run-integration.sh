@@ -16,7 +16,8 @@ results=$build/tests
 # Each test's bound: under emulation (the nest) everything is 10-50x slower
 # and the host's CPUs are shared.
 limit=${TEST_TIMEOUT:-300}
-[ "${BULKHEAD_IN_NEST:-0}" = 1 ] && limit=${TEST_TIMEOUT:-600}
+# In the nest a test may also boot Debian twice (test_linux_debian).
+[ "${BULKHEAD_IN_NEST:-0}" = 1 ] && limit=${TEST_TIMEOUT:-1200}
 for entry in "$queue"/[0-9]*; do
 	[ -f "$entry" ] || continue
 	mkdir "$entry.claim" 2>/dev/null || continue

@@ -55,7 +55,7 @@ run_vm() {
 # such as a nest on a busy machine, where a boot that takes 20 s on one
 # machine took over 120 s on another. The VM is stopped only when it has
 # printed nothing for VM_IDLE_LIMIT s (default 120) or has run for
-# VM_RUN_LIMIT s in all (default 540, inside the nest's 600 s per test);
+# VM_RUN_LIMIT s in all (default 540; the nest allows a test 1200 s);
 # then $status is 124 and the log says which limit it hit.
 run_vm_watched() {
 	out=$1; shift

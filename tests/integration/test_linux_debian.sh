@@ -78,11 +78,25 @@ expect_status 8
 expect_text "$TMP/small.err" "MiB of guest RAM but the VM has 32 MiB; raise --mem"
 
 # ---- 3. it boots to user space on 2 vCPUs and exits through debug-exit ---
-start=$(date +%s%N)
-run_vm_watched "$TMP/boot" --cpus 2 --mem 256M --initrd "$TMP/initrd.gz" \
-	--cmdline "console=ttyS0 panic=-1" "$kernel"
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
-echo "bulkhead run of Debian's kernel to its exit from user space: $ms ms"
+boot() {
+	start=$(date +%s%N)
+	run_vm_watched "$TMP/boot" --cpus 2 --mem 256M --initrd "$TMP/initrd.gz" \
+		--cmdline "console=ttyS0 panic=-1" "$kernel"
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	echo "bulkhead run of Debian's kernel to its exit from user space: $ms ms"
+}
+boot
+# In the nest, a nested guest's vCPU was seen to go on running guest code
+# without a single exit for minutes, about 1 boot in 10 (docs/linux-boot.md,
+# "Known problems"). There, and only for that (a silent console until the
+# watchdog, nothing else wrong), the boot is tried once more; the first
+# attempt's log stays above and the line below says so.
+if [ "${BULKHEAD_IN_NEST:-0}" = 1 ] && [ "$status" -eq 124 ] &&
+	[ "$vm_why" = "it printed nothing for ${VM_IDLE_LIMIT:-120} s" ] &&
+	! grep -q -e "Kernel panic" -e "Oops" "$TMP/boot"; then
+	echo "NOTE: the nested guest stalled ($vm_why); booting it once more"
+	boot
+fi
 expect_status 85
 expect_text "$TMP/boot" "bulkhead-initramfs: user space reached, pid 1"
 tr -d '\r' <"$TMP/boot" | grep -q "bulkhead-initramfs: cpus online 0-1$" ||
