@@ -220,6 +220,11 @@ for name in $failed_names; do
 	echo "---- the log of $name ($(cat "$results/$name.where" 2>/dev/null), status $(cat "$results/$name.status")):"
 	sed 's/^/    /' "$results/$name.log"
 done
+# Long logs are often shown cut to their head and tail (CI): each failed
+# test's reason once more, last.
+for name in $failed_names; do
+	echo "FAILED $name: $(grep '^FAIL: ' "$results/$name.log" | tail -n 1 | cut -c7-)"
+done
 # Times for the next run's order.
 for name in $all_tests; do
 	[ -f "$results/$name.secs" ] && echo "$name $(cat "$results/$name.secs")"
