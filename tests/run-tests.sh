@@ -223,7 +223,8 @@ done
 # Long logs are often shown cut to their head and tail (CI): each failed
 # test's reason once more, last.
 for name in $failed_names; do
-	echo "FAILED $name: $(grep '^FAIL: ' "$results/$name.log" | tail -n 1 | cut -c7-)"
+	why=$(grep '^FAIL: ' "$results/$name.log" | tail -n 1 | cut -c7-)
+	echo "FAILED $name: ${why:-status $(cat "$results/$name.status"), its log above}"
 done
 # Times for the next run's order.
 for name in $all_tests; do

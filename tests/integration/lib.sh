@@ -96,8 +96,8 @@ run_vm_watched() {
 	[ -z "$vm_why" ] || echo "  stopped by the test: $vm_why"
 }
 
-expect_status() {
-	[ "$status" -eq "$1" ] || fail "expected exit status $1, got $status"
+expect_status() {  # STATUS [WHAT ELSE TO SAY ON FAILURE]
+	[ "$status" -eq "$1" ] || fail "expected exit status $1, got $status${2:+; $2}"
 }
 
 expect_line() {  # FILE LINE: LINE must appear as a whole line

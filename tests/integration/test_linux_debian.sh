@@ -98,7 +98,7 @@ if [ "${BULKHEAD_IN_NEST:-0}" = 1 ] && [ "$status" -eq 124 ] &&
 	boot
 fi
 # CI shows a long log's head and tail: the reason goes in the last line.
-[ "$status" -eq 85 ] || fail "expected exit status 85, got $status${vm_why:+ (stopped: $vm_why)}; the console's last line: $(tr -d '\r' <"$TMP/boot" | tail -1)"
+expect_status 85 "${vm_why:+stopped: $vm_why; }the console's last line: $(tr -d '\r' <"$TMP/boot" | tail -n 1)"
 expect_text "$TMP/boot" "bulkhead-initramfs: user space reached, pid 1"
 tr -d '\r' <"$TMP/boot" | grep -q "bulkhead-initramfs: cpus online 0-1$" ||
 	fail "the guest did not report cpus 0-1 online"
