@@ -10,9 +10,11 @@ worker_main_SRCS += emt-worker/main.c
 worker_main_SRCS += emt-worker/emt.c
 worker_main_SRCS += emt-worker/vmapi.c
 worker_main_SRCS += emt-worker/save.c
-worker_lib_SRCS += emt-worker/ssm.c
+# The saved-state stream: shared parts, writer, reader.
+SSM_SRCS := emt-worker/ssm_common.c emt-worker/ssm_write.c emt-worker/ssm_read.c
+worker_lib_SRCS += $(SSM_SRCS)
 # bulkhead-ssm-dump: lists the units of a saved-state stream (debugging aid).
-SSM_DUMP_SRCS := emt-worker/ssm_dump.c emt-worker/ssm.c
+SSM_DUMP_SRCS := emt-worker/ssm_dump.c $(SSM_SRCS)
 $(BUILD)/bin/bulkhead-ssm-dump: $(call obj,$(SSM_DUMP_SRCS))
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@)
@@ -28,7 +30,7 @@ mptable_MODULE := emt-worker/mptable.c
 aml_MODULE := emt-worker/aml.c
 acpi_MODULE := emt-worker/acpi.c
 devrules_MODULE := emt-worker/devrules.c
-ssm_MODULE := emt-worker/ssm.c
+ssm_MODULE := $(SSM_SRCS)
 # The worker's layers, each calling only down: main.c -> save.c (saved
 # state) -> vmapi.c (the VM API) -> emt.c (the EMTs; up only through
 # struct emt_vm_ops).

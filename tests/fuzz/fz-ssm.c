@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The saved-state stream (emt-worker/ssm.c) under fuzzing, in two modes
+ * The saved-state stream (emt-worker/ssm_read.c and ssm_write.c) under fuzzing, in two modes
  * picked by bit 0 of the first byte.
  *
  * Reading (bit 0 clear): the rest of the first byte (bits 1-7) bounds how

@@ -35,7 +35,7 @@ fuzz_ipc-frame_SRCS := tests/fuzz/fz-ipc.c
 FUZZ_TARGETS += loader
 fuzz_loader_SRCS := tests/fuzz/fz-loader.c emt-worker/loader.c
 FUZZ_TARGETS += ssm
-fuzz_ssm_SRCS := tests/fuzz/fz-ssm.c emt-worker/ssm.c
+fuzz_ssm_SRCS := tests/fuzz/fz-ssm.c $(SSM_SRCS)
 
 # The dispatch tables of each process (tests/fuzz/tap-*.c compile the
 # process's source, whose tables are static).
@@ -154,7 +154,7 @@ TEST_BINS += $(DEVDRIVE) $(SEEDED_UART) $(TEST_BIN)/bulkhead-devdrive
 # tests/fuzz/corpus/<target>/seed-* come from tests/fuzz/mkseeds.c; run
 # `make fuzz-seeds` after changing an input format (and commit the result).
 FUZZ_MKSEEDS := $(BUILD)/tests/fuzz-mkseeds
-$(FUZZ_MKSEEDS): $(call obj,tests/fuzz/mkseeds.c emt-worker/ssm.c) $(PROTO_OBJS)
+$(FUZZ_MKSEEDS): $(call obj,tests/fuzz/mkseeds.c $(SSM_SRCS)) $(PROTO_OBJS)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)

@@ -11,7 +11,7 @@ $(LOAD_IMAGE_BIN): $(call obj,tests/tools/load-image.c emt-worker/loader.c)
 # saved-state reader in process (tests/integration/test_saved_state_hostile.sh).
 SSM_DAMAGE_BIN := $(BUILD)/tests/ssm-damage
 TEST_BINS += $(SSM_DAMAGE_BIN)
-$(SSM_DAMAGE_BIN): $(call obj,tests/tools/ssm-damage.c emt-worker/ssm.c)
+$(SSM_DAMAGE_BIN): $(call obj,tests/tools/ssm-damage.c $(SSM_SRCS))
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)

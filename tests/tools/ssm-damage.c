@@ -11,7 +11,7 @@
  * guest with the same VM options. The layout of each (header, units with
  * their first record and terminator, end unit, directory, footer) is found
  * by walking the bytes here, every step bounds-checked, and must agree with
- * what the reader (emt-worker/ssm.c) reports for the same file; a stream
+ * what the reader (emt-worker/ssm_read.c) reports for the same file; a stream
  * that is not intact, not a final save, or that the two disagree on is
  * refused (status 1). Then every case is written to DIR:
  *
