@@ -35,7 +35,7 @@ WARN += -Werror
 endif
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -pthread -MD -MP \
-	-I. -I$(BUILD)/proto $(PKG_CFLAGS)
+	-I. -I$(BUILD)/proto -I$(BUILD)/gen $(PKG_CFLAGS)
 LDFLAGS ?=
 LDLIBS_COMMON := -pthread -lprotobuf-c -llzf -lz
 
@@ -64,6 +64,10 @@ $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto $(DEPS_STAMP)
 	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
 PROTO_OBJS := $(patsubst %.c,%.o,$(PROTO_C))
 .SECONDARY: $(PROTO_C) $(PROTO_H)
+# Generated headers every compile may need (the protobuf code, and
+# dev-cores.h from the devices' device.mk files: device-procs/module.mk).
+DEV_CORES_H := $(BUILD)/gen/dev-cores.h
+GEN_H = $(PROTO_H) $(DEV_CORES_H)
 
 # ---- modules ------------------------------------------------------------
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -77,7 +81,7 @@ include policy/module.mk
 include tests/module.mk
 include bench/module.mk
 
-$(BUILD)/obj/%.o: %.c $(DEPS_STAMP) | $(PROTO_H)
+$(BUILD)/obj/%.o: %.c $(DEPS_STAMP) | $(GEN_H)
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -116,7 +120,8 @@ $(BIN)/bulkhead-worker: $(WORKER_MAIN_OBJS) $(WORKER_LIB_OBJS) $(KD_OBJS) $(IPC_
 
 # One binary per device: devhost + that device's core.
 define device_bin
-$(BIN)/bulkhead-dev-$(1): $(call obj,$($(1)_SRCS)) $(DEVHOST_OBJS) $(IPC_OBJS) $(PROTO_OBJS)
+$(BIN)/bulkhead-dev-$(1): $(call obj,$($(1)_SRCS)) $(BUILD)/obj/dev-main/$(1).o \
+		$(DEVHOST_OBJS) $(IPC_OBJS) $(PROTO_OBJS)
 	$$(call msg,LD,$$@)
 	$$(Q)mkdir -p $(BIN)
 	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS_COMMON)

@@ -16,10 +16,32 @@
 
 #include "broker/cli.h"
 #include "broker/control.h"
+#include "device-procs/manifest.h"
 #include "ipc/log.h"
 #include "proto/msgtypes.h"
 
 #define CLI_VERSION "0.1"
+
+/* The devices' options, from the manifest: "  --disk PATH[,ro]   ..." with
+ * each line of the help after the first indented under it. */
+static void cli_usage_devices(FILE *f)
+{
+	for (unsigned i = 0; i < dev_nmanifests; i++) {
+		const struct dev_manifest *m = dev_manifests[i];
+		char opt[48];
+		const char *h, *nl;
+
+		if (!m->option)
+			continue;
+		snprintf(opt, sizeof(opt), "--%s%s%s", m->option,
+			 m->option_arg ? " " : "",
+			 m->option_arg ? m->option_arg : "");
+		fprintf(f, "  %-18s ", opt);
+		for (h = m->option_help; (nl = strchr(h, '\n')); h = nl + 1)
+			fprintf(f, "%.*s\n%21s", (int)(nl - h), h, "");
+		fprintf(f, "%s\n", h);
+	}
+}
 
 void cli_usage(FILE *f)
 {
@@ -41,16 +63,13 @@ void cli_usage(FILE *f)
 "  --cmdline STRING   the kernel command line\n"
 "  --initrd FILE      Linux's initrd, or multiboot module 0\n"
 "  --serial MODE      the UART's backend: stdio (run's default), null,\n"
-"                     file:PATH, console (create's default)\n"
-"  --disk PATH[,ro]   a virtio-blk disk on the raw image PATH (,ro: the\n"
-"                     guest cannot write it)\n"
-"  --rng              a virtio-rng entropy device\n"
-"  --null-dev         add the null device (ports 0x510-0x517) in its own\n"
-"                     process; for benchmarks\n"
+"                     file:PATH, console (create's default)\n");
+	cli_usage_devices(f);
+	fprintf(f,
 "  --restore FILE     (run) resume the VM saved in FILE (bulkhead save)\n"
 "                     instead of booting IMAGE, which may be left out; the\n"
 "                     VM options must match the saved VM's (RAM, vCPUs,\n"
-"                     devices: --disk, --rng, --null-dev)\n"
+"                     and the same devices in the same order)\n"
 "  -v, --verbose      (run) report exit counters when the VM ends\n"
 "  -h, --help         this text\n"
 "\n"

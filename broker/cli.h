@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "device-procs/manifest.h"
+
 /*
  * Exit status of the daemon commands (create, start, ..., stats). `run`
  * has its own (enum brk_exit, broker/launch.h).
@@ -43,6 +45,8 @@ enum cli_serial {
 	CLI_SERIAL_CONSOLE,
 };
 
+#define CLI_MAX_DEVS 12u  /* BRK_MAX_REQ_DEVICES */
+
 struct cli_vm_opts {
 	uint64_t mem_size;       /* 0: the default */
 	unsigned cpus;           /* 0: the default */
@@ -50,10 +54,15 @@ struct cli_vm_opts {
 	const char *initrd;
 	enum cli_serial serial;
 	const char *serial_path; /* CLI_SERIAL_FILE */
-	const char *disk;
-	bool disk_ro;
-	bool rng;
-	bool null_dev;
+	/* The optional devices (--disk, --rng, ...: their manifest
+	 * entries' options), in the order given. */
+	struct cli_dev_opt {
+		const struct dev_manifest *k;
+		const char *path;    /* its backend file, NULL: none */
+		bool ro;             /* PATH,ro */
+	} devs[CLI_MAX_DEVS];
+	unsigned ndevs;
+	struct dev_tally tally;  /* of devs, as they are added */
 	bool any;                /* some VM option was given */
 };
 
@@ -61,13 +70,15 @@ struct cli_vm_opts {
  * CLI_OPT_OWN. */
 enum {
 	CLI_OPT_MEM = 256, CLI_OPT_CPUS, CLI_OPT_CMDLINE, CLI_OPT_INITRD,
-	CLI_OPT_SERIAL, CLI_OPT_DISK, CLI_OPT_RNG, CLI_OPT_NULL_DEV,
-	CLI_OPT_VM_LAST = CLI_OPT_NULL_DEV,
+	CLI_OPT_SERIAL,
+	/* a device's option: CLI_OPT_DEV + its index in dev_manifests[] */
+	CLI_OPT_DEV,
+	CLI_OPT_VM_LAST = CLI_OPT_DEV + DEV_MF_MAX_KINDS - 1,
 	CLI_OPT_OWN = 300,
 };
 
-/* The VM options' getopt_long rows, ended by a zero row. */
-extern const struct option cli_vm_long_opts[];
+/* Start a cli_vm_opts: no option given yet. */
+void cli_vm_opts_init(struct cli_vm_opts *o);
 /*
  * Apply VM option opt (with its argument). daemon: for create and restore
  * (--serial console, not stdio). Returns 0, or CLI_EXIT_USAGE after saying
@@ -75,7 +86,8 @@ extern const struct option cli_vm_long_opts[];
  */
 int cli_vm_opt(int opt, char *arg, struct cli_vm_opts *o, bool daemon,
 	       const char *cmd);
-/* own + the VM options (if vm) into out (room for n rows); 0 or -1. */
+/* own + the VM options (if vm), the devices' from the manifest among
+ * them, into out (room for n rows); 0 or -1. */
 int cli_merge_opts(const struct option *own, bool vm, struct option *out,
 		   unsigned n);
 /*

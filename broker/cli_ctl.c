@@ -295,6 +295,24 @@ static int cli_connect(struct cli_conn *cc)
 
 /* ---- VmInfo ------------------------------------------------------------- */
 
+/* The optional devices: [{"kind": "virtio-blk", "backend": PATH, "ro":
+ * false}, {"kind": "virtio-rng", "backend": null, "ro": false}]. */
+static struct json_object *cli_json_devices(const VmInfo *v)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < v->n_devices; i++) {
+		const DeviceReq *d = v->devices[i];
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "kind", json_object_new_string(d->kind));
+		json_object_object_add(o, "backend", cli_json_str_or_null(d->label));
+		json_object_object_add(o, "ro", json_object_new_boolean(d->ro));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 static struct json_object *cli_json_vm(const VmInfo *v)
 {
 	struct json_object *o = json_object_new_object();
@@ -313,10 +331,7 @@ static struct json_object *cli_json_vm(const VmInfo *v)
 	json_object_object_add(o, "cmdline", json_object_new_string(v->cmdline));
 	json_object_object_add(o, "serial",
 			       json_object_new_string(cli_serial_name(v->serial)));
-	json_object_object_add(o, "null_dev", json_object_new_boolean(v->null_dev));
-	json_object_object_add(o, "disk", cli_json_str_or_null(v->disk));
-	json_object_object_add(o, "disk_ro", json_object_new_boolean(v->disk_ro));
-	json_object_object_add(o, "rng", json_object_new_boolean(v->rng));
+	json_object_object_add(o, "devices", cli_json_devices(v));
 	json_object_object_add(o, "created_at", json_object_new_int64(v->created_at));
 	json_object_object_add(o, "uptime_ms",
 			       json_object_new_int64((int64_t)v->uptime_ms));
@@ -358,13 +373,15 @@ static void cli_print_status(const VmInfo *v)
 	printf("image:      %s\n", cli_safe(v->image_label, a, sizeof(a)));
 	if (v->cmdline && v->cmdline[0])
 		printf("cmdline:    %s\n", cli_safe(v->cmdline, a, sizeof(a)));
-	printf("serial:     %s%s\n", cli_serial_name(v->serial),
-	       v->null_dev ? " (null device added)" : "");
-	if (v->disk && v->disk[0])
-		printf("disk:       %s%s\n", cli_safe(v->disk, a, sizeof(a)),
-		       v->disk_ro ? " (read-only)" : "");
-	if (v->rng)
-		printf("rng:        virtio-rng\n");
+	printf("serial:     %s\n", cli_serial_name(v->serial));
+	for (size_t i = 0; i < v->n_devices; i++) {
+		const DeviceReq *d = v->devices[i];
+
+		printf("device:     %s", cli_safe(d->kind, b, sizeof(b)));
+		if (d->label && d->label[0])
+			printf(" %s", cli_safe(d->label, a, sizeof(a)));
+		printf("%s\n", d->ro ? " (read-only)" : "");
+	}
 	if (localtime_r(&t, &tm) && strftime(a, sizeof(a), "%Y-%m-%d %H:%M:%S",
 					     &tm))
 		printf("created:    %s\n", a);
@@ -828,7 +845,8 @@ struct cli_create_opts {
 	CreateVm cv;
 	const char *initrd;
 	const char *serial_path;
-	const char *disk;
+	DeviceReq dev[CLI_MAX_DEVS], *devp[CLI_MAX_DEVS];
+	const char *dev_path[CLI_MAX_DEVS];  /* a device's backend file */
 };
 
 /* The CreateVm of the VM options given. */
@@ -854,17 +872,22 @@ static void cli_create_from(const struct cli_vm_opts *o, const char *name,
 		break;
 	}
 	co->initrd = o->initrd;
-	co->disk = o->disk;
-	co->cv.disk_ro = o->disk_ro;
-	co->cv.rng = o->rng;
-	co->cv.null_dev = o->null_dev;
+	for (unsigned i = 0; i < o->ndevs; i++) {
+		device_req__init(&co->dev[i]);
+		co->dev[i].kind = (char *)o->devs[i].k->name;
+		co->dev[i].ro = o->devs[i].ro;
+		co->dev_path[i] = o->devs[i].path;
+		co->devp[i] = &co->dev[i];
+	}
+	co->cv.n_devices = o->ndevs;
+	co->cv.devices = co->devp;
 }
 
 /* The files of a VM's configuration, opened with the user's rights. */
 struct cli_vm_files {
-	int fds[5];
+	int fds[3 + CLI_MAX_DEVS];
 	unsigned nfds;
-	char label[PATH_MAX + 64], disk_label[PATH_MAX];
+	char label[PATH_MAX + 64], dev_label[CLI_MAX_DEVS][PATH_MAX];
 };
 
 static void cli_close_files(struct cli_vm_files *f)
@@ -874,8 +897,9 @@ static void cli_close_files(struct cli_vm_files *f)
 	f->nfds = 0;
 }
 
-/* Open the image (unless NULL), initrd, serial file and disk, in
- * CreateVm's fd order. On failure every fd is closed again. */
+/* Open the image (unless NULL), initrd, serial file and the devices'
+ * backend files, in CreateVm's fd order. On failure every fd is closed
+ * again. */
 static int cli_open_vm_files(const struct cli_conn *cc,
 			     struct cli_create_opts *o, const char *image,
 			     struct cli_vm_files *f)
@@ -907,17 +931,20 @@ static int cli_open_vm_files(const struct cli_conn *cc,
 			goto fail;
 		f->fds[f->nfds++] = fd;
 	}
-	if (o->disk) {
-		r = cli_open_file(cc, "disk image", o->disk,
-				  o->cv.disk_ro ? O_RDONLY : O_RDWR, &fd);
+	for (size_t i = 0; i < o->cv.n_devices; i++) {
+		const char *path = o->dev_path[i];
+
+		if (!path)
+			continue;
+		r = cli_open_file(cc, "disk image", path, o->dev[i].ro ?
+				  O_RDONLY : O_RDWR, &fd);
 		if (r)
 			goto fail;
 		f->fds[f->nfds++] = fd;
-		o->cv.has_disk = true;
-		if (!realpath(o->disk, f->disk_label))
-			snprintf(f->disk_label, sizeof(f->disk_label), "%s",
-				 o->disk);
-		o->cv.disk_label = f->disk_label;
+		if (!realpath(path, f->dev_label[i]))
+			snprintf(f->dev_label[i], sizeof(f->dev_label[i]), "%s",
+				 path);
+		o->dev[i].label = f->dev_label[i];
 	}
 	return 0;
 fail:
@@ -1300,6 +1327,7 @@ int cli_ctl_main(const struct cli_call *call)
 	struct option opts[32];
 	int opt, r, li = 0;
 
+	cli_vm_opts_init(&x.vm);
 	if (cli_merge_opts(cli_ctl_own_opts, true, opts, 32) < 0)
 		return CLI_EXIT_USAGE;
 	optind = 0;

@@ -102,9 +102,15 @@ static int cli_run_open(const struct cli_run_args *a,
 	int r = a->image ? cli_open("image", a->image, O_RDONLY,
 				    &cfg->image_fd) : 0;
 
-	if (!r && o->disk)
-		r = cli_open("disk image", o->disk, o->disk_ro ? O_RDONLY :
-			     O_RDWR, &cfg->disk_fd);
+	for (unsigned i = 0; i < o->ndevs && !r; i++) {
+		struct brk_dev_req *d = &cfg->devs[cfg->ndevs++];
+
+		*d = (struct brk_dev_req){ .k = o->devs[i].k, .fd = -1,
+					   .ro = o->devs[i].ro };
+		if (o->devs[i].path)
+			r = cli_open("disk image", o->devs[i].path,
+				     d->ro ? O_RDONLY : O_RDWR, &d->fd);
+	}
 	if (!r && a->restore)
 		r = cli_open("saved state", a->restore, O_RDONLY,
 			     &cfg->restore_fd);
@@ -119,13 +125,19 @@ static int cli_run_open(const struct cli_run_args *a,
 static void cli_run_close(struct brk_vm_config *cfg)
 {
 	int *fds[] = { &cfg->image_fd, &cfg->initrd_fd, &cfg->serial_out_fd,
-		       &cfg->disk_fd, &cfg->restore_fd };
+		       &cfg->restore_fd };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
 		*fds[i] = -1;
 	}
+	for (unsigned i = 0; i < cfg->ndevs; i++) {
+		if (cfg->devs[i].fd >= 0)
+			close(cfg->devs[i].fd);
+		cfg->devs[i].fd = -1;
+	}
+	cfg->ndevs = 0;
 }
 
 static enum brk_serial cli_run_serial(enum cli_serial s)
@@ -171,9 +183,12 @@ int cli_cmd_run(const struct cli_call *call)
 	struct brk_vm_config cfg = {
 		.mem_size = BRK_DEFAULT_MEM, .cpus = 1, .image_fd = -1,
 		.initrd_fd = -1, .serial_out_fd = -1, .console_fd = -1,
-		.disk_fd = -1, .restore_fd = -1,
+		.restore_fd = -1,
 	};
-	int r = cli_run_parse(call->argc, call->argv, &a);
+	int r;
+
+	cli_vm_opts_init(&a.vm);
+	r = cli_run_parse(call->argc, call->argv, &a);
 
 	if (r)
 		return r < 0 ? 0 : r;
@@ -185,9 +200,6 @@ int cli_cmd_run(const struct cli_call *call)
 		cfg.cpus = a.vm.cpus;
 	cfg.cmdline = a.vm.cmdline;
 	cfg.serial = cli_run_serial(a.vm.serial);
-	cfg.null_dev = a.vm.null_dev;
-	cfg.disk_ro = a.vm.disk_ro;
-	cfg.rng = a.vm.rng;
 	r = cli_run_open(&a, &cfg);
 	if (!r)
 		r = cli_run_vm(&cfg, a.verbose);

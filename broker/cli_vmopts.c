@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The VM options `run`, `create` and `restore` share: --mem, --cpus,
- * --cmdline, --initrd, --serial, --disk, --rng, --null-dev. One parser, so
- * that both spell and check them alike.
+ * --cmdline, --initrd, --serial, and one option per optional device of
+ * the manifest (--disk, --rng, --null-dev). One parser, so that both spell
+ * and check them alike.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,17 +15,23 @@
 #include "broker/control.h"
 #include "broker/launch.h"
 
-const struct option cli_vm_long_opts[] = {
+static const struct option cli_vm_long_opts[] = {
 	{ "mem", required_argument, NULL, CLI_OPT_MEM },
 	{ "cpus", required_argument, NULL, CLI_OPT_CPUS },
 	{ "cmdline", required_argument, NULL, CLI_OPT_CMDLINE },
 	{ "initrd", required_argument, NULL, CLI_OPT_INITRD },
 	{ "serial", required_argument, NULL, CLI_OPT_SERIAL },
-	{ "disk", required_argument, NULL, CLI_OPT_DISK },
-	{ "rng", no_argument, NULL, CLI_OPT_RNG },
-	{ "null-dev", no_argument, NULL, CLI_OPT_NULL_DEV },
 	{ NULL, 0, NULL, 0 },
 };
+
+_Static_assert(CLI_MAX_DEVS == BRK_MAX_REQ_DEVICES,
+	       "the CLI and the broker disagree on optional devices per VM");
+
+void cli_vm_opts_init(struct cli_vm_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	dev_tally_init(&o->tally);
+}
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -52,6 +59,17 @@ int cli_merge_opts(const struct option *own, bool vm, struct option *out,
 		if (k + 1 >= n)
 			return -1;
 		out[k++] = *o;
+	}
+	for (unsigned i = 0; vm && i < dev_nmanifests; i++) {
+		const struct dev_manifest *m = dev_manifests[i];
+
+		if (!m->option)
+			continue;
+		if (k + 1 >= n)
+			return -1;
+		out[k++] = (struct option){ m->option, m->option_arg ?
+					    required_argument : no_argument,
+					    NULL, CLI_OPT_DEV + (int)i };
 	}
 	out[k] = (struct option){ NULL, 0, NULL, 0 };
 	return 0;
@@ -107,19 +125,32 @@ static int cli_vm_serial(const char *arg, struct cli_vm_opts *o, bool daemon,
 	return 0;
 }
 
-static int cli_vm_disk(char *arg, struct cli_vm_opts *o, const char *cmd)
+/* A device's option: --disk PATH[,ro] (a backend file), --rng (a flag). */
+static int cli_vm_dev(const struct dev_manifest *k, char *arg,
+		      struct cli_vm_opts *o, const char *cmd)
 {
-	size_t n = strlen(arg);
+	struct cli_dev_opt *d = &o->devs[o->ndevs];
+	char why[128];
 
-	if (o->disk)
-		return cli_usage_error(cmd, "--disk: only one disk is supported");
-	if (n > 3 && strcmp(arg + n - 3, ",ro") == 0) {
-		o->disk_ro = true;
-		arg[n - 3] = '\0';
+	if (o->ndevs >= CLI_MAX_DEVS)
+		return cli_usage_error(cmd, "--%s: at most %u optional devices",
+				       k->option, CLI_MAX_DEVS);
+	if (dev_tally_add(&o->tally, k, why, sizeof(why)) < 0)
+		return cli_usage_error(cmd, "%s", why);
+	*d = (struct cli_dev_opt){ .k = k };
+	if (k->option_arg) {
+		size_t n = strlen(arg);
+
+		if (n > 3 && strcmp(arg + n - 3, ",ro") == 0) {
+			d->ro = true;
+			arg[n - 3] = '\0';
+		}
+		if (!*arg)
+			return cli_usage_error(cmd, "--%s: no path given",
+					       k->option);
+		d->path = arg;
 	}
-	if (!*arg)
-		return cli_usage_error(cmd, "--disk: no path given");
-	o->disk = arg;
+	o->ndevs++;
 	return 0;
 }
 
@@ -140,15 +171,11 @@ int cli_vm_opt(int opt, char *arg, struct cli_vm_opts *o, bool daemon,
 		return 0;
 	case CLI_OPT_SERIAL:
 		return cli_vm_serial(arg, o, daemon, cmd);
-	case CLI_OPT_DISK:
-		return cli_vm_disk(arg, o, cmd);
-	case CLI_OPT_RNG:
-		o->rng = true;
-		return 0;
-	case CLI_OPT_NULL_DEV:
-		o->null_dev = true;
-		return 0;
 	default:
+		if (opt >= CLI_OPT_DEV && opt < CLI_OPT_DEV + (int)dev_nmanifests &&
+		    dev_manifests[opt - CLI_OPT_DEV]->option)
+			return cli_vm_dev(dev_manifests[opt - CLI_OPT_DEV], arg, o,
+					  cmd);
 		return cli_usage_error(cmd, "option %d is not a VM option", opt);
 	}
 }

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* 2: one frame type per VM verb (start, pause, ...), VmRef. */
-#define BRK_PROTO_VERSION 2u
+#define BRK_PROTO_VERSION 3u
 #define BRK_DEFAULT_SOCKET "/run/bulkhead/bulkhead.sock"
 #define BRK_SOCKET_ENV "BULKHEAD_SOCKET"
 #define BRK_NAME_MAX 32u

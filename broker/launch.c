@@ -31,10 +31,13 @@ _Static_assert((int)DEV_PIO == (int)IPC_SPACE_PIO &&
 	       (int)DEV_MMIO == (int)IPC_SPACE_MMIO,
 	       "device-procs/manifest.h and ipc/ipc.h disagree on spaces");
 
-/* One device of this VM: its kind and where it was placed. */
+/* One device of this VM: its kind, which one of that kind, what it was
+ * asked with (NULL: a fixed device) and where it was placed. */
 struct brk_dev_slot {
 	const struct dev_manifest *k;
-	uint64_t base[2];
+	unsigned instance;
+	const struct brk_dev_req *req;
+	uint64_t base[DEV_MF_MAX_REGIONS];
 	int irq;
 };
 
@@ -62,7 +65,7 @@ static int brk_device_links(const struct brk_vm_config *cfg,
 {
 	char label[48];
 
-	snprintf(label, sizeof(label), "%s#0", slot->k->name);
+	snprintf(label, sizeof(label), "%s#%u", slot->k->name, slot->instance);
 	*ring = ipc_ring_create(cfg->cpus, label);
 	if (*ring < 0) {
 		snprintf(err, errlen, "cannot create the access ring of %s: %s",
@@ -92,10 +95,11 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 	int boot[2] = { -1, -1 };
 	int fds[6], nfds = 0, in_fd = -1, out_fd = -1;
 	char label[48];
+	char serial[32];
 	struct ipc_chan bc;
 	int r;
 
-	snprintf(label, sizeof(label), "%s#0", k->name);
+	snprintf(label, sizeof(label), "%s#%u", k->name, slot->instance);
 	if (ipc_chan_pair(boot) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
@@ -140,10 +144,12 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 		fds[nfds++] = out_fd;
 		init.nbackend_fds = 2;
 	} else if (k->backend == DEV_BACKEND_DISK) {
-		fds[nfds++] = cfg->disk_fd;
+		fds[nfds++] = slot->req->fd;
 		init.nbackend_fds = 1;
-		init.readonly = cfg->disk_ro;
-		init.serial = "bulkhead-disk0";
+		init.readonly = slot->req->ro;
+		snprintf(serial, sizeof(serial), "bulkhead-disk%u",
+			 slot->instance);
+		init.serial = serial;
 	}
 	if (k->flags & DEV_MF_VIRTIO) {
 		/* Placed by us, not at the device's defaults. */
@@ -161,7 +167,7 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 		init.irqs = &irq;
 	}
 	init.kind = (char *)k->name;
-	init.instance = 0;
+	init.instance = slot->instance;
 	ipc_chan_init(&bc, boot[0], label);
 	boot[0] = -1;
 	r = ipc_send_pb(&bc, MSG_DEV_INIT, &init.base, fds, (unsigned)nfds);
@@ -190,7 +196,7 @@ static void brk_fill_spec(DeviceSpec *s, RegionSpec *rg, RegionSpec **rgp,
 
 	device_spec__init(s);
 	s->kind = (char *)k->name;
-	s->instance = 0;
+	s->instance = slot->instance;
 	for (unsigned i = 0; i < k->nregions; i++) {
 		region_spec__init(&rg[i]);
 		rg[i].space = k->regions[i].space;
@@ -211,47 +217,73 @@ static void brk_fill_spec(DeviceSpec *s, RegionSpec *rg, RegionSpec **rgp,
 	s->may_request_reset = (k->flags & DEV_MF_RESET) != 0;
 }
 
-/* Does this VM's configuration ask for the optional device k? The one
- * place where a device's CLI option meets the configuration it sets. */
-static bool brk_dev_wanted(const struct brk_vm_config *cfg,
-			   const struct dev_manifest *k)
+/* Place device n of the plan: kind k, instance inst, asked with req. */
+static int brk_plan_one(struct brk_dev_slot *slots, unsigned *n,
+			const struct dev_manifest *k, unsigned inst,
+			const struct brk_dev_req *req, unsigned *nvirtio,
+			char *err, size_t errlen)
 {
-	if (!(k->flags & DEV_MF_OPTIONAL))
-		return true;
-	if (k == &dev_mf_virtio_blk)
-		return cfg->disk_fd >= 0;
-	if (k == &dev_mf_virtio_rng)
-		return cfg->rng;
-	if (k == &dev_mf_null)
-		return cfg->null_dev;
-	return false;
+	struct brk_dev_slot *slot = &slots[*n];
+
+	if (*n >= BRK_MAX_DEVICES) {
+		snprintf(err, errlen, "more than %u devices", BRK_MAX_DEVICES);
+		return -E2BIG;
+	}
+	slot->k = k;
+	slot->instance = inst;
+	slot->req = req;
+	slot->irq = k->nirqs ? (int)k->irqs[0] : -1;
+	for (unsigned j = 0; j < k->nregions; j++)
+		slot->base[j] = k->regions[j].base;
+	if (k->flags & DEV_MF_VIRTIO) {
+		if (*nvirtio >= DEV_VIRTIO_SLOTS) {
+			snprintf(err, errlen, "more than %u virtio devices",
+				 DEV_VIRTIO_SLOTS);
+			return -E2BIG;
+		}
+		slot->base[0] = DEV_VIRTIO_BASE + *nvirtio * DEV_VIRTIO_SLOT;
+		slot->irq = (int)dev_virtio_irqs[*nvirtio];
+		(*nvirtio)++;
+	}
+	(*n)++;
+	return 0;
 }
 
-/* The VM's devices, in the manifest's order, with virtio-mmio devices
- * given slots. */
-static unsigned brk_plan_devices(const struct brk_vm_config *cfg,
-				 struct brk_dev_slot *slots)
+/*
+ * The VM's devices: the manifest's kinds in its order, a fixed one once
+ * and an optional one as often as the configuration asks, in the order
+ * asked; virtio-mmio devices take slots in that order. The number of
+ * devices, or -errno after saying why.
+ */
+static int brk_plan_devices(const struct brk_vm_config *cfg,
+			    struct brk_dev_slot *slots, char *err, size_t errlen)
 {
-	unsigned n = 0, nvirtio = 0;
+	unsigned n = 0, nvirtio = 0, used = 0;
+	int r = 0;
 
-	for (unsigned i = 0; i < dev_nmanifests && n < BRK_MAX_DEVICES; i++) {
+	for (unsigned i = 0; i < dev_nmanifests && r == 0; i++) {
 		const struct dev_manifest *k = dev_manifests[i];
+		unsigned inst = 0;
 
-		if (!brk_dev_wanted(cfg, k))
+		if (!(k->flags & DEV_MF_OPTIONAL)) {
+			r = brk_plan_one(slots, &n, k, 0, NULL, &nvirtio, err,
+					 errlen);
 			continue;
-		slots[n].k = k;
-		slots[n].irq = k->nirqs ? (int)k->irqs[0] : -1;
-		for (unsigned j = 0; j < k->nregions; j++)
-			slots[n].base[j] = k->regions[j].base;
-		if (k->flags & DEV_MF_VIRTIO) {
-			slots[n].base[0] = DEV_VIRTIO_BASE +
-					   nvirtio * DEV_VIRTIO_SLOT;
-			slots[n].irq = (int)(DEV_VIRTIO_IRQ + nvirtio);
-			nvirtio++;
 		}
-		n++;
+		for (unsigned d = 0; d < cfg->ndevs && r == 0; d++) {
+			if (cfg->devs[d].k != k)
+				continue;
+			used++;
+			r = brk_plan_one(slots, &n, k, inst++, &cfg->devs[d],
+					 &nvirtio, err, errlen);
+		}
 	}
-	return n;
+	if (r == 0 && used != cfg->ndevs) {
+		snprintf(err, errlen, "a device was asked for that is not an "
+			 "optional kind of the manifest");
+		r = -EINVAL;
+	}
+	return r < 0 ? r : (int)n;
 }
 
 /*
@@ -324,7 +356,12 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	if (cfg->restore_fd >= 0)
 		lseek(cfg->restore_fd, 0, SEEK_SET);
 
-	nkinds = brk_plan_devices(cfg, slots);
+	r = brk_plan_devices(cfg, slots, err, errlen);
+	if (r < 0) {
+		code = BRK_EXIT_USAGE;
+		goto out;
+	}
+	nkinds = (unsigned)r;
 	cmdline = brk_compose_cmdline(cfg->cmdline, slots, nkinds);
 	if (!cmdline) {
 		snprintf(err, errlen, "out of memory");

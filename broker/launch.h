@@ -38,7 +38,7 @@ enum brk_exit {
 	BRK_EXIT_INTERNAL = 14,   /* the worker died or another VMM failure */
 };
 
-#define BRK_MAX_DEVICES 8u
+#define BRK_MAX_DEVICES IPC_MAX_DEVICES
 #define BRK_DEFAULT_MEM (64ull << 20)
 #define BRK_MIN_MEM (2ull << 20)
 #define BRK_MAX_MEM (3ull << 30)
@@ -51,6 +51,18 @@ enum brk_serial {
 	BRK_SERIAL_CONSOLE,    /* bulkheadd: a socket the broker holds */
 };
 
+struct dev_manifest;
+
+/* One optional device a VM asks for (a DEV_MF_OPTIONAL manifest entry). */
+struct brk_dev_req {
+	const struct dev_manifest *k;
+	int fd;               /* its backend file (a disk image), -1: none */
+	bool ro;              /* the guest may not write the backend */
+};
+
+/* Optional devices per VM: all but the fixed ones. */
+#define BRK_MAX_REQ_DEVICES 12u
+
 /* A VM's configuration; every fd was opened by the user's own process. */
 struct brk_vm_config {
 	uint64_t mem_size;
@@ -62,10 +74,10 @@ struct brk_vm_config {
 	int serial_out_fd;    /* BRK_SERIAL_FILE: the opened file */
 	int console_fd;       /* BRK_SERIAL_CONSOLE: the UART's end of the
 			       * broker's console socket (input and output) */
-	bool null_dev;        /* add the null benchmarking device */
-	int disk_fd;          /* --disk: the image, -1: none */
-	bool disk_ro;         /* --disk PATH,ro */
-	bool rng;             /* --rng: add virtio-rng */
+	/* The optional devices, in the order given; the broker places them
+	 * after the fixed ones, in the manifest's order of kinds. */
+	struct brk_dev_req devs[BRK_MAX_REQ_DEVICES];
+	unsigned ndevs;
 	int restore_fd;       /* --restore: the saved-state file, -1: none;
 			       * then the image and initrd are not handed to
 			       * the worker (the stream carries them) */

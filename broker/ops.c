@@ -262,14 +262,14 @@ int brk_rec_launch(struct brk_reg *reg, struct brk_rec *rec, int restore_fd,
 		.mem_size = rec->mem_size, .cpus = rec->cpus,
 		.cmdline = rec->cmdline, .image_fd = rec->image_fd,
 		.initrd_fd = rec->initrd_fd, .serial_out_fd = -1,
-		.console_fd = -1, .null_dev = rec->null_dev,
-		.disk_fd = rec->disk_fd, .disk_ro = rec->disk_ro,
-		.rng = rec->rng, .restore_fd = restore_fd,
+		.console_fd = -1, .restore_fd = restore_fd,
+		.ndevs = rec->ndevs,
 	};
 	int sv[2] = { -1, -1 };
 	struct brk_vm *vm = NULL;
 	int kvm_fd, r;
 
+	memcpy(cfg.devs, rec->devs, sizeof(cfg.devs));
 	kvm_fd = kd_sys_open(NULL);
 	if (kvm_fd < 0) {
 		snprintf(err, errlen, "bulkheadd cannot open /dev/kvm: %s (it "

@@ -142,13 +142,13 @@ struct brk_rec {
 	unsigned cpus;
 	char *cmdline;
 	char image_label[BRK_LABEL_MAX + 1];
-	int image_fd, initrd_fd, serial_fd, disk_fd;  /* image_fd -1: restored
-						       * without an image */
+	int image_fd, initrd_fd, serial_fd;  /* image_fd -1: restored
+					      * without an image */
 	int serial;                   /* SerialMode */
-	bool null_dev;
-	bool disk_ro;
-	bool rng;
-	char disk_label[BRK_LABEL_MAX + 1];
+	/* the optional devices, with their backend files' fds */
+	struct brk_dev_req devs[BRK_MAX_REQ_DEVICES];
+	unsigned ndevs;
+	char dev_label[BRK_MAX_REQ_DEVICES][BRK_LABEL_MAX + 1];
 	/* the processes of the current run; NULL when there are none */
 	struct brk_vm *vm;
 	struct brk_watch w_chan, w_worker, w_devs[BRK_MAX_DEVICES], w_console;

@@ -54,6 +54,8 @@ struct brk_info {
 	ProcInfo procs[1 + BRK_MAX_DEVICES];
 	ProcInfo *procp[1 + BRK_MAX_DEVICES];
 	char ended[1 + BRK_MAX_DEVICES][96];
+	DeviceReq dev[BRK_MAX_REQ_DEVICES];
+	DeviceReq *devp[BRK_MAX_REQ_DEVICES];
 	char state[24];
 };
 /* brief: for list (no command line, no 'ended' texts). */

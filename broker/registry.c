@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "broker/reg_impl.h"
+#include "device-procs/manifest.h"
 #include "ipc/log.h"
 #include "proto/msgtypes.h"
 
@@ -248,12 +249,17 @@ void brk_info_fill(const struct brk_rec *rec, struct brk_info *in,
 	if (!brief)
 		v->cmdline = rec->cmdline;
 	v->serial = (SerialMode)rec->serial;
-	v->null_dev = rec->null_dev;
 	v->image_label = (char *)rec->image_label;
 	v->created_at = rec->created_at;
-	v->disk = (char *)rec->disk_label;
-	v->disk_ro = rec->disk_ro;
-	v->rng = rec->rng;
+	for (unsigned i = 0; i < rec->ndevs; i++) {
+		device_req__init(&in->dev[i]);
+		in->dev[i].kind = (char *)rec->devs[i].k->name;
+		in->dev[i].ro = rec->devs[i].ro;
+		in->dev[i].label = (char *)rec->dev_label[i];
+		in->devp[i] = &in->dev[i];
+	}
+	v->n_devices = rec->ndevs;
+	v->devices = in->devp;
 	if (rec->vm) {
 		v->uptime_ms = (uint64_t)(brk_now_ms() - rec->started_ms);
 		v->procs = in->procp;
@@ -396,8 +402,9 @@ void brk_rec_free(struct brk_rec *rec)
 		close(rec->initrd_fd);
 	if (rec->serial_fd >= 0)
 		close(rec->serial_fd);
-	if (rec->disk_fd >= 0)
-		close(rec->disk_fd);
+	for (unsigned i = 0; i < rec->ndevs; i++)
+		if (rec->devs[i].fd >= 0)
+			close(rec->devs[i].fd);
 	if (rec->console_fd >= 0)
 		close(rec->console_fd);
 	brk_vm_free(rec->vm);
@@ -406,12 +413,73 @@ void brk_rec_free(struct brk_rec *rec)
 	free(rec);
 }
 
+/*
+ * The optional devices a CreateVm asks for: kinds of the manifest that a
+ * VM may be given, each within its limits. The number of backend files
+ * (fds) they bring, or -errno after saying why.
+ */
+static int brk_devs_check(const CreateVm *cv, char *err, size_t errlen)
+{
+	struct dev_tally t;
+	int nfds = 0;
+
+	if (cv->n_devices > BRK_MAX_REQ_DEVICES) {
+		snprintf(err, errlen, "%zu optional devices, at most %u",
+			 cv->n_devices, BRK_MAX_REQ_DEVICES);
+		return -E2BIG;
+	}
+	dev_tally_init(&t);
+	for (size_t i = 0; i < cv->n_devices; i++) {
+		const DeviceReq *d = cv->devices[i];
+		const struct dev_manifest *k = dev_manifest_find(d->kind);
+
+		if (!k || !(k->flags & DEV_MF_OPTIONAL)) {
+			snprintf(err, errlen, "device %zu is of no kind a VM may "
+				 "be given (virtio-blk, virtio-rng, null)", i);
+			return -EINVAL;
+		}
+		if (dev_tally_add(&t, k, err, errlen) < 0)
+			return -E2BIG;
+		if (k->backend == DEV_BACKEND_DISK)
+			nfds++;
+		else if (d->ro)
+			return snprintf(err, errlen, "%s has no backend file to "
+					"make read-only", k->name), -EINVAL;
+	}
+	return nfds;
+}
+
+/* Take the devices' backend fds (after the fixed ones, k on) and check
+ * them. 0, or -errno after saying why in err. */
+static int brk_devs_take(struct brk_rec *rec, const CreateVm *cv,
+			 struct ipc_msg *m, unsigned k, char *err, size_t errlen)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < cv->n_devices; i++) {
+		const DeviceReq *d = cv->devices[i];
+		struct brk_dev_req *q = &rec->devs[rec->ndevs++];
+
+		*q = (struct brk_dev_req){ .k = dev_manifest_find(d->kind),
+					   .fd = -1, .ro = d->ro };
+		if (q->k->backend == DEV_BACKEND_DISK) {
+			q->fd = ipc_msg_take_fd(m, k++);
+			snprintf(rec->dev_label[i], sizeof(rec->dev_label[i]),
+				 "%s", d->label[0] ? d->label : "(disk)");
+			if (!r)
+				r = brk_check_disk_fd(q->fd, q->ro, err, errlen);
+		}
+	}
+	return r;
+}
+
 int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
 		  const CreateVm *cv, bool has_image, struct ipc_msg *m,
 		  unsigned extra_fds, const char *verb, struct brk_rec **out,
 		  char *err, size_t errlen)
 {
 	unsigned want_fds = has_image ? 1 : 0, k = 0;
+	int ndisks;
 	struct brk_rec *rec = NULL;
 	char why[384];
 	uint64_t mem = cv->mem_size ? cv->mem_size : BRK_DEFAULT_MEM;
@@ -450,18 +518,21 @@ int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
 		snprintf(err, errlen, "unknown serial mode %d", (int)cv->serial);
 		return EINVAL;
 	}
+	ndisks = brk_devs_check(cv, err, errlen);
+	if (ndisks < 0)
+		return -ndisks;
 	if (cv->has_initrd)
 		want_fds++;
 	if (cv->serial == SERIAL_MODE__SERIAL_FILE)
 		want_fds++;
-	if (cv->has_disk)
-		want_fds++;
+	want_fds += (unsigned)ndisks;
 	if (m->nfds != want_fds + extra_fds) {
-		snprintf(err, errlen, "%s needs %u fds (%s%s%s%s%s) and got %u",
-			 verb, want_fds + extra_fds, has_image ? "image" : "",
+		snprintf(err, errlen, "%s needs %u fds (%s%s%s, %d disks%s) and "
+			 "got %u", verb, want_fds + extra_fds,
+			 has_image ? "image" : "",
 			 cv->has_initrd ? ", initrd" : "",
 			 cv->serial == SERIAL_MODE__SERIAL_FILE ?
-			 ", serial file" : "", cv->has_disk ? ", disk" : "",
+			 ", serial file" : "", ndisks,
 			 extra_fds ? ", saved state" : "", m->nfds);
 		return EINVAL;
 	}
@@ -473,7 +544,6 @@ int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
 		goto out_nomem;
 	rec->reg = reg;
 	rec->image_fd = rec->initrd_fd = rec->serial_fd = rec->console_fd = -1;
-	rec->disk_fd = -1;
 	rec->save.file_fd = -1;
 	rec->kill_at = -1;
 	rec->exit_status = -1;
@@ -487,19 +557,15 @@ int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
 		rec->initrd_fd = ipc_msg_take_fd(m, k++);
 	if (cv->serial == SERIAL_MODE__SERIAL_FILE)
 		rec->serial_fd = ipc_msg_take_fd(m, k++);
-	if (cv->has_disk)
-		rec->disk_fd = ipc_msg_take_fd(m, k++);
-	r = rec->image_fd >= 0 ? brk_check_fd(rec->image_fd, false, "image",
-					       why, sizeof(why)) : 0;
+	r = brk_devs_take(rec, cv, m, k, why, sizeof(why));
+	if (!r && rec->image_fd >= 0)
+		r = brk_check_fd(rec->image_fd, false, "image", why, sizeof(why));
 	if (!r && rec->initrd_fd >= 0)
 		r = brk_check_fd(rec->initrd_fd, false, "initrd", why,
 				 sizeof(why));
 	if (!r && rec->serial_fd >= 0)
 		r = brk_check_fd(rec->serial_fd, true, "serial file", why,
 				 sizeof(why));
-	if (!r && rec->disk_fd >= 0)
-		r = brk_check_disk_fd(rec->disk_fd, cv->disk_ro, why,
-				      sizeof(why));
 	if (r < 0) {
 		snprintf(err, errlen, "cannot %s VM '%s': %s", verb, cv->name,
 			 why);
@@ -513,12 +579,6 @@ int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
 	rec->mem_size = mem;
 	rec->cpus = cpus;
 	rec->serial = cv->serial;
-	rec->null_dev = cv->null_dev;
-	rec->disk_ro = cv->disk_ro;
-	rec->rng = cv->rng;
-	if (cv->has_disk)
-		snprintf(rec->disk_label, sizeof(rec->disk_label), "%s",
-			 cv->disk_label[0] ? cv->disk_label : "(disk)");
 	rec->created_at = (int64_t)time(NULL);
 	snprintf(rec->state, sizeof(rec->state), "CREATED");
 	*out = rec;

@@ -18,7 +18,10 @@
 #ifndef BULKHEAD_DEVICE_MANIFEST_H
 #define BULKHEAD_DEVICE_MANIFEST_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "ipc/ipc.h"
 
 enum dev_space { DEV_PIO = 0, DEV_MMIO = 1 };
 
@@ -48,14 +51,17 @@ enum dev_backend {
 
 /*
  * virtio-mmio slots: the n-th virtio device of a VM sits at
- * DEV_VIRTIO_BASE + n * DEV_VIRTIO_SLOT with IRQ DEV_VIRTIO_IRQ + n, and is
+ * DEV_VIRTIO_BASE + n * DEV_VIRTIO_SLOT with IRQ dev_virtio_irqs[n], and is
  * announced on the guest's command line (virtio_mmio.device=). The slot is
  * the register block of the virtio 1.2 spec, section 4.2.2 (0x100 bytes of
- * registers and the device's configuration space after them).
+ * registers and the device's configuration space after them). The IRQs
+ * are ISA lines no fixed device uses (check_manifest holds them to that),
+ * so that the MP table's ISA routing covers them.
  */
 #define DEV_VIRTIO_BASE 0xd0000000ull
 #define DEV_VIRTIO_SLOT 0x200ull
-#define DEV_VIRTIO_IRQ 5u
+#define DEV_VIRTIO_SLOTS 8u
+extern const unsigned dev_virtio_irqs[DEV_VIRTIO_SLOTS];
 
 /* Device IDs, virtio 1.2 section 5. */
 #define DEV_VIRTIO_ID_BLOCK 2u
@@ -73,8 +79,23 @@ struct dev_manifest {
 	unsigned flags; /* DEV_MF_* */
 	enum dev_backend backend;
 	uint32_t virtio_id; /* DEV_VIRTIO_ID_*, 0: not virtio */
-	/* The `bulkhead run`/`create` option that adds a DEV_MF_OPTIONAL one. */
+	/*
+	 * Its saved state: the SSM unit is named after the kind, one per
+	 * instance, and written at this version (the core's load() is given
+	 * the version it finds; docs/saved-state.md).
+	 */
+	uint32_t state_version;
+	/*
+	 * A DEV_MF_OPTIONAL device: the `bulkhead run`/`create`/`restore`
+	 * option that adds one (without the dashes), its argument (NULL: a
+	 * flag; a disk's "PATH[,ro]"), its line of the usage text, and how
+	 * many one VM may have. The CLI's option table, its usage text and
+	 * the broker's checks all come from these.
+	 */
 	const char *option;
+	const char *option_arg;
+	const char *option_help;
+	unsigned max_instances;
 };
 
 extern const struct dev_manifest dev_mf_uart, dev_mf_debugexit, dev_mf_rtc,
@@ -86,5 +107,26 @@ extern const unsigned dev_nmanifests;
 
 /* The entry named name, or NULL. */
 const struct dev_manifest *dev_manifest_find(const char *name);
+/* Its index in dev_manifests[]. */
+unsigned dev_manifest_index(const struct dev_manifest *k);
+
+/* The most devices one VM has, fixed and optional ones together. */
+#define DEV_MAX_PER_VM IPC_MAX_DEVICES
+#define DEV_MF_MAX_KINDS 16u
+
+/*
+ * How many optional devices of each kind a VM asks for, checked as they
+ * are added: by the CLI as it parses options, by the broker on what a
+ * client sends.
+ */
+struct dev_tally {
+	unsigned count[DEV_MF_MAX_KINDS];
+	unsigned virtio;   /* virtio-mmio slots taken */
+	unsigned total;    /* devices in all, fixed ones included */
+};
+void dev_tally_init(struct dev_tally *t);
+/* Count one more k; 0, or -E2BIG after saying why in why[len]. */
+int dev_tally_add(struct dev_tally *t, const struct dev_manifest *k,
+		  char *why, size_t len);
 
 #endif

@@ -1,15 +1,32 @@
 # device-procs: the devhost runtime, the device manifest and one folder per
 # device. A device's device.mk is its make side: its name <name> (the
-# binary bulkhead-dev-<name>, the fuzz harness tests/fuzz/fuzz-<name>.c),
-# <name>_CORE (what the unit tests and the fuzz harness link) and
-# <name>_SRCS (the binary's sources). What the device is (regions, IRQs,
-# what it may ask of the VM, its backend, its option) is its entry in
-# device-procs/manifest.c; its policy is policy/dev-<kind>.policy.
+# binary bulkhead-dev-<name>, the fuzz target <name>), <name>_CORE (what
+# the unit tests and the fuzz harness link), <name>_SRCS (the binary's
+# sources) and <name>_DESC (its core's struct dev_desc). Its main() and
+# its fuzz harness are the same for every device (devhost/main.c,
+# tests/fuzz/fuzz-dev.c), built with -DDEV_DESC=<name>_DESC. What the
+# device is (regions, IRQs, what it may ask of the VM, its backend, its
+# option, its saved-state version) is its entry in device-procs/manifest.c;
+# its policy is policy/dev-<kind>.policy.
 devhost_SRCS += device-procs/devhost/devhost.c
 devhost_SRCS += device-procs/devhost/dev.c
 devhost_SRCS += device-procs/manifest.c
 
 include $(sort $(wildcard device-procs/*/device.mk))
+
+# Every core's descriptor, for dev.h's declarations and the unit tests'
+# list of cores (check_manifest).
+$(DEV_CORES_H): $(MAKEFILE_LIST)
+	$(call msg,GEN,$@)
+	$(shell mkdir -p $(dir $@))
+	$(file >$@.tmp,/* Generated from the devices' device.mk files: DEV_CORE(kind, descriptor) each. */$(newline)$(subst $(newline) ,$(newline),$(foreach d,$(DEVICES),DEV_CORE($(d), $($(d)_DESC))$(newline))))
+	$(Q)cmp -s $@.tmp $@ 2>/dev/null && rm -f $@.tmp || mv $@.tmp $@
+
+# Each device's main(): devhost/main.c with its descriptor.
+$(BUILD)/obj/dev-main/%.o: device-procs/devhost/main.c $(DEPS_STAMP) | $(GEN_H)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -DDEV_DESC=$($*_DESC) -c -o $@ $<
 
 # the cores without their mains, for unit tests
 devcore_SRCS := $(sort device-procs/devhost/dev.c device-procs/manifest.c \

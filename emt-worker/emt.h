@@ -23,7 +23,7 @@
 
 #include "emt-worker/vm.h"
 
-#define EMT_MAX_DEVICES 8u
+#define EMT_MAX_DEVICES IPC_MAX_DEVICES
 #define EMT_MAX_DEV_REGIONS 4u
 #define EMT_MAX_DEV_POSTED 4u
 #define EMT_MAX_DEV_IRQS 4u

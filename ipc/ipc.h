@@ -34,7 +34,11 @@
 #define IPC_HDR_SIZE 6u
 #define IPC_MAX_PAYLOAD (64u * 1024u)
 #define IPC_MAX_FRAME (IPC_HDR_SIZE + IPC_MAX_PAYLOAD)
-#define IPC_MAX_FDS 16u
+/* Devices per VM: the worker and the broker size their tables by it. */
+#define IPC_MAX_DEVICES 16u
+/* fds per frame: WorkerInit's five and a channel and a ring per device,
+ * with room to spare (the kernel allows 253, SCM_MAX_FD). */
+#define IPC_MAX_FDS (8u + 2u * IPC_MAX_DEVICES)
 
 struct ipc_chan {
 	int fd;           /* the SOCK_SEQPACKET socket, -1 once closed */

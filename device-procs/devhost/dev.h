@@ -153,9 +153,9 @@ struct dev_desc {
 	 * Saved state: save packs the core's protobuf state message (from
 	 * proto/) into a malloc'ed buffer; load checks and applies one (the
 	 * bytes are hostile: validate every field, and leave the device
-	 * unchanged on error). state_version is stored beside the bytes.
+	 * unchanged on error). The version stored beside the bytes is the
+	 * manifest's state_version; load is given the one the stream has.
 	 */
-	uint32_t state_version;
 	int (*save)(struct dev *d, uint8_t **buf, size_t *len);
 	int (*load)(struct dev *d, const uint8_t *buf, size_t len,
 		    uint32_t version);
@@ -246,13 +246,10 @@ void dev_free(struct dev *d);
  */
 int dev_main(int argc, char **argv, const struct dev_desc *desc);
 
-/* The device descriptors this tree provides. */
-extern const struct dev_desc uart_desc;
-extern const struct dev_desc debugexit_desc;
-extern const struct dev_desc null_desc;
-extern const struct dev_desc rtc_desc;
-extern const struct dev_desc i8042_desc;
-extern const struct dev_desc vblk_desc;
-extern const struct dev_desc vrng_desc;
+/* Every device core's descriptor: dev-cores.h is generated from the
+ * devices' device.mk files (device-procs/module.mk). */
+#define DEV_CORE(kind, desc) extern const struct dev_desc desc;
+#include "dev-cores.h"
+#undef DEV_CORE
 
 #endif

@@ -778,7 +778,7 @@ static int devhost_on_save(void *ctx, const void *pb, struct ipc_msg *m)
 	st.clock_ns = devhost_clock_now(h);
 	pthread_mutex_unlock(&h->lock);
 	st.status = r;
-	st.version = h->desc->state_version;
+	st.version = h->desc->mf->state_version;
 	st.state.data = buf;
 	st.state.len = r == 0 ? len : 0;
 	r = ipc_send_pb(&h->chan, MSG_DEV_SAVE_DATA, &st.base, NULL, 0);

@@ -61,7 +61,6 @@
 #include "device-procs/devhost/dev.h"
 #include "i8042_state.pb-c.h"
 
-#define I8042_STATE_VERSION 1u
 
 #define I8042_REGION_DATA 0u	/* 0x60 */
 #define I8042_REGION_CMD 1u	/* 0x64 */
@@ -803,7 +802,7 @@ static int i8042_load(struct dev *d, const uint8_t *buf, size_t len,
 	struct i8042_state n;
 	I8042State *m;
 
-	if (version != I8042_STATE_VERSION || (!buf && len))
+	if (version != d->desc->mf->state_version || (!buf && len))
 		return -EINVAL;
 	m = i8042_state__unpack(NULL, len, buf);
 	if (!m)
@@ -854,7 +853,6 @@ const struct dev_desc i8042_desc = {
 	.state_size = sizeof(struct i8042_state),
 	.io = i8042_io,
 	.reset = i8042_reset,
-	.state_version = I8042_STATE_VERSION,
 	.save = i8042_save,
 	.load = i8042_load,
 };

@@ -60,7 +60,6 @@
 #include "device-procs/devhost/dev.h"
 #include "rtc_state.pb-c.h"
 
-#define RTC_STATE_VERSION 1u
 
 #define RTC_PORT_INDEX 0	/* 0x70 */
 #define RTC_PORT_DATA 1		/* 0x71 */
@@ -807,7 +806,7 @@ static int rtc_load(struct dev *d, const uint8_t *buf, size_t len,
 	int64_t now = rtc_now(d);
 	RtcState *m;
 
-	if (version != RTC_STATE_VERSION || (!buf && len))
+	if (version != d->desc->mf->state_version || (!buf && len))
 		return -EINVAL;
 	m = rtc_state__unpack(NULL, len, buf);
 	if (!m)
@@ -852,7 +851,6 @@ const struct dev_desc rtc_desc = {
 	.io = rtc_io,
 	.reset = rtc_reset,
 	.timer = rtc_timer,
-	.state_version = RTC_STATE_VERSION,
 	.save = rtc_save,
 	.load = rtc_load,
 };

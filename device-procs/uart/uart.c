@@ -447,7 +447,6 @@ static void uart_reset(struct dev *d)
 
 /* ---- saved state --------------------------------------------------------- */
 
-#define UART_STATE_VERSION 1u
 
 static int uart_save(struct dev *d, uint8_t **buf, size_t *len)
 {
@@ -488,7 +487,7 @@ static int uart_load(struct dev *d, const uint8_t *buf, size_t len,
 	UartState *st;
 	int r = -EINVAL;
 
-	if (version != UART_STATE_VERSION)
+	if (version != d->desc->mf->state_version)
 		return -EINVAL;
 	st = uart_state__unpack(NULL, len, buf);
 	if (!st)
@@ -546,7 +545,6 @@ const struct dev_desc uart_desc = {
 	.reset = uart_reset,
 	.backend_room = uart_backend_room,
 	.backend_input = uart_backend_input,
-	.state_version = UART_STATE_VERSION,
 	.save = uart_save,
 	.load = uart_load,
 };

@@ -93,7 +93,6 @@ const struct dev_desc vrng_desc = {
 	.io = virtio_mmio_io,
 	.reset = virtio_mmio_reset,
 	.notify = virtio_mmio_notify,
-	.state_version = VIRTIO_MMIO_STATE_VERSION,
 	.save = virtio_mmio_save,
 	.load = virtio_mmio_load,
 };

@@ -744,7 +744,7 @@ int virtio_mmio_load(struct dev *d, const uint8_t *buf, size_t len,
 	VirtioState *st;
 	int ret = -EINVAL;
 
-	if (version != VIRTIO_MMIO_STATE_VERSION || (!buf && len))
+	if (version != d->desc->mf->state_version || (!buf && len))
 		return -EINVAL;
 	st = virtio_state__unpack(NULL, len, buf);
 	if (!st)

@@ -196,7 +196,6 @@ void virtio_mmio_reset(struct dev *d);
 int virtio_mmio_save(struct dev *d, uint8_t **buf, size_t *len);
 int virtio_mmio_load(struct dev *d, const uint8_t *buf, size_t len,
 		     uint32_t version);
-#define VIRTIO_MMIO_STATE_VERSION 1u
 
 /* Features offered to the driver: the device's plus the transport's. */
 uint64_t virtio_mmio_offered(struct dev *d);

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "broker/launch.h"
+#include "device-procs/manifest.h"
 #include "device.pb-c.h"
 #include "ipc/ipc.h"
 #include "ipc/log.h"
@@ -60,32 +61,13 @@
 #define DD_MAX_TOTAL_SLEEP_NS 20000000ull
 #define DD_MAX_REGISTER_FDS 16u
 
-/* What the broker gives each kind of device. */
-struct dd_kind {
-	const char *kind;
-	const char *binary;
-	bool console;   /* backends: console input, console output */
-	bool disk;      /* backend: the disk image */
-	bool dma;       /* gets the guest-RAM memfd */
-};
-
-static const struct dd_kind dd_kinds[] = {
-	{ "uart", "bulkhead-dev-uart", true, false, false },
-	{ "debug-exit", "bulkhead-dev-debugexit", false, false, false },
-	{ "null", "bulkhead-dev-null", false, false, false },
-	{ "virtio-blk", "bulkhead-dev-virtio-blk", false, true, true },
-	{ "virtio-rng", "bulkhead-dev-virtio-rng", false, false, true },
-	{ "rtc", "bulkhead-dev-rtc", false, false, false },
-	{ "i8042", "bulkhead-dev-i8042", false, false, false },
-};
-
 struct dd_region {
 	uint32_t space;
 	uint64_t base, len;
 };
 
 struct dd {
-	const struct dd_kind *k;
+	const struct dev_manifest *k;  /* what the broker gives it */
 	const char *binary;
 	bool verbose;
 	bool no_abort;                 /* report a crash with status 4 */
@@ -130,8 +112,10 @@ static void dd_usage(FILE *f)
 		"  --no-abort      report a crash with exit status 4 instead of "
 		"aborting\n"
 		"  -v, --verbose   print each operation as it is played\n"
-		"KIND: uart, debug-exit, null, virtio-blk, virtio-rng, rtc, "
-		"i8042\n");
+		"KIND:");
+	for (unsigned i = 0; i < dev_nmanifests; i++)
+		fprintf(f, " %s", dev_manifests[i]->name);
+	fprintf(f, "\n");
 }
 
 static int dd_read_input(const char *path, uint8_t **out, size_t *len)
@@ -277,7 +261,7 @@ static int dd_spawn(struct dd *d, const struct fz_dev_cfg *cfg)
 	char err[256], label[48];
 	int r;
 
-	snprintf(label, sizeof(label), "%s#0", d->k->kind);
+	snprintf(label, sizeof(label), "%s#0", d->k->name);
 	ring = ipc_ring_create(1, label);
 	if (ring < 0 || ipc_chan_pair(boot) < 0 || ipc_chan_pair(chan) < 0) {
 		fprintf(stderr, "devdrive: cannot make the ring and channels: "
@@ -292,7 +276,7 @@ static int dd_spawn(struct dd *d, const struct fz_dev_cfg *cfg)
 	}
 	fds[nfds++] = chan[1];
 	fds[nfds++] = ring;
-	if (d->k->dma) {
+	if (d->k->flags & DEV_MF_DMA) {
 		d->ram_size = FZ_RAM_SIZE;
 		ram = dd_memfd("bulkhead-guest-ram", d->ram_size, NULL);
 		d->ram = ram < 0 ? MAP_FAILED :
@@ -305,7 +289,7 @@ static int dd_spawn(struct dd *d, const struct fz_dev_cfg *cfg)
 		fds[nfds++] = ram;
 		init.has_ram = true;
 	}
-	if (d->k->console) {
+	if (d->k->backend == DEV_BACKEND_CONSOLE) {
 		if (pipe2(in, O_CLOEXEC) < 0 ||
 		    (out = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
 			fprintf(stderr, "devdrive: cannot make the console: %s\n",
@@ -318,7 +302,7 @@ static int dd_spawn(struct dd *d, const struct fz_dev_cfg *cfg)
 		fds[nfds++] = out;
 		init.nbackend_fds = 2;
 	}
-	if (d->k->disk) {
+	if (d->k->backend == DEV_BACKEND_DISK) {
 		uint8_t *pattern = malloc(cfg->disk_size);
 
 		if (!pattern)
@@ -336,7 +320,7 @@ static int dd_spawn(struct dd *d, const struct fz_dev_cfg *cfg)
 		init.readonly = cfg->readonly;
 		init.serial = "devdrive-disk";
 	}
-	init.kind = (char *)d->k->kind;
+	init.kind = (char *)d->k->name;
 	init.instance = 0;
 
 	r = brk_spawn(d->binary, boot[1], label, &d->child, err, sizeof(err));
@@ -739,9 +723,7 @@ int main(int argc, char **argv)
 		dd_usage(stderr);
 		return 1;
 	}
-	for (size_t i = 0; i < sizeof(dd_kinds) / sizeof(dd_kinds[0]); i++)
-		if (strcmp(argv[optind], dd_kinds[i].kind) == 0)
-			d.k = &dd_kinds[i];
+	d.k = dev_manifest_find(argv[optind]);
 	if (!d.k) {
 		fprintf(stderr, "devdrive: unknown device kind '%s'\n",
 			argv[optind]);

@@ -524,7 +524,7 @@ static void fz_dev_save_load(struct fz_host *h)
 
 	if (!desc->load || !fz_dev_save(h, &s1, &l1))
 		return;
-	r = desc->load(h->d, s1, l1, desc->state_version);
+	r = desc->load(h->d, s1, l1, desc->mf->state_version);
 	FZ_CHECK(r == 0, "%s refused its own saved state (%zu bytes): %d",
 		 desc->mf->name, l1, r);
 	if (fz_dev_save(h, &s2, &l2)) {
@@ -554,7 +554,7 @@ static void fz_dev_load(struct fz_host *h, const struct fz_op *op)
 		abort();
 	if (op->nbytes)
 		memcpy(copy, op->bytes, op->nbytes);
-	r = desc->load(h->d, copy, op->nbytes, desc->state_version + op->idx);
+	r = desc->load(h->d, copy, op->nbytes, desc->mf->state_version + op->idx);
 	free(copy);
 	FZ_CHECK(r <= 0, "%s load returned %d", desc->mf->name, r);
 	if (r < 0 && saved && fz_dev_save(h, &after, &la)) {

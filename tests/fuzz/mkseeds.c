@@ -974,6 +974,7 @@ static void sd_control(void)
 {
 	Hello h = HELLO__INIT;
 	CreateVm cv = CREATE_VM__INIT;
+	DeviceReq dnull = DEVICE_REQ__INIT, *devp[1] = { &dnull };
 	StatusReq sr = STATUS_REQ__INIT;
 	ListReq lr = LIST_REQ__INIT;
 	StatsReq st = STATS_REQ__INIT;
@@ -1015,7 +1016,9 @@ static void sd_control(void)
 	}
 	cv.has_initrd = true;
 	cv.serial = SERIAL_MODE__SERIAL_FILE;
-	cv.null_dev = true;
+	dnull.kind = "null";
+	cv.n_devices = 1;
+	cv.devices = devp;
 	s.n = 0;
 	sd_u8(&s, 1 + 3);
 	sd_frame(&s, MSG_CTL_CREATE, img, 3, &cv.base);

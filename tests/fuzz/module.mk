@@ -13,8 +13,9 @@
 #       when it has them) and tests/integration/test_fuzz_replay.sh runs
 #       every stored input through it.
 #
-# A target is its harness tests/fuzz/fuzz-<target>.c plus the real code it
-# feeds, listed in fuzz_<target>_SRCS; every target also gets
+# A target is its harness tests/fuzz/fuzz-<target>.c (a device's:
+# fuzz-dev.c with its descriptor) plus the real code it feeds, listed in
+# fuzz_<target>_SRCS; every target also gets
 # FUZZ_COMMON_SRCS and the protobuf-c code.
 
 FUZZ_OUT := $(BUILD)/fuzz
@@ -61,7 +62,7 @@ fuzz_dispatch-worker_SRCS := tests/fuzz/tap-worker.c \
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer \
 	$(filter-out -Werror,$(WARN)) -D_GNU_SOURCE -pthread -MD -MP \
-	-I. -I$(BUILD)/proto $(PKG_CFLAGS) $(FUZZ_SAN)
+	-I. -I$(BUILD)/proto -I$(BUILD)/gen $(PKG_CFLAGS) $(FUZZ_SAN)
 
 # The replay carries AddressSanitizer and UBSan when $(CC) can build with
 # them (gcc and clang on Debian can); `make FUZZ_REPLAY_SAN=` turns that off.
@@ -73,11 +74,16 @@ FUZZ_REPLAY_SAN = $(eval FUZZ_REPLAY_SAN := $(shell \
 	-fno-omit-frame-pointer"))$(FUZZ_REPLAY_SAN)
 FUZZ_REPLAY_OUT := $(BUILD)/fuzz-replay
 
-fuzz_srcs = tests/fuzz/fuzz-$(1).c $(fuzz_$(1)_SRCS) $(FUZZ_COMMON_SRCS) \
-	$(PROTO_C)
-fuzz_objs = $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(sort $(call fuzz_srcs,$(1))))
+# A device's harness is tests/fuzz/fuzz-dev.c built with its descriptor
+# (dev-harness/<device>.o, below); any other target's is fuzz-<target>.c.
+fuzz_is_dev = $(filter $(1),$(DEVICES))
+fuzz_srcs = $(if $(call fuzz_is_dev,$(1)),,tests/fuzz/fuzz-$(1).c) \
+	$(fuzz_$(1)_SRCS) $(FUZZ_COMMON_SRCS) $(PROTO_C)
+fuzz_objs = $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(sort $(call fuzz_srcs,$(1)))) \
+	$(if $(call fuzz_is_dev,$(1)),$(FUZZ_OUT)/obj/dev-harness/$(1).o)
 fuzz_replay_objs = $(patsubst %.c,$(FUZZ_REPLAY_OUT)/obj/%.o,\
-	$(sort tests/fuzz/replay.c $(call fuzz_srcs,$(1))))
+	$(sort tests/fuzz/replay.c $(call fuzz_srcs,$(1)))) \
+	$(if $(call fuzz_is_dev,$(1)),$(FUZZ_REPLAY_OUT)/obj/dev-harness/$(1).o)
 
 # clang, libFuzzer and AFL++ are installed on first use (install-deps.sh
 # fuzz), not by make all or make check.
@@ -92,15 +98,25 @@ $(FUZZ_DEPS_STAMP): scripts/install-deps.sh
 FUZZ_COV := -fsanitize=fuzzer-no-link
 $(FUZZ_OUT)/obj/tests/fuzz/fuzzlib.o $(FUZZ_OUT)/obj/tests/fuzz/fz-%.o: FUZZ_COV :=
 
-$(FUZZ_OUT)/obj/%.o: %.c $(DEPS_STAMP) | $(PROTO_H) $(FUZZ_DEPS_STAMP)
+$(FUZZ_OUT)/obj/%.o: %.c $(DEPS_STAMP) | $(GEN_H) $(FUZZ_DEPS_STAMP)
 	$(call msg,FUZZCC,$<)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_COV) $(if $(findstring .pb-c.,$<),-Wno-missing-prototypes) -c -o $@ $<
 
-$(FUZZ_REPLAY_OUT)/obj/%.o: %.c $(DEPS_STAMP) | $(PROTO_H)
+$(FUZZ_REPLAY_OUT)/obj/%.o: %.c $(DEPS_STAMP) | $(GEN_H)
 	$(call msg,CC,$<)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(FUZZ_REPLAY_SAN) $(if $(findstring .pb-c.,$<),-Wno-missing-prototypes) -c -o $@ $<
+
+$(FUZZ_OUT)/obj/dev-harness/%.o: tests/fuzz/fuzz-dev.c $(DEPS_STAMP) | $(GEN_H) $(FUZZ_DEPS_STAMP)
+	$(call msg,FUZZCC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DDEV_DESC=$($*_DESC) -c -o $@ $<
+
+$(FUZZ_REPLAY_OUT)/obj/dev-harness/%.o: tests/fuzz/fuzz-dev.c $(DEPS_STAMP) | $(GEN_H)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(FUZZ_REPLAY_SAN) -DDEV_DESC=$($*_DESC) -c -o $@ $<
 
 define fuzz_target
 $(FUZZ_OUT)/$(1): $(call fuzz_objs,$(1))
@@ -124,7 +140,7 @@ TEST_BINS += $(FUZZ_REPLAY_BINS)
 # binaries, where brk_spawn looks for them.
 DEVDRIVE := $(BUILD)/bin/bulkhead-devdrive
 devdrive_SRCS := tests/fuzz/devdrive.c tests/fuzz/fuzzlib.c broker/spawn.c \
-	device-procs/devhost/dev.c $(ipc_SRCS)
+	device-procs/devhost/dev.c device-procs/manifest.c $(ipc_SRCS)
 $(DEVDRIVE): $(call obj,$(devdrive_SRCS)) $(PROTO_OBJS)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@)
@@ -136,7 +152,7 @@ all: $(DEVDRIVE)
 # devdrive beside it, to show that the whole-process mode finds it.
 SEEDED_UART := $(TEST_BIN)/bulkhead-dev-uart-seeded
 SEEDED_UART_OBJ := $(BUILD)/obj/tests/fuzz/seeded-uart.o
-$(SEEDED_UART_OBJ): tests/fuzz/seeded-uart.c $(DEPS_STAMP) | $(PROTO_H)
+$(SEEDED_UART_OBJ): tests/fuzz/seeded-uart.c $(DEPS_STAMP) | $(GEN_H)
 	$(call msg,CC,$< -DBULKHEAD_SEEDED_BUG)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -DBULKHEAD_SEEDED_BUG -c -o $@ $<

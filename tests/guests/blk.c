@@ -8,6 +8,7 @@
  *   blk: ok capacity=<sectors> id='<id>'
  * With ro=1 the disk must offer VIRTIO_BLK_F_RO: one write to sector 1
  * must fail with VIRTIO_BLK_S_IOERR and leave the sector as it was.
+ * disk=N (default 0) tests the N-th block device of the command line.
  * Runs at CPL 0. See README.md for the contract.
  */
 #include "lib/guest.h"
@@ -246,7 +247,7 @@ static void read_only_test(uint64_t seed)
 void guest_main(uint32_t mb_magic, uint32_t mbi_addr)
 {
 	const struct multiboot_info *mbi = (const void *)(uintptr_t)mbi_addr;
-	uint64_t seed = 1, ro = 0, irq = 0;
+	uint64_t seed = 1, ro = 0, irq = 0, disk = 0;
 
 	if (mb_magic != MULTIBOOT_BOOTLOADER_MAGIC) {
 		kprintf("bad multiboot magic\n");
@@ -255,12 +256,14 @@ void guest_main(uint32_t mb_magic, uint32_t mbi_addr)
 	const char *cmdline = multiboot_cmdline(mbi);
 	if (cmdline_get_u64(cmdline, "seed", &seed) < 0 ||
 	    cmdline_get_u64(cmdline, "ro", &ro) < 0 || ro > 1 ||
-	    cmdline_get_u64(cmdline, "irq", &irq) < 0 || irq > 1) {
-		kprintf("blk: invalid seed=, ro= or irq=\n");
+	    cmdline_get_u64(cmdline, "irq", &irq) < 0 || irq > 1 ||
+	    cmdline_get_u64(cmdline, "disk", &disk) < 0 || disk > 15) {
+		kprintf("blk: invalid seed=, ro=, irq= or disk=\n");
 		debug_exit(GUEST_EXIT_BADARG);
 	}
 
-	int r = virtio_find(cmdline, VIRTIO_ID_BLOCK, &dev, "blk");
+	int r = virtio_find_nth(cmdline, VIRTIO_ID_BLOCK, (unsigned)disk, &dev,
+				"blk");
 	if (r < 0)
 		debug_exit(GUEST_EXIT_BADARG);
 	if (r == 0) {

@@ -154,7 +154,7 @@ static void lc_launch(struct lc *c, const char *image, unsigned cpus)
 	struct brk_vm_config cfg = {
 		.mem_size = 64ull << 20, .cpus = cpus, .image_fd = -1,
 		.initrd_fd = -1, .serial = BRK_SERIAL_CONSOLE, .serial_out_fd = -1,
-		.disk_fd = -1, .restore_fd = -1,
+		.restore_fd = -1,
 	};
 	int sv[2], kvm;
 	char err[256];
@@ -188,7 +188,7 @@ static void lc_restore_launch(struct lc *c, const char *file, unsigned cpus)
 	struct brk_vm_config cfg = {
 		.mem_size = 64ull << 20, .cpus = cpus, .image_fd = -1,
 		.initrd_fd = -1, .serial = BRK_SERIAL_CONSOLE, .serial_out_fd = -1,
-		.disk_fd = -1, .restore_fd = -1,
+		.restore_fd = -1,
 	};
 	int sv[2], kvm = kd_sys_open(NULL);
 	char err[256];

@@ -45,15 +45,22 @@ done
 bh_ok --json status vm2
 expect_text "$TMP/o" '"mem":33554432'
 expect_text "$TMP/o" '"exit_status":null'
-# A disk (opened by the CLI, read-only here) and an rng are recorded.
-truncate -s 1M "$TMP/disk.img"
-bh_ok create withdisk --disk "$TMP/disk.img,ro" --rng "$GUESTS/echo.elf"
+# Disks (opened by the CLI, one read-only here) and an rng are recorded
+# in the order given.
+truncate -s 1M "$TMP/disk.img" "$TMP/disk2.img"
+bh_ok create withdisk --disk "$TMP/disk.img,ro" --rng --disk "$TMP/disk2.img" \
+	"$GUESTS/echo.elf"
 bh_ok status withdisk
-expect_text "$TMP/o" "disk:       $TMP/disk.img (read-only)"
-expect_text "$TMP/o" "rng:        virtio-rng"
+expect_text "$TMP/o" "device:     virtio-blk $TMP/disk.img (read-only)"
+expect_text "$TMP/o" "device:     virtio-rng"
+expect_text "$TMP/o" "device:     virtio-blk $TMP/disk2.img"
+[ "$(grep -c '^device:' "$TMP/o")" = 3 ] || fail "withdisk: not 3 devices listed"
 bh_ok --json status withdisk
-expect_text "$TMP/o" '"disk_ro":true'
+tr -d ' \n' <"$TMP/o" >"$TMP/oj"  # json-c pretty-prints
+expect_text "$TMP/oj" "\"devices\":[{\"kind\":\"virtio-blk\",\"backend\":\"$TMP/disk.img\",\"ro\":true},{\"kind\":\"virtio-rng\",\"backend\":null,\"ro\":false},{\"kind\":\"virtio-blk\",\"backend\":\"$TMP/disk2.img\",\"ro\":false}]"
 bh_ok destroy withdisk
+# Past a device's limit (the manifest's), a usage error names it.
+bh_fails 2 "at most 1 virtio-rng device" create tworng --rng --rng "$GUESTS/echo.elf"
 bh_fails 4 "cannot open disk image" create nodisk --disk "$TMP/none.img" "$GUESTS/echo.elf"
 # A bzImage on KVM on PVM: create says at once that a full Linux kernel
 # would take hours there (bulkhead run does too: test_bzimage); elsewhere

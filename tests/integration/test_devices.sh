@@ -80,3 +80,38 @@ tr -d '\r' <"$TMP/out" | grep -q "^blk: ok capacity=2048 id='.*'\$" ||
 	fail "no 'blk: ok capacity=2048 id=...' line"
 cmp "$img" "$TMP/before.img" || fail "the read-only image changed"
 echo "read-only image unchanged"
+
+# ---- four disks and an rng, each device in its own process ------------------
+# The disks take virtio slots in the order given, the rng (a later kind of
+# the manifest) after them; the guest tests the fourth disk only, so only
+# its image may change, and its id names it.
+seed=$(( $$ % 1000 + 7 ))
+set --
+for i in 0 1 2 3; do
+	cp "$TMP/blank.img" "$TMP/d$i.img"
+	set -- "$@" --disk "$TMP/d$i.img"
+	[ "$i" = 1 ] && set -- "$@" --rng
+done
+run_vm "$TMP/out" -v "$@" --cmdline "disk=3 irq=1 seed=$seed" "$GUESTS/blk.elf"
+expect_status 1
+[ "$(grep -c '^blk: virtio-mmio at .* device 2' "$TMP/out")" = 4 ] ||
+	fail "the guest did not probe four block devices before the one it tests"
+expect_text "$TMP/out" "blk: virtio-mmio at 0xd0000600 size 0x200 irq 9: magic 0x74726976 version 2 device 2"
+expect_line "$TMP/out" "blk: ok capacity=2048 id='bulkhead-disk3'"
+for dev in virtio-blk#0 virtio-blk#1 virtio-blk#2 virtio-blk#3 virtio-rng#0; do
+	grep -q "accesses:$dev=" "$TMP/out.err" || fail "no device process $dev"
+done
+cp "$TMP/blank.img" "$TMP/expect.img"
+"$pattern" "$seed" 1 64 >"$TMP/pattern" || fail "blkpattern failed"
+dd if="$TMP/pattern" of="$TMP/expect.img" bs=512 seek=1 conv=notrunc status=none
+cmp "$TMP/d3.img" "$TMP/expect.img" || fail "disk 3 does not hold what blk.elf wrote"
+for i in 0 1 2; do
+	cmp "$TMP/d$i.img" "$TMP/blank.img" || fail "disk $i changed: the guest wrote the wrong disk"
+done
+echo "four disks: the fourth holds seed $seed's pattern, the other three are unchanged"
+# A seventh disk is one past the manifest's limit.
+set -- --disk "$TMP/d0.img" --disk "$TMP/d0.img" --disk "$TMP/d0.img" \
+	--disk "$TMP/d0.img" --disk "$TMP/d0.img" --disk "$TMP/d0.img" --disk "$TMP/d0.img"
+run_vm "$TMP/out" "$@" "$GUESTS/blk.elf"
+expect_status 2
+expect_text "$TMP/out.err" "--disk: at most 6 virtio-blk devices"

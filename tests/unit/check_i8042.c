@@ -168,7 +168,7 @@ START_TEST(test_i8042_descriptor)
 	ck_assert(i8042_desc.irq_flags == NULL ||
 		  (i8042_desc.irq_flags[0] == DEV_IRQ_EDGE &&
 		   i8042_desc.irq_flags[1] == DEV_IRQ_EDGE));
-	ck_assert_uint_eq(i8042_desc.state_version, 1);
+	ck_assert_uint_eq(i8042_desc.mf->state_version, 1);
 }
 END_TEST
 

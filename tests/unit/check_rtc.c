@@ -199,7 +199,7 @@ START_TEST(test_rtc_descriptor)
 	ck_assert_uint_eq(rtc_desc.mf->irqs[0], 8);
 	ck_assert(rtc_desc.irq_flags == NULL ||
 		  rtc_desc.irq_flags[0] == DEV_IRQ_EDGE);
-	ck_assert_uint_eq(rtc_desc.state_version, 1);
+	ck_assert_uint_eq(rtc_desc.mf->state_version, 1);
 	ck_assert_ptr_nonnull(rtc_desc.io);
 	ck_assert_ptr_nonnull(rtc_desc.timer);
 	ck_assert_ptr_nonnull(rtc_desc.save);

@@ -1038,7 +1038,7 @@ START_TEST(test_uart_save_load_round_trip)
 	ck_assert(host.level[0]);
 	host.level[0] = false;
 	ck_assert_int_eq(dev_new(&uart_desc, 0, &fakehost_bare_ops, &host, &dev), 0);
-	ck_assert_int_eq(dev->desc->load(dev, buf, len, uart_desc.state_version), 0);
+	ck_assert_int_eq(dev->desc->load(dev, buf, len, uart_desc.mf->state_version), 0);
 	ck_assert(host.level[0]);
 	ck_assert_int_eq(rd(7), 0x5a);
 	ck_assert_int_eq(rd(3), 0x03);

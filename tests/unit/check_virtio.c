@@ -592,7 +592,7 @@ START_TEST(test_descriptors)
 		ck_assert_ptr_nonnull(d->reset);
 		ck_assert_ptr_nonnull(d->save);
 		ck_assert_ptr_nonnull(d->load);
-		ck_assert_uint_eq(d->state_version, 1);
+		ck_assert_uint_eq(d->mf->state_version, 1);
 	}
 }
 END_TEST

@@ -108,6 +108,12 @@ static int parse_token(const char *s, const char *end, struct virtio_dev *dev)
 int virtio_find(const char *cmdline, uint32_t device_id, struct virtio_dev *dev,
 		const char *who)
 {
+	return virtio_find_nth(cmdline, device_id, 0, dev, who);
+}
+
+int virtio_find_nth(const char *cmdline, uint32_t device_id, unsigned n,
+		    struct virtio_dev *dev, const char *who)
+{
 	const size_t tlen = sizeof(VIRTIO_TOKEN) - 1;
 	const char *p = cmdline;
 
@@ -138,6 +144,8 @@ int virtio_find(const char *cmdline, uint32_t device_id, struct virtio_dev *dev,
 			"device %u\n", who, (unsigned long)d.base, (unsigned long)d.size, d.irq,
 			magic, version, d.device_id);
 		if (magic != VIRTIO_MMIO_MAGIC || d.device_id != device_id)
+			continue;
+		if (n-- > 0)
 			continue;
 		*dev = d;
 		return 1;

@@ -95,12 +95,15 @@ struct virtq_buf {
 };
 
 /*
- * Find the first virtio-mmio transport on the command line whose device
- * has DeviceID device_id. Prints "virtio: <size>@<base>:<irq> id <n>" for
- * every transport probed, as `who` (e.g. "blk"). Returns 1 found (dev
- * filled), 0 none, -1 if a virtio_mmio.device token is malformed (after
- * printing "<who>: bad token ...").
+ * Find the n-th (from 0) virtio-mmio transport on the command line whose
+ * device has DeviceID device_id. Prints "<who>: virtio-mmio at <base> size
+ * <size> irq <irq>: magic ... device <id>" for every transport probed, as
+ * `who` (e.g. "blk"). Returns 1 found (dev filled), 0 none, -1 if a
+ * virtio_mmio.device token is malformed (after printing "<who>: bad
+ * token ..."). virtio_find: the first.
  */
+int virtio_find_nth(const char *cmdline, uint32_t device_id, unsigned n,
+		    struct virtio_dev *dev, const char *who);
 int virtio_find(const char *cmdline, uint32_t device_id, struct virtio_dev *dev,
 		const char *who);
 
