@@ -215,6 +215,7 @@ static void brk_fill_spec(DeviceSpec *s, RegionSpec *rg, RegionSpec **rgp,
 	}
 	s->may_request_exit = (k->flags & DEV_MF_EXIT) != 0;
 	s->may_request_reset = (k->flags & DEV_MF_RESET) != 0;
+	s->may_request_poweroff = (k->flags & DEV_MF_POWEROFF) != 0;
 }
 
 /* Place device n of the plan: kind k, instance inst, asked with req. */

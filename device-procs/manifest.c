@@ -37,6 +37,17 @@ const struct dev_manifest dev_mf_i8042 = {
 	.flags = DEV_MF_RESET, .state_version = 1,
 };
 
+/* The ACPI PM registers (ACPI_PM_* in manifest.h) at 0x600, free on a PC,
+ * and the power button's line: GSI 23, the I/O APIC's last pin, which no
+ * ISA device claims; only an ACPI guest finds it (the GED's _CRS). */
+const struct dev_manifest dev_mf_acpi_pm = {
+	.name = "acpi-pm", .binary = "bulkhead-dev-acpi-pm",
+	.regions = { { DEV_PIO, 0x600, ACPI_PM_NREGS } }, .nregions = 1,
+	.irqs = { 23 }, .nirqs = 1,
+	.flags = DEV_MF_RESET | DEV_MF_POWEROFF,
+	.state_version = 1,
+};
+
 /* The ISA lines our PC leaves free: not the PIT (0), keyboard (1),
  * cascade (2), COM2 and COM1 (3, 4), RTC (8), aux (12) or FPU (13). */
 const unsigned dev_virtio_irqs[DEV_VIRTIO_SLOTS] = { 5, 6, 7, 9, 10, 11, 14, 15 };
@@ -79,7 +90,7 @@ const struct dev_manifest dev_mf_null = {
 
 const struct dev_manifest *const dev_manifests[] = {
 	&dev_mf_uart, &dev_mf_debugexit, &dev_mf_rtc, &dev_mf_i8042,
-	&dev_mf_virtio_blk, &dev_mf_virtio_rng, &dev_mf_null,
+	&dev_mf_acpi_pm, &dev_mf_virtio_blk, &dev_mf_virtio_rng, &dev_mf_null,
 };
 
 const unsigned dev_nmanifests = sizeof(dev_manifests) / sizeof(dev_manifests[0]);

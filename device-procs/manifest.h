@@ -41,6 +41,7 @@ struct dev_region {
 #define DEV_MF_DMA (1u << 2)    /* maps guest RAM (virtio) */
 #define DEV_MF_VIRTIO (1u << 3) /* virtio-mmio: the broker places it (below) */
 #define DEV_MF_OPTIONAL (1u << 4) /* only when its CLI option asks for it */
+#define DEV_MF_POWEROFF (1u << 5) /* may power the VM off (ACPI sleep) */
 
 /* The fd the broker hands the device for its backend, if any. */
 enum dev_backend {
@@ -62,6 +63,20 @@ enum dev_backend {
 #define DEV_VIRTIO_SLOT 0x200ull
 #define DEV_VIRTIO_SLOTS 8u
 extern const unsigned dev_virtio_irqs[DEV_VIRTIO_SLOTS];
+
+/*
+ * The ACPI PM device's byte registers, from its region's base (ACPI 6.5,
+ * 4.8.3): the worker's FADT points at them, the device serves them.
+ */
+#define ACPI_PM_SLEEP_CONTROL 0u  /* SLEEP_CONTROL_REG, 4.8.3.7 */
+#define ACPI_PM_SLEEP_STATUS 1u   /* SLEEP_STATUS_REG, 4.8.3.8 */
+#define ACPI_PM_RESET 2u          /* RESET_REG, 4.8.3.6 */
+#define ACPI_PM_NREGS 3u
+#define ACPI_PM_RESET_VALUE 0x01u /* FADT RESET_VALUE */
+#define ACPI_PM_S5_TYPE 5u        /* SLP_TYP of \_S5, power off */
+#define ACPI_PM_SLP_TYP_SHIFT 2u  /* SLEEP_CONTROL_REG bits, 4.8.3.7 */
+#define ACPI_PM_SLP_TYP_MASK 0x1cu
+#define ACPI_PM_SLP_EN 0x20u
 
 /* Device IDs, virtio 1.2 section 5. */
 #define DEV_VIRTIO_ID_BLOCK 2u
@@ -99,7 +114,8 @@ struct dev_manifest {
 };
 
 extern const struct dev_manifest dev_mf_uart, dev_mf_debugexit, dev_mf_rtc,
-	dev_mf_i8042, dev_mf_virtio_blk, dev_mf_virtio_rng, dev_mf_null;
+	dev_mf_i8042, dev_mf_acpi_pm, dev_mf_virtio_blk, dev_mf_virtio_rng,
+	dev_mf_null;
 
 /* Every kind, in the order the broker gives a VM its devices. */
 extern const struct dev_manifest *const dev_manifests[];

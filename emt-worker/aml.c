@@ -58,6 +58,16 @@
 #define AML_MAX_METHOD_ARGS 7u
 #define AML_PKGLEN_RESERVED 4u        /* bytes kept for a PkgLength */
 #define AML_PKGLEN_MAX ((1u << 28) - 1)
+/* The most a PkgLength of 1, 2 or 3 bytes holds (20.2.4: 6, 12, 20 bits). */
+#define AML_PKGLEN_MAX1 0x3f
+#define AML_PKGLEN_MAX2 0xfff
+#define AML_PKGLEN_MAX3 0xfffff
+/* The characters aml_string takes: printable ASCII (of 20.2.3's AsciiChar). */
+#define AML_STRING_CHAR_MIN 0x20
+#define AML_STRING_CHAR_MAX 0x7e
+/* Where IO and Memory32Fixed resources must end: the port space, 4 GiB. */
+#define AML_PIO_SPACE 0x10000u
+#define AML_MEM32_SPACE UINT64_C(0x100000000)
 
 /* What each open body is, for aml_close. */
 enum { AML_BODY_PLAIN, AML_BODY_RESOURCES };
@@ -224,7 +234,7 @@ void aml_string(struct aml *a, const char *s)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] < 0x20 || s[i] > 0x7e) {
+		if (s[i] < AML_STRING_CHAR_MIN || s[i] > AML_STRING_CHAR_MAX) {
 			aml_fail(a, -EINVAL, "AML string: byte 0x%02x is not "
 				 "printable ASCII", (unsigned char)s[i]);
 			return;
@@ -369,8 +379,8 @@ void aml_close(struct aml *a)
 	if (a->error)
 		return;
 	body = a->len - at - AML_PKGLEN_RESERVED;
-	n = body + 1 <= 0x3f ? 1 : body + 2 <= 0xfff ? 2 :
-	    body + 3 <= 0xfffff ? 3 : 4;
+	n = body + 1 <= AML_PKGLEN_MAX1 ? 1 : body + 2 <= AML_PKGLEN_MAX2 ? 2 :
+	    body + 3 <= AML_PKGLEN_MAX3 ? 3 : 4;
 	total = body + n;
 	if (total > AML_PKGLEN_MAX) {
 		aml_fail(a, -E2BIG, "AML body of %zu bytes", body);
@@ -490,7 +500,7 @@ void aml_res_io(struct aml *a, uint16_t base, uint8_t len)
 {
 	if (!aml_in_resources(a, "IO"))
 		return;
-	if (len == 0 || (uint32_t)base + len > 0x10000u) {
+	if (len == 0 || (uint32_t)base + len > AML_PIO_SPACE) {
 		aml_fail(a, -EINVAL, "AML IO 0x%x length %u: not inside the "
 			 "port space", base, len);
 		return;
@@ -520,7 +530,7 @@ void aml_res_mem32(struct aml *a, uint32_t base, uint32_t len)
 {
 	if (!aml_in_resources(a, "Memory32Fixed"))
 		return;
-	if (len == 0 || (uint64_t)base + len > UINT64_C(0x100000000)) {
+	if (len == 0 || (uint64_t)base + len > AML_MEM32_SPACE) {
 		aml_fail(a, -EINVAL, "AML Memory32Fixed 0x%x length 0x%x: not "
 			 "below 4 GiB", base, len);
 		return;

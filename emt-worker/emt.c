@@ -30,6 +30,9 @@
 #define EMT_POKE_SIGNAL SIGUSR1
 /* KVM_RUN failing with EAGAIN this many times in a row is fatal. */
 #define EMT_MAX_EAGAIN 100000u
+#define EMT_NS_PER_SEC 1000000000ull
+/* What a read nobody answers returns: all ones, as from an undriven bus. */
+#define EMT_OPEN_BUS 0xff
 
 static void emt_wake_main(struct emt_vm *vm)
 {
@@ -244,7 +247,7 @@ static uint64_t emt_now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * EMT_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 _Static_assert(EMT_MAX_DEVICES <= 32, "posted_devs has a bit per device");
@@ -327,7 +330,7 @@ static bool emt_dev_access(struct emt_vcpu *c, struct emt_dev *d,
 		/* The device is gone and the VM is being suspended because of
 		 * it: this vCPU stops here rather than run on a bogus value. */
 		if (!write)
-			memset(data, 0xff, len);
+			memset(data, EMT_OPEN_BUS, len);
 		return false;
 	}
 	if (!write)
@@ -358,7 +361,7 @@ static bool emt_pio(struct emt_vcpu *c, uint16_t port, uint8_t *data,
 		if (write) {
 			c->unclaimed_writes++;
 		} else {
-			memset(data, 0xff, len);
+			memset(data, EMT_OPEN_BUS, len);
 			c->unclaimed_reads++;
 		}
 		return true;
@@ -418,7 +421,7 @@ static bool emt_exit_mmio(struct emt_vcpu *c)
 	if (write) {
 		c->unclaimed_writes++;
 	} else {
-		memset(run->mmio.data, 0xff, len);
+		memset(run->mmio.data, EMT_OPEN_BUS, len);
 		c->unclaimed_reads++;
 	}
 	return true;

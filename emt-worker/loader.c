@@ -41,7 +41,8 @@
 
 #include "emt-worker/loader.h"
 
-#define MiB (1024ull * 1024)
+#define KiB 1024
+#define MiB (1024ull * KiB)
 #define GiB (1024 * MiB)
 #define LOADER_MIN_RAM (2 * MiB)
 
@@ -50,6 +51,14 @@
 #define MB_SEARCH_LEN 8192u     /* the header lies in the first 8 KiB */
 #define MB_HEADER_LEN 12u       /* magic, flags, checksum */
 #define MB_HEADER_ADDRS_LEN 32u /* ... and the five address fields */
+/* Its fields (Multiboot 0.6.96, 3.1.1), after the magic at 0. */
+#define MB_HDR_FLAGS 4
+#define MB_HDR_CHECKSUM 8
+#define MB_HDR_HEADER_ADDR 12   /* the address fields, flag bit 16 */
+#define MB_HDR_LOAD_ADDR 16
+#define MB_HDR_LOAD_END_ADDR 20
+#define MB_HDR_BSS_END_ADDR 24
+#define MB_HDR_ENTRY_ADDR 28
 #define MB_FLAG_PAGE_ALIGN (1u << 0)  /* modules on 4 KiB boundaries */
 #define MB_FLAG_MEMINFO (1u << 1)     /* mem_* and mmap_* wanted */
 #define MB_FLAG_VIDEO (1u << 2)       /* video mode wanted */
@@ -61,7 +70,8 @@
 /* What the kernel finds in eax. */
 #define MB_BOOT_MAGIC 0x2BADB002u
 
-/* The multiboot information structure: field offsets and flags. */
+/* The multiboot information structure (Multiboot 0.6.96, 3.3): field
+ * offsets and flags; mem_lower and mem_upper count KiB. */
 #define MBI_FLAGS 0
 #define MBI_MEM_LOWER 4
 #define MBI_MEM_UPPER 8
@@ -78,7 +88,14 @@
 #define MBI_F_MMAP (1u << 6)
 #define MBI_F_LOADER_NAME (1u << 9)
 #define MBI_MOD_SIZE 16        /* mod_start, mod_end, string, reserved */
+#define MBI_MOD_START 0
+#define MBI_MOD_END 4
+#define MBI_MOD_STRING 8
 #define MBI_MMAP_ENTRY_SIZE 24 /* size (= 20), base_addr, length, type */
+#define MBI_MMAP_SIZE 0        /* the size of the rest of the entry */
+#define MBI_MMAP_BASE 4
+#define MBI_MMAP_LEN 12
+#define MBI_MMAP_TYPE 20
 #define MBI_MMAP_AVAILABLE 1
 #define MBI_MMAP_RESERVED 2
 #define MBI_MMAP_ENTRIES 3
@@ -90,14 +107,18 @@
 #define CMDLINE_MAX 4096u
 
 /*
- * Linux boot protocol. File offsets of the setup header's fields; the
- * header sits at the same offsets in struct boot_params.
+ * Linux boot protocol. File offsets of the setup header's fields (boot.rst,
+ * "The Real-Mode Kernel Header"); the header sits at the same offsets in
+ * struct boot_params.
  */
 #define BZ_SETUP_SECTS_OFF 0x1f1
 #define BZ_SYSSIZE_OFF 0x1f4
 #define BZ_SIG_OFF 0x1fe           /* boot_flag, 0xAA55 */
 #define BZ_JUMP_LEN_OFF 0x201      /* the header ends at 0x202 + this byte */
 #define BZ_HDRS_OFF 0x202          /* "HdrS" */
+#define BZ_BOOT_FLAG 0xaa55        /* at BZ_SIG_OFF */
+#define BZ_HDRS "HdrS"             /* at BZ_HDRS_OFF, from protocol 2.00 */
+#define BZ_HDRS_LEN 4
 #define BZ_VERSION_OFF 0x206
 #define BZ_TYPE_OF_LOADER_OFF 0x210
 #define BZ_LOADFLAGS_OFF 0x211
@@ -129,12 +150,16 @@
 #define BZ_MAX_ALIGN GiB           /* a sane bound for kernel_alignment */
 #define BZ_INITRD_ALIGN 4096ull
 
-/* struct boot_params (the "zero page"): what the loader fills. */
+/* struct boot_params (the "zero page", Documentation/arch/x86/zero-page.rst):
+ * what the loader fills. */
 #define BP_SIZE 0x1000
 #define BP_E820_ENTRIES 0x1e8
 #define BP_HDR_LIMIT 0x290         /* the setup header's room ends here */
 #define BP_E820_TABLE 0x2d0
 #define BP_E820_ENTRY_SIZE 20      /* addr (8), size (8), type (4) */
+#define BP_E820_ADDR 0             /* struct boot_e820_entry fields */
+#define BP_E820_LEN 8
+#define BP_E820_TYPE 16
 #define BP_E820_RAM 1
 #define BP_E820_RESERVED 2
 #define BP_E820_COUNT 3
@@ -151,6 +176,7 @@
 #define BZ_PTE_WRITE 0x002ull
 #define BZ_PTE_LARGE 0x080ull
 #define BZ_LARGE_PAGE (2 * MiB)
+#define BZ_PTES_PER_TABLE 512      /* 8-byte entries in a 4 KiB table */
 #define BZ_IDMAP_PDS (EMT_BZ_IDMAP_END / GiB)
 
 /* The fixed low-memory layout must not overlap itself or its neighbours. */
@@ -164,7 +190,7 @@ _Static_assert(EMT_BZ_PAGE_TABLES_END <= EMT_BZ_CMDLINE_ADDR &&
 	       EMT_BZ_CMDLINE_END <= EMT_BOOTSECT_ADDR &&
 	       EMT_BOOTSECT_ADDR < EMT_MBI_ADDR,
 	       "bzImage area overlaps the boot sector or multiboot areas");
-_Static_assert(EMT_BZ_IDMAP_END % GiB == 0 && BZ_IDMAP_PDS <= 512,
+_Static_assert(EMT_BZ_IDMAP_END % GiB == 0 && BZ_IDMAP_PDS <= BZ_PTES_PER_TABLE,
 	       "identity map must be whole page directories");
 
 /* Raw images: real mode, boot drive 0x80 in dl, like a BIOS. */
@@ -280,9 +306,9 @@ static bool is_elf(const uint8_t *image, size_t len)
 
 static bool is_bzimage(const uint8_t *image, size_t len)
 {
-	return len >= BZ_HDRS_OFF + 4 &&
-	       image[BZ_SIG_OFF] == 0x55 && image[BZ_SIG_OFF + 1] == 0xaa &&
-	       memcmp(image + BZ_HDRS_OFF, "HdrS", 4) == 0;
+	return len >= BZ_HDRS_OFF + BZ_HDRS_LEN &&
+	       read_le(image + BZ_SIG_OFF, 2) == BZ_BOOT_FLAG &&
+	       memcmp(image + BZ_HDRS_OFF, BZ_HDRS, BZ_HDRS_LEN) == 0;
 }
 
 /*
@@ -305,8 +331,8 @@ static bool mb_find_header(const uint8_t *image, size_t len, uint64_t *off,
 		if (magic != MB_HEADER_MAGIC)
 			continue;
 		/* the spec's sum is modulo 2^32: the wrap is intended */
-		sum = magic + read_le32(image + o + 4) +
-		      read_le32(image + o + 8);
+		sum = magic + read_le32(image + o + MB_HDR_FLAGS) +
+		      read_le32(image + o + MB_HDR_CHECKSUM);
 		if (sum == 0) {
 			*off = o;
 			*sum_ok = true;
@@ -333,7 +359,7 @@ enum emt_image_kind emt_detect_image(const uint8_t *image, size_t len)
 		return EMT_IMAGE_BZIMAGE;
 	/* A bad checksum still counts, so the loader can say what is wrong. */
 	if (mb_find_header(image, len, &off, &sum_ok) &&
-	    (read_le32(image + off + 4) & MB_FLAG_ADDRS))
+	    (read_le32(image + off + MB_HDR_FLAGS) & MB_FLAG_ADDRS))
 		return EMT_IMAGE_MULTIBOOT;
 	return EMT_IMAGE_RAW;
 }
@@ -641,10 +667,10 @@ static int mbi_add_string(struct mbi_area *m, const char *s, size_t len,
 static void mbi_put_mmap(uint8_t *p, uint64_t base, uint64_t len,
 			 uint32_t type)
 {
-	write_le(p, MBI_MMAP_ENTRY_SIZE - 4, 4);
-	write_le(p + 4, base, 8);
-	write_le(p + 12, len, 8);
-	write_le(p + 20, type, 4);
+	write_le(p + MBI_MMAP_SIZE, MBI_MMAP_ENTRY_SIZE - MBI_MMAP_BASE, 4);
+	write_le(p + MBI_MMAP_BASE, base, 8);
+	write_le(p + MBI_MMAP_LEN, len, 8);
+	write_le(p + MBI_MMAP_TYPE, type, 4);
 }
 
 /*
@@ -696,17 +722,17 @@ static int mbi_build(struct loader *l, const char *cmdline, size_t cmdline_len,
 
 	if (have_initrd) {
 		p = l->a->ram + mods;
-		write_le(p, mod_start, 4);
-		write_le(p + 4, mod_end, 4);
-		write_le(p + 8, modstr, 4);
+		write_le(p + MBI_MOD_START, mod_start, 4);
+		write_le(p + MBI_MOD_END, mod_end, 4);
+		write_le(p + MBI_MOD_STRING, modstr, 4);
 		/* p + 12: reserved, zeroed by mbi_alloc */
 	}
 
 	p = l->a->ram + info;
 	write_le(p + MBI_FLAGS, MBI_F_MEM | MBI_F_CMDLINE | MBI_F_MODS |
 		 MBI_F_MMAP | MBI_F_LOADER_NAME, 4);
-	write_le(p + MBI_MEM_LOWER, EMT_LOW_MEM_END / 1024, 4);
-	write_le(p + MBI_MEM_UPPER, (top - EMT_HIGH_MEM_START) / 1024, 4);
+	write_le(p + MBI_MEM_LOWER, EMT_LOW_MEM_END / KiB, 4);
+	write_le(p + MBI_MEM_UPPER, (top - EMT_HIGH_MEM_START) / KiB, 4);
 	write_le(p + MBI_CMDLINE, cmd, 4);
 	write_le(p + MBI_MODS_COUNT, have_initrd ? 1 : 0, 4);
 	write_le(p + MBI_MODS_ADDR, mods, 4);
@@ -773,7 +799,7 @@ static int mb_read_header(struct loader *l, bool elf, struct mb_header *h)
 		return loader_fail(l, -ENOEXEC,
 				   "multiboot header checksum is wrong (header "
 				   "at offset 0x%" PRIx64 ")", h->off);
-	h->flags = read_le32(img + h->off + 4);
+	h->flags = read_le32(img + h->off + MB_HDR_FLAGS);
 	if (h->flags & MB_FLAG_VIDEO)
 		return loader_fail(l, -ENOEXEC,
 				   "multiboot header asks for a video mode "
@@ -795,11 +821,11 @@ static int mb_read_header(struct loader *l, bool elf, struct mb_header *h)
 				   "%s", h->off,
 				   h->off + MB_HEADER_ADDRS_LEN > len ?
 				   "end of the file" : "first 8192 bytes");
-	h->header_addr = read_le32(img + h->off + 12);
-	h->load_addr = read_le32(img + h->off + 16);
-	h->load_end_addr = read_le32(img + h->off + 20);
-	h->bss_end_addr = read_le32(img + h->off + 24);
-	h->entry_addr = read_le32(img + h->off + 28);
+	h->header_addr = read_le32(img + h->off + MB_HDR_HEADER_ADDR);
+	h->load_addr = read_le32(img + h->off + MB_HDR_LOAD_ADDR);
+	h->load_end_addr = read_le32(img + h->off + MB_HDR_LOAD_END_ADDR);
+	h->bss_end_addr = read_le32(img + h->off + MB_HDR_BSS_END_ADDR);
+	h->entry_addr = read_le32(img + h->off + MB_HDR_ENTRY_ADDR);
 	return 0;
 }
 
@@ -920,8 +946,9 @@ static int bz_read_header(struct loader *l, struct bz_header *h)
 	memset(h, 0, sizeof(*h));
 	memcpy(h->raw, img, snap);
 	/* detection saw these in the file; the copy is what counts */
-	if (snap < BZ_HDRS_OFF + 4 || bz_field(h, BZ_SIG_OFF, 2) != 0xaa55 ||
-	    memcmp(h->raw + BZ_HDRS_OFF, "HdrS", 4) != 0)
+	if (snap < BZ_HDRS_OFF + BZ_HDRS_LEN ||
+	    bz_field(h, BZ_SIG_OFF, 2) != BZ_BOOT_FLAG ||
+	    memcmp(h->raw + BZ_HDRS_OFF, BZ_HDRS, BZ_HDRS_LEN) != 0)
 		return loader_fail(l, -ENOEXEC,
 				   "Linux setup header is missing (no boot "
 				   "flag 0xAA55 at 0x1fe or no \"HdrS\" at "
@@ -1171,9 +1198,9 @@ static void bz_put_e820(uint8_t *bp, unsigned i, uint64_t base, uint64_t len,
 {
 	uint8_t *e = bp + BP_E820_TABLE + i * BP_E820_ENTRY_SIZE;
 
-	write_le(e, base, 8);
-	write_le(e + 8, len, 8);
-	write_le(e + 16, type, 4);
+	write_le(e + BP_E820_ADDR, base, 8);
+	write_le(e + BP_E820_LEN, len, 8);
+	write_le(e + BP_E820_TYPE, type, 4);
 }
 
 static void bz_write_boot_params(const struct loader *l,
@@ -1215,7 +1242,7 @@ static void bz_write_page_tables(uint8_t *ram)
 	write_le(ram + pml4, pdpt | dir, 8);
 	for (uint64_t i = 0; i < BZ_IDMAP_PDS; i++) {
 		write_le(ram + pdpt + 8 * i, (pd + i * BZ_PAGE) | dir, 8);
-		for (uint64_t j = 0; j < 512; j++)
+		for (uint64_t j = 0; j < BZ_PTES_PER_TABLE; j++)
 			write_le(ram + pd + i * BZ_PAGE + 8 * j,
 				 (i * GiB + j * BZ_LARGE_PAGE) | dir |
 				 BZ_PTE_LARGE, 8);
@@ -1324,7 +1351,7 @@ int emt_load_image(const struct emt_load_args *a, struct emt_boot *boot,
 	if (a->ram_size < LOADER_MIN_RAM) {
 		rc = loader_fail(&l, -EINVAL,
 				 "guest RAM is %" PRIu64 " KiB but the loader "
-				 "needs at least 2 MiB", a->ram_size / 1024);
+				 "needs at least 2 MiB", a->ram_size / KiB);
 		goto out;
 	}
 	if (!a->image || a->image_len == 0) {

@@ -36,6 +36,14 @@
 #define WK_MAX_MEM (3ull << 30)  /* below the 32-bit MMIO hole */
 #define WK_REGISTER_TIMEOUT_MS 10000
 #define WK_MAX_CMDLINE 4096
+/* Guest memory comes in whole pages. */
+#define WK_PAGE_SIZE 4096
+/* The x86 I/O port space: ports 0-0xffff (emt.h's port_dev[]). */
+#define WK_PIO_SPACE 0x10000
+/* A device kind must fit struct emt_dev's kind[] with its NUL. */
+#define WK_MAX_KIND sizeof(((struct emt_dev *)0)->kind)
+/* A live save's final-pass budget when VmSave gives none (0). */
+#define WK_DEFAULT_MAX_DOWNTIME_MS 250
 
 struct wk {
 	struct emt_vm *vm;
@@ -64,7 +72,7 @@ static int wk_check_init(const WorkerInit *in, unsigned nfds, char *err,
 		return -EINVAL;
 	}
 	if (in->mem_size < WK_MIN_MEM || in->mem_size > WK_MAX_MEM ||
-	    in->mem_size % 4096) {
+	    in->mem_size % WK_PAGE_SIZE) {
 		snprintf(err, errlen, "guest memory of %" PRIu64 " bytes is "
 			 "outside 2 MiB..3 GiB or not page-aligned", in->mem_size);
 		return -EINVAL;
@@ -87,7 +95,8 @@ static int wk_check_init(const WorkerInit *in, unsigned nfds, char *err,
 		const DeviceSpec *d = in->devices[i];
 
 		if (d->n_regions > EMT_MAX_DEV_REGIONS ||
-		    d->n_irqs > EMT_MAX_DEV_IRQS || strlen(d->kind) >= 24) {
+		    d->n_irqs > EMT_MAX_DEV_IRQS ||
+		    strlen(d->kind) >= WK_MAX_KIND) {
 			snprintf(err, errlen, "device %zu is malformed", i);
 			return -EINVAL;
 		}
@@ -97,7 +106,7 @@ static int wk_check_init(const WorkerInit *in, unsigned nfds, char *err,
 			if (rg->space > IPC_SPACE_MMIO || rg->len == 0 ||
 			    rg->addr + rg->len < rg->addr ||
 			    (rg->space == IPC_SPACE_PIO &&
-			     rg->addr + rg->len > 0x10000)) {
+			     rg->addr + rg->len > WK_PIO_SPACE)) {
 				snprintf(err, errlen, "device %s has a bad "
 					 "region", d->kind);
 				return -EINVAL;
@@ -711,7 +720,8 @@ static int wk_on_save(void *ctx, const void *pb, struct ipc_msg *m)
 	sv->flags = (req->keep_running ? EMT_SAVE_KEEP_RUNNING : 0) |
 		    (req->live ? EMT_SAVE_LIVE : 0) |
 		    (req->stay_suspended ? EMT_SAVE_STAY_SUSPENDED : 0);
-	sv->max_downtime_ms = req->max_downtime_ms ? req->max_downtime_ms : 250;
+	sv->max_downtime_ms = req->max_downtime_ms ? req->max_downtime_ms :
+			      WK_DEFAULT_MAX_DOWNTIME_MS;
 	pthread_mutex_lock(&w->save_lock);
 	r = w->saving ? -EBUSY : 0;
 	if (r == 0) {

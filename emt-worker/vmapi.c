@@ -17,6 +17,10 @@
 #include "ipc/log.h"
 #include "proto/msgtypes.h"
 
+#define EMT_MS_PER_SEC 1000
+#define EMT_NS_PER_MS 1000000
+#define EMT_NS_PER_SEC 1000000000
+
 struct emt_op {
 	struct emt_vm *vm;
 	enum vm_state from[5];  /* accepted starting states */
@@ -37,11 +41,11 @@ static const char *const emt_notify_names[] = {
 static void emt_deadline(struct timespec *ts, int ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
+	ts->tv_sec += ms / EMT_MS_PER_SEC;
+	ts->tv_nsec += (long)(ms % EMT_MS_PER_SEC) * EMT_NS_PER_MS;
+	if (ts->tv_nsec >= EMT_NS_PER_SEC) {
 		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
+		ts->tv_nsec -= EMT_NS_PER_SEC;
 	}
 }
 

@@ -18,6 +18,10 @@
 
 #include "emt-worker/vm.h"
 
+#define VM_MS_PER_SEC 1000
+#define VM_NS_PER_MS 1000000
+#define VM_NS_PER_SEC 1000000000
+
 struct vm_req {
 	vm_req_fn fn;
 	void *arg;
@@ -418,11 +422,11 @@ void vm_emt_wait(struct vm_sync *s, unsigned cpu, unsigned gen, int timeout_ms)
 
 	clock_gettime(CLOCK_MONOTONIC, &dl);
 	if (timeout_ms >= 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec += timeout_ms / VM_MS_PER_SEC;
+		dl.tv_nsec += (long)(timeout_ms % VM_MS_PER_SEC) * VM_NS_PER_MS;
+		if (dl.tv_nsec >= VM_NS_PER_SEC) {
 			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
+			dl.tv_nsec -= VM_NS_PER_SEC;
 		}
 	}
 	pthread_mutex_lock(&s->lock);

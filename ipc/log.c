@@ -6,6 +6,9 @@
 
 #include "ipc/log.h"
 
+/* The buffer for one line; a longer message is cut short. */
+#define IPC_LOG_LINE_MAX 1024
+
 static const char *ipc_log_name = "bulkhead";
 static int ipc_log_level = IPC_LOG_INFO;
 
@@ -22,7 +25,7 @@ bool ipc_log_enabled(int level)
 
 void ipc_log(int level, const char *func, const char *fmt, ...)
 {
-	char line[1024];
+	char line[IPC_LOG_LINE_MAX];
 	va_list ap;
 	int n;
 

@@ -124,6 +124,7 @@
 /* Request flag, EMT -> device, in the entry's flags: nobody waits for the
  * answer. Cleared before the handler runs. */
 #define RING_REQ_F_POSTED 0x80000000u
+#define RING_NS_PER_SEC 1000000000L
 
 struct ring_hdr {
 	uint64_t magic;
@@ -212,15 +213,15 @@ static uint64_t ring_now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * RING_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 /* Cross-process futexes: no FUTEX_PRIVATE_FLAG. */
 static void ring_futex_wait(_Atomic uint32_t *word, uint32_t val, long ns)
 {
 	struct timespec ts = {
-		.tv_sec = ns / 1000000000L,
-		.tv_nsec = ns % 1000000000L,
+		.tv_sec = ns / RING_NS_PER_SEC,
+		.tv_nsec = ns % RING_NS_PER_SEC,
 	};
 
 	/* EAGAIN (value changed), EINTR, ETIMEDOUT: the caller re-checks. */

@@ -16,6 +16,39 @@
 #define KD_TSS_ADDR 0xfffbd000ull
 #define KD_CPUID_MAX_ENTRIES 256
 
+/* CPUID leaves that carry the APIC id (Intel SDM vol. 2A, CPUID): leaf 1's
+ * EBX[31:24] (the initial APIC id), and the x2APIC id in EDX of the
+ * topology leaves 0xb and 0x1f. */
+#define KD_CPUID_LEAF_FEATURES 1
+#define KD_CPUID_LEAF_TOPOLOGY 0xb
+#define KD_CPUID_LEAF_TOPOLOGY_V2 0x1f
+#define KD_CPUID_APIC_ID_SHIFT 24
+#define KD_CPUID_EBX_OTHER 0x00ffffffu   /* leaf 1 EBX without the APIC id */
+
+/* Control register and EFER bits (Intel SDM vol. 3A, 2.5 and 2.2.1). */
+#define KD_CR0_PE 0x00000001ull
+#define KD_CR0_ET 0x00000010ull
+#define KD_CR0_PG 0x80000000ull
+#define KD_CR4_PAE 0x00000020ull
+#define KD_EFER_LME 0x00000100ull
+#define KD_EFER_LMA 0x00000400ull
+
+/* RFLAGS at boot: only bit 1, which always reads 1 (SDM vol. 1, 3.4.3). */
+#define KD_RFLAGS_BOOT 0x2
+
+/* Flat segments: base 0, 4 GiB with G set, and the descriptor types
+ * (SDM vol. 3A, 3.4.5.1, Table 3-1) they use. */
+#define KD_SEG_LIMIT_FLAT 0xffffffffu
+#define KD_SEG_CODE_XRA 0xb     /* code: execute/read, accessed */
+#define KD_SEG_DATA_RWA 0x3     /* data: read/write, accessed */
+
+/* Selectors: the multiboot protocol's flat 32-bit ones, and the 64-bit
+ * boot protocol's __BOOT_CS and __BOOT_DS. */
+#define KD_PROT32_CS 0x08
+#define KD_PROT32_DS 0x10
+#define KD_LONG64_CS 0x10
+#define KD_LONG64_DS 0x18
+
 static int kd_ioctl(int fd, unsigned long req, void *arg)
 {
 	int r;
@@ -314,9 +347,11 @@ int kd_vcpu_set_cpuid(struct kd_vcpu *v)
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
 		/* Initial APIC id in EBX[31:24] of leaf 1, x2APIC id in 0xb. */
-		if (e->function == 1)
-			e->ebx = (e->ebx & 0x00ffffffu) | (v->id << 24);
-		else if (e->function == 0xb || e->function == 0x1f)
+		if (e->function == KD_CPUID_LEAF_FEATURES)
+			e->ebx = (e->ebx & KD_CPUID_EBX_OTHER) |
+				 (v->id << KD_CPUID_APIC_ID_SHIFT);
+		else if (e->function == KD_CPUID_LEAF_TOPOLOGY ||
+			 e->function == KD_CPUID_LEAF_TOPOLOGY_V2)
 			e->edx = v->id;
 	}
 	r = kd_ioctl(v->fd, KVM_SET_CPUID2, c);
@@ -520,7 +555,8 @@ static void kd_seg_flat(struct kvm_segment *s, uint16_t sel, uint8_t type,
 			bool code32)
 {
 	*s = (struct kvm_segment){
-		.base = 0, .limit = 0xffffffffu, .selector = sel, .type = type,
+		.base = 0, .limit = KD_SEG_LIMIT_FLAT, .selector = sel,
+		.type = type,
 		.present = 1, .dpl = 0, .db = code32, .s = 1, .l = 0, .g = 1,
 	};
 }
@@ -534,10 +570,10 @@ int kd_vcpu_setup_prot32(struct kd_vcpu *v, uint32_t eip)
 	if (err < 0)
 		return err;
 	/* Multiboot: CS a flat 32-bit execute/read segment, the rest flat data. */
-	kd_seg_flat(&s.cs, 0x08, 0xb, true);
-	kd_seg_flat(&s.ds, 0x10, 0x3, true);
+	kd_seg_flat(&s.cs, KD_PROT32_CS, KD_SEG_CODE_XRA, true);
+	kd_seg_flat(&s.ds, KD_PROT32_DS, KD_SEG_DATA_RWA, true);
 	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.cr0 = (s.cr0 | 0x1u) & ~0x80000000ull;  /* PE on, PG off */
+	s.cr0 = (s.cr0 | KD_CR0_PE) & ~KD_CR0_PG;
 	s.cr4 = 0;
 	s.efer = 0;
 	err = kd_vcpu_set_sregs(v, &s);
@@ -547,19 +583,9 @@ int kd_vcpu_setup_prot32(struct kd_vcpu *v, uint32_t eip)
 	if (err < 0)
 		return err;
 	r.rip = eip;
-	r.rflags = 0x2;  /* IF and VM clear */
+	r.rflags = KD_RFLAGS_BOOT;  /* IF and VM clear */
 	return kd_vcpu_set_regs(v, &r);
 }
-
-/* Control register and EFER bits for long mode. */
-#define KD_CR0_PE 0x00000001ull
-#define KD_CR0_ET 0x00000010ull
-#define KD_CR0_PG 0x80000000ull
-#define KD_CR4_PAE 0x00000020ull
-#define KD_EFER_LME 0x00000100ull
-#define KD_EFER_LMA 0x00000400ull
-#define KD_LONG64_CS 0x10
-#define KD_LONG64_DS 0x18
 
 int kd_vcpu_setup_long64(struct kd_vcpu *v, uint64_t rip, uint64_t cr3,
 			 uint64_t gdt_base, uint16_t gdt_limit)
@@ -571,9 +597,9 @@ int kd_vcpu_setup_long64(struct kd_vcpu *v, uint64_t rip, uint64_t cr3,
 	if (err < 0)
 		return err;
 	/* CS: execute/read, accessed, L=1 (D must be 0); the rest flat data. */
-	kd_seg_flat(&s.cs, KD_LONG64_CS, 0xb, false);
+	kd_seg_flat(&s.cs, KD_LONG64_CS, KD_SEG_CODE_XRA, false);
 	s.cs.l = 1;
-	kd_seg_flat(&s.ds, KD_LONG64_DS, 0x3, true);
+	kd_seg_flat(&s.ds, KD_LONG64_DS, KD_SEG_DATA_RWA, true);
 	s.es = s.fs = s.gs = s.ss = s.ds;
 	s.gdt.base = gdt_base;
 	s.gdt.limit = gdt_limit;
@@ -589,7 +615,7 @@ int kd_vcpu_setup_long64(struct kd_vcpu *v, uint64_t rip, uint64_t cr3,
 	/* Every general register 0; the caller sets what the protocol passes. */
 	memset(&r, 0, sizeof(r));
 	r.rip = rip;
-	r.rflags = 0x2;  /* IF clear */
+	r.rflags = KD_RFLAGS_BOOT;  /* IF clear */
 	return kd_vcpu_set_regs(v, &r);
 }
 
@@ -613,6 +639,6 @@ int kd_vcpu_setup_real(struct kd_vcpu *v, uint16_t seg, uint16_t ip)
 	if (err < 0)
 		return err;
 	r.rip = ip;
-	r.rflags = 0x2;
+	r.rflags = KD_RFLAGS_BOOT;
 	return kd_vcpu_set_regs(v, &r);
 }

@@ -10,6 +10,9 @@
 
 #include "device-procs/devhost/dev.h"
 
+/* What a read returns: all ones, as from a port nothing drives. */
+#define DEBUGEXIT_READ_VALUE 0xff
+
 /*
  * A write of 1, 2 or 4 bytes asks for an exit with the whole value written
  * (little-endian); an 8-byte write with its low 32 bits. Reads see all ones.
@@ -21,7 +24,7 @@ static void debugexit_io(struct dev *d, unsigned region, uint64_t off,
 	uint32_t code = 0;
 
 	if (!write) {
-		memset(data, 0xff, len);
+		memset(data, DEBUGEXIT_READ_VALUE, len);
 		return;
 	}
 	if (region != 0 || off != 0 || !len)

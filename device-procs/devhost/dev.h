@@ -136,6 +136,9 @@ struct dev_desc {
 	size_t (*backend_room)(struct dev *d);
 	void (*backend_input)(struct dev *d, const uint8_t *buf, size_t len);
 
+	/* The VM's power button was pressed (DEV_MF_BUTTON devices; from
+	 * `bulkhead stop`). May be NULL. */
+	void (*power_button)(struct dev *d);
 	/* Doorbell `idx` was rung (see doorbells). May be NULL. */
 	void (*notify)(struct dev *d, unsigned idx);
 	/* Timer `id` (< DEV_MAX_TIMERS) expired. May be NULL. */

@@ -43,6 +43,19 @@
 #define DEVHOST_SPIN_NS 200000ull
 /* Poll period while backend input waits for room in the device. */
 #define DEVHOST_INPUT_RETRY_MS 10
+/* The most backend input read in one go. */
+#define DEVHOST_INPUT_CHUNK 256
+#define DEVHOST_NS_PER_SEC 1000000000ull
+/* Guest pages, as the dirty record counts them. */
+#define DEVHOST_PAGE_SHIFT 12
+#define DEVHOST_PAGE_SIZE 4096
+_Static_assert(DEVHOST_PAGE_SIZE == 1 << DEVHOST_PAGE_SHIFT,
+	       "page size and shift disagree");
+/* The dirty record: one bit per page in 64-bit words. */
+#define DEVHOST_DIRTY_WORD_BITS 64
+/* DevSaveReq.dirty (proto/device.proto): start recording, or report. */
+#define DEVHOST_DIRTY_START 1
+#define DEVHOST_DIRTY_REPORT 2
 
 struct devhost {
 	const struct dev_desc *desc;
@@ -90,7 +103,7 @@ static uint64_t devhost_host_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return (uint64_t)ts.tv_sec * DEVHOST_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- the virtual clock and timers (lock held) ---------------------------- */
@@ -118,8 +131,8 @@ static void devhost_timers_kick(struct devhost *h)
 
 		if (host == 0)
 			host = 1;  /* 0 would disarm */
-		its.it_value.tv_sec = (time_t)(host / 1000000000ull);
-		its.it_value.tv_nsec = (long)(host % 1000000000ull);
+		its.it_value.tv_sec = (time_t)(host / DEVHOST_NS_PER_SEC);
+		its.it_value.tv_nsec = (long)(host % DEVHOST_NS_PER_SEC);
 	}
 	if (timerfd_settime(h->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
 		LOG_WARN("%s: timerfd: %s", h->label, strerror(errno));
@@ -258,8 +271,10 @@ static void *devhost_mem_map(void *host, uint64_t gpa, uint64_t len)
 	if (h->dirty && len) {
 		/* A live save is running: the worker's dirty log does not see
 		 * our writes, so every page we could touch counts. */
-		for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; p++)
-			h->dirty[p / 64] |= 1ull << (p % 64);
+		for (uint64_t p = gpa >> DEVHOST_PAGE_SHIFT;
+		     p <= (gpa + len - 1) >> DEVHOST_PAGE_SHIFT; p++)
+			h->dirty[p / DEVHOST_DIRTY_WORD_BITS] |=
+				1ull << (p % DEVHOST_DIRTY_WORD_BITS);
 	}
 	return h->ram + gpa;
 }
@@ -717,19 +732,22 @@ static int devhost_on_notify(void *ctx, const void *pb, struct ipc_msg *m)
 static void devhost_dirty_runs(struct devhost *h, uint64_t *runs, size_t *n,
 			       protobuf_c_boolean *all)
 {
-	uint64_t pages = h->ram_size / 4096, p = 0;
+	uint64_t pages = h->ram_size / DEVHOST_PAGE_SIZE, p = 0;
 
 	*n = 0;
 	*all = false;
 	while (p < pages) {
 		uint64_t first;
 
-		if (!(h->dirty[p / 64] & (1ull << (p % 64)))) {
+		if (!(h->dirty[p / DEVHOST_DIRTY_WORD_BITS] &
+		      (1ull << (p % DEVHOST_DIRTY_WORD_BITS)))) {
 			p++;
 			continue;
 		}
 		first = p;
-		while (p < pages && (h->dirty[p / 64] & (1ull << (p % 64))))
+		while (p < pages &&
+		       (h->dirty[p / DEVHOST_DIRTY_WORD_BITS] &
+			(1ull << (p % DEVHOST_DIRTY_WORD_BITS))))
 			p++;
 		if (*n + 2 > DEVHOST_MAX_DIRTY_RUNS) {
 			*all = true;
@@ -756,18 +774,23 @@ static int devhost_on_save(void *ctx, const void *pb, struct ipc_msg *m)
 	st.seq = req->seq;
 	dirty = req->dirty;
 	pthread_mutex_lock(&h->lock);
-	if (dirty == 1) {
+	if (dirty == DEVHOST_DIRTY_START) {
 		/* Start recording; nothing to save yet. */
+		uint64_t pages = (h->ram_size + DEVHOST_PAGE_SIZE - 1) /
+				 DEVHOST_PAGE_SIZE;
+
 		free(h->dirty);
 		h->dirty = h->ram ?
-			   calloc(((h->ram_size + 4095) / 4096 + 63) / 64, 8) : NULL;
+			   calloc((pages + DEVHOST_DIRTY_WORD_BITS - 1) /
+				  DEVHOST_DIRTY_WORD_BITS, sizeof(*h->dirty)) :
+			   NULL;
 		if (h->ram && !h->dirty)
 			r = -ENOMEM;
 		pthread_mutex_unlock(&h->lock);
 		st.status = r;
 		return ipc_send_pb(&h->chan, MSG_DEV_SAVE_DATA, &st.base, NULL, 0);
 	}
-	if (dirty == 2 && h->dirty) {
+	if (dirty == DEVHOST_DIRTY_REPORT && h->dirty) {
 		devhost_dirty_runs(h, runs, &st.n_dirty_runs, &st.dirty_all);
 		st.dirty_runs = runs;
 		free(h->dirty);
@@ -832,7 +855,7 @@ static const struct ipc_phase devhost_running_phase = {
 /* Read what the device has room for from its backend input. */
 static void devhost_pump_input(struct devhost *h)
 {
-	uint8_t buf[256];
+	uint8_t buf[DEVHOST_INPUT_CHUNK];
 	size_t room;
 	ssize_t n;
 

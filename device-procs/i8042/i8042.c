@@ -126,6 +126,10 @@
 #define I8042_RAM_SIZE 32u
 #define I8042_QUEUE_SIZE 16u
 #define I8042_AUX_BYTE 0x100u	/* queue entry flag: from the aux port */
+/* The largest queue entry: a data byte with the aux flag. */
+#define I8042_QUEUE_ENTRY_MAX (I8042_AUX_BYTE | 0xff)
+/* What a read outside the two ports returns (nothing drives the bus). */
+#define I8042_OPEN_BUS 0xff
 
 /* Keyboard and mouse bytes. */
 #define PS2_ACK 0xfa
@@ -147,6 +151,9 @@
 #define KBD_ID_1 0xab
 #define KBD_ID_2 0x83
 #define KBD_TYPEMATIC_DEFAULT 0x2b	/* 10.9 cps, 500 ms */
+#define KBD_TYPEMATIC_MASK 0x7f	/* KBD_CMD_TYPEMATIC: bit 7 is 0 */
+#define KBD_LEDS_MASK 0x07	/* KBD_CMD_LEDS: scroll, num, caps */
+#define KBD_SCANSET_MAX 3	/* KBD_CMD_SCANSET: 1-3; 0 reads it */
 
 #define AUX_CMD_SCALE11 0xe6
 #define AUX_CMD_SCALE21 0xe7
@@ -168,6 +175,7 @@
 #define AUX_ID 0x00
 #define AUX_RATE_DEFAULT 100
 #define AUX_RESOLUTION_DEFAULT 2	/* 4 counts/mm */
+#define AUX_RESOLUTION_MASK 0x03	/* AUX_CMD_RESOLUTION: 1-8 counts/mm */
 #define AUX_PACKET_SYNC 0x08		/* bit 3 of a packet's first byte */
 #define AUX_STATUS_SCALING21 0x10
 #define AUX_STATUS_REPORTING 0x20
@@ -319,13 +327,13 @@ static bool i8042_kbd_argument(struct i8042_state *s, uint8_t cmd,
 
 	switch (cmd) {
 	case KBD_CMD_LEDS:
-		k->leds = val & 0x07;
+		k->leds = val & KBD_LEDS_MASK;
 		break;
 	case KBD_CMD_TYPEMATIC:
-		k->typematic = val & 0x7f;
+		k->typematic = val & KBD_TYPEMATIC_MASK;
 		break;
 	case KBD_CMD_SCANSET:
-		if (val > 3)
+		if (val > KBD_SCANSET_MAX)
 			return false;
 		i8042_kbd_send(s, PS2_ACK);
 		if (val)
@@ -429,7 +437,7 @@ static void i8042_aux_write(struct i8042_state *s, uint8_t val)
 	}
 	if (m->pending && val < AUX_CMD_FIRST) {
 		if (m->pending == AUX_CMD_RESOLUTION)
-			m->resolution = val & 0x03;
+			m->resolution = val & AUX_RESOLUTION_MASK;
 		else
 			m->rate = val;
 		m->pending = 0;
@@ -643,7 +651,7 @@ static void i8042_io(struct dev *d, unsigned region, uint64_t off,
 	if (!len)
 		return;
 	if (!write)
-		memset(bytes, 0xff, len);
+		memset(bytes, I8042_OPEN_BUS, len);
 	if (off != 0 || (region != I8042_REGION_DATA &&
 			 region != I8042_REGION_CMD))
 		return;
@@ -749,7 +757,7 @@ static bool i8042_queue_valid(const uint32_t *vals, size_t n, int aux_flag)
 	if (n > I8042_QUEUE_SIZE)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (vals[i] > (I8042_AUX_BYTE | 0xff))
+		if (vals[i] > I8042_QUEUE_ENTRY_MAX)
 			return false;
 		if (aux_flag >= 0 &&
 		    !!(vals[i] & I8042_AUX_BYTE) != aux_flag)
@@ -777,22 +785,23 @@ static bool i8042_pending_valid(uint32_t cmd)
 static bool i8042_state_valid(const I8042State *m)
 {
 	return m->ram.len == I8042_RAM_SIZE &&
-	       m->output_port <= 0xff &&
+	       m->output_port <= UINT8_MAX &&
 	       i8042_pending_valid(m->pending) &&
-	       m->out <= (I8042_AUX_BYTE | 0xff) &&
+	       m->out <= I8042_QUEUE_ENTRY_MAX &&
 	       i8042_queue_valid(m->ctrl_queue, m->n_ctrl_queue, -1) &&
 	       i8042_queue_valid(m->kbd_queue, m->n_kbd_queue, 0) &&
 	       i8042_queue_valid(m->aux_queue, m->n_aux_queue, 1) &&
 	       (m->kbd_pending == 0 || m->kbd_pending == KBD_CMD_LEDS ||
 		m->kbd_pending == KBD_CMD_SCANSET ||
 		m->kbd_pending == KBD_CMD_TYPEMATIC) &&
-	       m->kbd_set >= 1 && m->kbd_set <= 3 &&
-	       m->kbd_leds <= 0x07 && m->kbd_typematic <= 0x7f &&
-	       m->kbd_last <= 0xff &&
+	       m->kbd_set >= 1 && m->kbd_set <= KBD_SCANSET_MAX &&
+	       m->kbd_leds <= KBD_LEDS_MASK &&
+	       m->kbd_typematic <= KBD_TYPEMATIC_MASK &&
+	       m->kbd_last <= UINT8_MAX &&
 	       (m->aux_pending == 0 || m->aux_pending == AUX_CMD_RESOLUTION ||
 		m->aux_pending == AUX_CMD_RATE) &&
-	       m->aux_resolution <= 3 && m->aux_rate <= 0xff &&
-	       m->aux_last <= 0xff;
+	       m->aux_resolution <= AUX_RESOLUTION_MASK &&
+	       m->aux_rate <= UINT8_MAX && m->aux_last <= UINT8_MAX;
 }
 
 static int i8042_load(struct dev *d, const uint8_t *buf, size_t len,

@@ -14,6 +14,12 @@
 
 #include "device-procs/devhost/dev.h"
 
+/* Its regions, as device-procs/manifest.c places them. */
+#define NULL_REGION_PIO 0u
+#define NULL_REGION_MMIO 1u
+#define NULL_PIO_LEN 8		/* ports 0x510-0x517 */
+#define NULL_MMIO_LEN 0x1000	/* one page at 0xd0100000 */
+
 struct null_state {
 	uint64_t writes;	/* guest writes seen; keep it the first field */
 	uint64_t reads;		/* guest reads seen */
@@ -38,8 +44,8 @@ static void null_io(struct dev *d, unsigned region, uint64_t off, void *data,
 
 /* Nothing a write does can be seen: every write may be posted. */
 static const struct dev_posted null_posted[] = {
-	{0, 0, 8},
-	{1, 0, 0x1000},
+	{NULL_REGION_PIO, 0, NULL_PIO_LEN},
+	{NULL_REGION_MMIO, 0, NULL_MMIO_LEN},
 };
 
 const struct dev_desc null_desc = {

@@ -61,6 +61,7 @@
 #include "rtc_state.pb-c.h"
 
 
+/* Ports, and the CMOS address map (MC146818A datasheet, address map). */
 #define RTC_PORT_INDEX 0	/* 0x70 */
 #define RTC_PORT_DATA 1		/* 0x71 */
 #define RTC_NPORTS 2
@@ -87,6 +88,7 @@
 #define RTC_CMOS_SIZE 128
 #define RTC_NVRAM_SIZE (RTC_CMOS_SIZE - RTC_NVRAM_FIRST)	/* 114 */
 
+/* Register A (datasheet, "Register A"): UIP, DV2-DV0, RS3-RS0. */
 #define RTC_A_UIP 0x80
 #define RTC_A_DV_MASK 0x70
 #define RTC_A_DV_32K 0x20	/* 010: 32.768 kHz time base */
@@ -94,6 +96,7 @@
 #define RTC_A_WRITABLE 0x7f
 #define RTC_A_DEFAULT (RTC_A_DV_32K | 0x06)	/* 1024 Hz, as firmware sets */
 
+/* Register B (datasheet, "Register B"). */
 #define RTC_B_SET 0x80
 #define RTC_B_PIE 0x40
 #define RTC_B_AIE 0x20
@@ -104,12 +107,14 @@
 #define RTC_B_DSE 0x01
 #define RTC_B_DEFAULT RTC_B_24H		/* BCD, 24-hour */
 
+/* Register C (datasheet, "Register C"): the flags, cleared by a read. */
 #define RTC_C_IRQF 0x80
 #define RTC_C_PF 0x40		/* same bit as PIE */
 #define RTC_C_AF 0x20		/* same bit as AIE */
 #define RTC_C_UF 0x10		/* same bit as UIE */
 #define RTC_C_FLAGS (RTC_C_PF | RTC_C_AF | RTC_C_UF)
 
+/* Register D (datasheet, "Register D"): valid RAM and time. */
 #define RTC_D_VRT 0x80
 
 #define RTC_HOUR_PM 0x80
@@ -120,6 +125,14 @@
 #define RTC_DIVIDER_START_NS 500000000LL
 #define RTC_TIMEBASE_HZ 32768LL
 #define RTC_SECS_PER_DAY 86400LL
+#define RTC_SECS_PER_HOUR 3600
+#define RTC_SECS_PER_MIN 60
+/* The year and century registers split the year into two digits each. */
+#define RTC_YEARS_PER_CENTURY 100
+/* Years 0000-9999: what the year and century registers can hold. */
+#define RTC_YEAR_SPAN 10000
+/* What a read of a port outside the region returns (nothing drives the bus). */
+#define RTC_OPEN_BUS 0xff
 #define RTC_TIMER 0u
 
 /* 0000-01-01T00:00:00 and 9999-12-31T23:59:59, seconds since the epoch. */
@@ -173,7 +186,12 @@ static int64_t rtc_clamp(int64_t v, int64_t lo, int64_t hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (m 1-12, d 1-31). */
+/*
+ * Days since 1970-01-01 of a proleptic Gregorian date (m 1-12, d 1-31).
+ * This and rtc_civil_from_days are Howard Hinnant's days_from_civil and
+ * civil_from_days; their numbers are the algorithm's (400-year eras of
+ * 146097 days, March-based years, 719468 days from 0000-03-01 to 1970).
+ */
 static int64_t rtc_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	int64_t era;
@@ -272,16 +290,17 @@ static void rtc_encode(const struct rtc_state *s, int64_t t,
 	unsigned m, d;
 
 	rtc_civil_from_days(days, &y, &m, &d);
-	y = rtc_floor_mod(y, 10000);
-	regs[RTC_F_SEC] = rtc_to_reg(s, tod % 60);
-	regs[RTC_F_MIN] = rtc_to_reg(s, tod / 60 % 60);
-	regs[RTC_F_HOUR] = rtc_encode_hour(s, tod / 3600);
+	y = rtc_floor_mod(y, RTC_YEAR_SPAN);
+	regs[RTC_F_SEC] = rtc_to_reg(s, tod % RTC_SECS_PER_MIN);
+	regs[RTC_F_MIN] = rtc_to_reg(s, tod / RTC_SECS_PER_MIN % 60);
+	regs[RTC_F_HOUR] = rtc_encode_hour(s, tod / RTC_SECS_PER_HOUR);
 	regs[RTC_F_WDAY] = rtc_to_reg(s, (unsigned)rtc_floor_mod(
 		days + s->wday_offset, 7) + 1);
 	regs[RTC_F_MDAY] = rtc_to_reg(s, d);
 	regs[RTC_F_MON] = rtc_to_reg(s, m);
-	regs[RTC_F_YEAR] = rtc_to_reg(s, (unsigned)(y % 100));
-	regs[RTC_F_CENTURY] = rtc_to_reg(s, (unsigned)(y / 100));
+	regs[RTC_F_YEAR] = rtc_to_reg(s, (unsigned)(y % RTC_YEARS_PER_CENTURY));
+	regs[RTC_F_CENTURY] = rtc_to_reg(s,
+					 (unsigned)(y / RTC_YEARS_PER_CENTURY));
 }
 
 /* The clock value of time registers (clamped into range), and the day of
@@ -296,14 +315,15 @@ static int64_t rtc_decode(const struct rtc_state *s,
 	unsigned mon = (unsigned)rtc_clamp(rtc_from_reg(s, regs[RTC_F_MON]),
 					   1, 12);
 	int64_t year = rtc_clamp(rtc_from_reg(s, regs[RTC_F_YEAR]), 0, 99) +
-		       100 * rtc_clamp(rtc_from_reg(s, regs[RTC_F_CENTURY]),
-				       0, 99);
+		       RTC_YEARS_PER_CENTURY *
+		       rtc_clamp(rtc_from_reg(s, regs[RTC_F_CENTURY]), 0, 99);
 	unsigned mday = (unsigned)rtc_clamp(rtc_from_reg(s, regs[RTC_F_MDAY]),
 					    1, rtc_days_in_month(year, mon));
 	int64_t days = rtc_days_from_civil(year, mon, mday);
 
 	*wday_offset = (uint8_t)rtc_floor_mod(wday - 1 - days, 7);
-	return days * RTC_SECS_PER_DAY + hour * 3600 + min * 60 + sec;
+	return days * RTC_SECS_PER_DAY + hour * RTC_SECS_PER_HOUR +
+	       min * RTC_SECS_PER_MIN + sec;
 }
 
 /* The time field a CMOS index holds, or -1. */
@@ -434,7 +454,9 @@ static bool rtc_next_alarm(const struct rtc_state *s, int64_t from,
 		return false;
 
 	for (int pass = 0; pass < 2; pass++) {
-		unsigned h = tod / 3600, m = tod / 60 % 60, sec = tod % 60;
+		unsigned h = tod / RTC_SECS_PER_HOUR;
+		unsigned m = tod / RTC_SECS_PER_MIN % 60;
+		unsigned sec = tod % RTC_SECS_PER_MIN;
 
 		for (; h < 24; h++, m = 0, sec = 0) {
 			if (!(hour_ok >> h & 1))
@@ -444,7 +466,8 @@ static bool rtc_next_alarm(const struct rtc_state *s, int64_t from,
 
 				if (!(min_ok >> m & 1) || !rest)
 					continue;
-				*out = day + h * 3600 + m * 60 + sec +
+				*out = day + h * RTC_SECS_PER_HOUR +
+				       m * RTC_SECS_PER_MIN + sec +
 				       __builtin_ctzll(rest);
 				return true;
 			}
@@ -670,7 +693,7 @@ static void rtc_io(struct dev *d, unsigned region, uint64_t off, void *data,
 	for (unsigned i = 0; i < len; i++) {
 		if (region != 0 || off >= RTC_NPORTS || i >= RTC_NPORTS - off) {
 			if (!write)
-				bytes[i] = 0xff;
+				bytes[i] = RTC_OPEN_BUS;
 		} else if (off + i == RTC_PORT_INDEX) {
 			if (write) {
 				s->index = bytes[i] & RTC_INDEX_MASK;
@@ -788,9 +811,9 @@ static bool rtc_state_valid(const RtcState *m)
 	return m->index <= RTC_INDEX_MASK &&
 	       m->nvram.len == RTC_NVRAM_SIZE &&
 	       m->nvram.data[RTC_CENTURY - RTC_NVRAM_FIRST] == 0 &&
-	       m->alarm_seconds <= 0xff && m->alarm_minutes <= 0xff &&
-	       m->alarm_hours <= 0xff &&
-	       m->reg_a <= RTC_A_WRITABLE && m->reg_b <= 0xff &&
+	       m->alarm_seconds <= UINT8_MAX && m->alarm_minutes <= UINT8_MAX &&
+	       m->alarm_hours <= UINT8_MAX &&
+	       m->reg_a <= RTC_A_WRITABLE && m->reg_b <= UINT8_MAX &&
 	       !(m->flags & ~(uint32_t)RTC_C_FLAGS) &&
 	       m->time.len == RTC_NFIELDS &&
 	       m->wall_offset >= -max_offset && m->wall_offset <= max_offset &&

@@ -45,7 +45,9 @@
 #include "device-procs/devhost/dev.h"
 #include "uart_state.pb-c.h"
 
-/* Register offsets; with LCR.DLAB set, 0 and 1 are the divisor latch. */
+/* Register offsets (PC16550D datasheet, Table II "Summary of Registers",
+ * which also gives the bits below); with LCR.DLAB set, 0 and 1 are the
+ * divisor latch. */
 #define UART_RBR 0	/* read: receive buffer */
 #define UART_THR 0	/* write: transmit holding */
 #define UART_DLL 0	/* DLAB: divisor latch, low byte */
@@ -115,6 +117,8 @@
 #define UART_MSR_CONNECTED (UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS)
 
 #define UART_FIFO_SIZE 16u
+/* What a read outside the eight registers returns (nothing drives the bus). */
+#define UART_OPEN_BUS 0xff
 
 /*
  * Everything the UART remembers, in fixed-size fields (it is saved and
@@ -404,7 +408,7 @@ static void uart_io(struct dev *d, unsigned region, uint64_t off, void *data,
 		memset(bytes, 0, len);
 		bytes[0] = uart_read_reg(d, (unsigned)off);
 	} else {
-		memset(bytes, 0xff, len);
+		memset(bytes, UART_OPEN_BUS, len);
 	}
 	uart_update_irq(d);
 }
@@ -492,12 +496,13 @@ static int uart_load(struct dev *d, const uint8_t *buf, size_t len,
 	st = uart_state__unpack(NULL, len, buf);
 	if (!st)
 		return -EINVAL;
-	if (st->rx_fifo.len > UART_FIFO_SIZE || st->dll > 0xff ||
-	    st->dlm > 0xff || st->ier > UART_IER_MASK || st->fcr > 0xff ||
+	if (st->rx_fifo.len > UART_FIFO_SIZE || st->dll > UINT8_MAX ||
+	    st->dlm > UINT8_MAX || st->ier > UART_IER_MASK ||
+	    st->fcr > UINT8_MAX ||
 	    (st->fcr & ~(UART_FCR_ENABLE | UART_FCR_DMA | UART_FCR_TRIGGER)) ||
-	    st->lcr > 0xff || st->mcr > UART_MCR_MASK ||
-	    (st->lsr_errors & ~UART_LSR_ERRORS) || st->msr > 0xff ||
-	    st->scr > 0xff)
+	    st->lcr > UINT8_MAX || st->mcr > UART_MCR_MASK ||
+	    (st->lsr_errors & ~UART_LSR_ERRORS) || st->msr > UINT8_MAX ||
+	    st->scr > UINT8_MAX)
 		goto out;
 	if (st->rx_fifo.len)  /* an empty bytes field has no data pointer */
 		memcpy(n.rx_fifo, st->rx_fifo.data, st->rx_fifo.len);

@@ -91,6 +91,24 @@ struct virtq_desc {
 /* Ring layout (2.7): flags, idx, ring[num], then one event word. */
 #define VIRTQ_RING_HDR 4u
 
+/* The alignment each part of a queue needs (2.7, the table of queue parts). */
+#define VIRTQ_DESC_ALIGN 16
+#define VIRTQ_AVAIL_ALIGN 2
+#define VIRTQ_USED_ALIGN 4
+
+/* Descriptor fields (2.7.5): le64 addr, le32 len, le16 flags, le16 next. */
+#define VIRTQ_DESC_ADDR_OFF 0
+#define VIRTQ_DESC_LEN_OFF 8
+#define VIRTQ_DESC_FLAGS_OFF 12
+#define VIRTQ_DESC_NEXT_OFF 14
+
+/* SHMLen and SHMBase of a region that does not exist read -1 (4.2.2). */
+#define VIRTIO_MMIO_SHM_NONE 0xffffffffu
+
+/* A 64-bit value's halves, which 32-bit registers set one at a time. */
+#define VIRTIO_LOW_HALF 0x00000000ffffffffull
+#define VIRTIO_HIGH_HALF 0xffffffff00000000ull
+
 static uint64_t virtq_desc_bytes(uint32_t num)
 {
 	return (uint64_t)VIRTQ_DESC_SIZE * num;
@@ -192,7 +210,9 @@ static bool virtio_queue_map(struct dev *d, const struct virtio_queue *q,
 
 	if (num == 0 || num > vm->vdev->queue_num_max || (num & (num - 1)))
 		return false;
-	if (q->desc_addr % 16 || q->driver_addr % 2 || q->device_addr % 4)
+	if (q->desc_addr % VIRTQ_DESC_ALIGN ||
+	    q->driver_addr % VIRTQ_AVAIL_ALIGN ||
+	    q->device_addr % VIRTQ_USED_ALIGN)
 		return false;
 	*desc = dev_mem_map(d, q->desc_addr, virtq_desc_bytes(num));
 	*avail = dev_mem_map(d, q->driver_addr, virtq_avail_bytes(num));
@@ -200,7 +220,8 @@ static bool virtio_queue_map(struct dev *d, const struct virtio_queue *q,
 	if (!*desc || !*avail || !*used)
 		return false;
 	/* The host mapping must keep the alignment the atomics rely on. */
-	return virtio_aligned(*avail, 2) && virtio_aligned(*used, 4);
+	return virtio_aligned(*avail, VIRTQ_AVAIL_ALIGN) &&
+	       virtio_aligned(*used, VIRTQ_USED_ALIGN);
 }
 
 static bool virtio_queue_valid(struct dev *d, const struct virtio_queue *q)
@@ -221,10 +242,10 @@ static void virtio_desc_read(const uint8_t *table, uint32_t idx,
 	memcpy(raw, table + (size_t)idx * VIRTQ_DESC_SIZE, sizeof(raw));
 	/* From here on only the copy is used, never guest memory again. */
 	__asm__ __volatile__("" ::: "memory");
-	memcpy(&desc->addr, raw, 8);
-	memcpy(&desc->len, raw + 8, 4);
-	memcpy(&desc->flags, raw + 12, 2);
-	memcpy(&desc->next, raw + 14, 2);
+	memcpy(&desc->addr, raw + VIRTQ_DESC_ADDR_OFF, sizeof(desc->addr));
+	memcpy(&desc->len, raw + VIRTQ_DESC_LEN_OFF, sizeof(desc->len));
+	memcpy(&desc->flags, raw + VIRTQ_DESC_FLAGS_OFF, sizeof(desc->flags));
+	memcpy(&desc->next, raw + VIRTQ_DESC_NEXT_OFF, sizeof(desc->next));
 }
 
 /* Add one (non-indirect) descriptor's buffer to the chain. */
@@ -438,7 +459,7 @@ static uint32_t virtio_mmio_read_reg(struct dev *d, unsigned off)
 	case VIRTIO_MMIO_SHM_LEN_HIGH:
 	case VIRTIO_MMIO_SHM_BASE_LOW:
 	case VIRTIO_MMIO_SHM_BASE_HIGH:
-		return 0xffffffffu;	/* no shared memory regions */
+		return VIRTIO_MMIO_SHM_NONE;	/* no shared memory regions */
 	case VIRTIO_MMIO_CONFIG_GENERATION:
 		return vm->config_generation;
 	default:
@@ -480,10 +501,10 @@ static void virtio_mmio_write_driver_features(struct virtio_mmio *vm,
 	switch (vm->driver_features_sel) {
 	case 0:
 		vm->driver_features = (vm->driver_features &
-				       0xffffffff00000000ull) | val;
+				       VIRTIO_HIGH_HALF) | val;
 		break;
 	case 1:
-		vm->driver_features = (vm->driver_features & 0xffffffffull) |
+		vm->driver_features = (vm->driver_features & VIRTIO_LOW_HALF) |
 				      (uint64_t)val << 32;
 		break;
 	default:
@@ -515,9 +536,9 @@ static void virtio_mmio_write_queue_ready(struct dev *d,
 static void virtio_set_half(uint64_t *addr, uint32_t val, bool high)
 {
 	if (high)
-		*addr = (*addr & 0xffffffffull) | (uint64_t)val << 32;
+		*addr = (*addr & VIRTIO_LOW_HALF) | (uint64_t)val << 32;
 	else
-		*addr = (*addr & 0xffffffff00000000ull) | val;
+		*addr = (*addr & VIRTIO_HIGH_HALF) | val;
 }
 
 static void virtio_mmio_write_reg(struct dev *d, unsigned off, uint32_t val)

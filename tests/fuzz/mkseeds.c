@@ -256,6 +256,22 @@ static void sd_small_devices(void)
 	}
 	sd_save_load(&s);
 	sd_write_file("null", "every-port", &s);
+
+	/* acpi-pm: a sleep state we do not offer, a wrong reset value, the
+	 * status register, a wide write, then \_S5 and the reset value. */
+	s.n = 0;
+	sd_u8(&s, 0);
+	sd_wr(&s, 0, ACPI_PM_SLEEP_CONTROL, 1, (3u << ACPI_PM_SLP_TYP_SHIFT) |
+	      ACPI_PM_SLP_EN);
+	sd_wr(&s, 0, ACPI_PM_RESET, 1, 0x42);
+	sd_rd(&s, 0, ACPI_PM_SLEEP_STATUS, 1);
+	sd_wr(&s, 0, ACPI_PM_SLEEP_STATUS, 1, 0xff);
+	sd_wr(&s, 0, 0, 4, 0xffffffffu);
+	sd_save_load(&s);
+	sd_wr(&s, 0, ACPI_PM_SLEEP_CONTROL, 1,
+	      (ACPI_PM_S5_TYPE << ACPI_PM_SLP_TYP_SHIFT) | ACPI_PM_SLP_EN);
+	sd_wr(&s, 0, ACPI_PM_RESET, 1, ACPI_PM_RESET_VALUE);
+	sd_write_file("acpi-pm", "registers", &s);
 }
 
 /* ---- RTC and i8042 ------------------------------------------------------- */

@@ -50,7 +50,8 @@ fd_list() {  # PID: the sorted kinds of all its fds, on one line
 #          eventfd per IRQ line, and its backend:
 #  uart:   IRQ 4, and the console the CLI handed over (our fifo and our
 #          output file);
-#  rtc:    IRQ 8;    i8042: IRQs 1 and 12;    debug-exit, null: no IRQ.
+#  rtc:    IRQ 8;    i8042: IRQs 1 and 12;    acpi-pm: GSI 23 (the power
+#          button);    debug-exit, null: no IRQ.
 # A device kind not listed here fails the test: add its line.
 want_device_base="null null pipe socket timerfd"
 want_uart="console-in console-out eventfd null null pipe socket timerfd"
@@ -169,7 +170,7 @@ for k in $kids; do
 		[ "$(limit $k processes)" = 2 ] || fail "$exe: NPROC is not 2"
 		case $exe in
 		bulkhead-dev-uart) want=$want_uart ;;
-		bulkhead-dev-rtc) want=$want_rtc ;;
+		bulkhead-dev-rtc | bulkhead-dev-acpi-pm) want=$want_rtc ;;
 		bulkhead-dev-i8042) want=$want_i8042 ;;
 		bulkhead-dev-debugexit | bulkhead-dev-null) want=$want_device_base ;;
 		*) fail "$exe: no fd list for this device kind in $0" ;;
