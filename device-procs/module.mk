@@ -22,8 +22,11 @@ $(DEV_CORES_H): $(MAKEFILE_LIST)
 	$(file >$@.tmp,/* Generated from the devices' device.mk files: DEV_CORE(kind, descriptor) each. */$(newline)$(subst $(newline) ,$(newline),$(foreach d,$(DEVICES),DEV_CORE($(d), $($(d)_DESC))$(newline))))
 	$(Q)cmp -s $@.tmp $@ 2>/dev/null && rm -f $@.tmp || mv $@.tmp $@
 
-# Each device's main(): devhost/main.c with its descriptor.
-$(BUILD)/obj/dev-main/%.o: device-procs/devhost/main.c $(DEPS_STAMP) | $(GEN_H)
+# Each device's main(): devhost/main.c with its descriptor. A static
+# pattern rule: a plain one, whose prerequisite always exists, would let
+# make's built-in `%: %.o` try to remake the included .d files from it.
+DEV_MAIN_OBJS := $(patsubst %,$(BUILD)/obj/dev-main/%.o,$(DEVICES))
+$(DEV_MAIN_OBJS): $(BUILD)/obj/dev-main/%.o: device-procs/devhost/main.c $(DEPS_STAMP) | $(GEN_H)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -DDEV_DESC=$($*_DESC) -c -o $@ $<

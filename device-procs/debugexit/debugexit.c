@@ -10,8 +10,6 @@
 
 #include "device-procs/devhost/dev.h"
 
-/* What a read returns: all ones, as from a port nothing drives. */
-#define DEBUGEXIT_READ_VALUE 0xff
 
 /*
  * A write of 1, 2 or 4 bytes asks for an exit with the whole value written
@@ -24,7 +22,7 @@ static void debugexit_io(struct dev *d, unsigned region, uint64_t off,
 	uint32_t code = 0;
 
 	if (!write) {
-		memset(data, DEBUGEXIT_READ_VALUE, len);
+		memset(data, DEV_OPEN_BUS, len);
 		return;
 	}
 	if (region != 0 || off != 0 || !len)

@@ -47,6 +47,10 @@ struct dev_posted {
 	uint64_t len;
 };
 
+/* What a read that no register answers returns: all ones, as from a bus
+ * nothing drives. */
+#define DEV_OPEN_BUS 0xffu
+
 /* IRQ line flags (dev_desc.irq_flags). */
 #define DEV_IRQ_EDGE 0x0u   /* ISA style: a rising level is one pulse */
 #define DEV_IRQ_LEVEL 0x1u  /* held while the core holds it (irqfd resample) */

@@ -128,8 +128,6 @@
 #define I8042_AUX_BYTE 0x100u	/* queue entry flag: from the aux port */
 /* The largest queue entry: a data byte with the aux flag. */
 #define I8042_QUEUE_ENTRY_MAX (I8042_AUX_BYTE | 0xff)
-/* What a read outside the two ports returns (nothing drives the bus). */
-#define I8042_OPEN_BUS 0xff
 
 /* Keyboard and mouse bytes. */
 #define PS2_ACK 0xfa
@@ -651,7 +649,7 @@ static void i8042_io(struct dev *d, unsigned region, uint64_t off,
 	if (!len)
 		return;
 	if (!write)
-		memset(bytes, I8042_OPEN_BUS, len);
+		memset(bytes, DEV_OPEN_BUS, len);
 	if (off != 0 || (region != I8042_REGION_DATA &&
 			 region != I8042_REGION_CMD))
 		return;

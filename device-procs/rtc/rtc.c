@@ -131,8 +131,6 @@
 #define RTC_YEARS_PER_CENTURY 100
 /* Years 0000-9999: what the year and century registers can hold. */
 #define RTC_YEAR_SPAN 10000
-/* What a read of a port outside the region returns (nothing drives the bus). */
-#define RTC_OPEN_BUS 0xff
 #define RTC_TIMER 0u
 
 /* 0000-01-01T00:00:00 and 9999-12-31T23:59:59, seconds since the epoch. */
@@ -693,7 +691,7 @@ static void rtc_io(struct dev *d, unsigned region, uint64_t off, void *data,
 	for (unsigned i = 0; i < len; i++) {
 		if (region != 0 || off >= RTC_NPORTS || i >= RTC_NPORTS - off) {
 			if (!write)
-				bytes[i] = RTC_OPEN_BUS;
+				bytes[i] = DEV_OPEN_BUS;
 		} else if (off + i == RTC_PORT_INDEX) {
 			if (write) {
 				s->index = bytes[i] & RTC_INDEX_MASK;

@@ -117,8 +117,6 @@
 #define UART_MSR_CONNECTED (UART_MSR_DCD | UART_MSR_DSR | UART_MSR_CTS)
 
 #define UART_FIFO_SIZE 16u
-/* What a read outside the eight registers returns (nothing drives the bus). */
-#define UART_OPEN_BUS 0xff
 
 /*
  * Everything the UART remembers, in fixed-size fields (it is saved and
@@ -408,7 +406,7 @@ static void uart_io(struct dev *d, unsigned region, uint64_t off, void *data,
 		memset(bytes, 0, len);
 		bytes[0] = uart_read_reg(d, (unsigned)off);
 	} else {
-		memset(bytes, UART_OPEN_BUS, len);
+		memset(bytes, DEV_OPEN_BUS, len);
 	}
 	uart_update_irq(d);
 }

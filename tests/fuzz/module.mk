@@ -108,12 +108,15 @@ $(FUZZ_REPLAY_OUT)/obj/%.o: %.c $(DEPS_STAMP) | $(GEN_H)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(FUZZ_REPLAY_SAN) $(if $(findstring .pb-c.,$<),-Wno-missing-prototypes) -c -o $@ $<
 
-$(FUZZ_OUT)/obj/dev-harness/%.o: tests/fuzz/fuzz-dev.c $(DEPS_STAMP) | $(GEN_H) $(FUZZ_DEPS_STAMP)
+# Static pattern rules, for the reason given in device-procs/module.mk.
+$(patsubst %,$(FUZZ_OUT)/obj/dev-harness/%.o,$(DEVICES)): \
+		$(FUZZ_OUT)/obj/dev-harness/%.o: tests/fuzz/fuzz-dev.c $(DEPS_STAMP) | $(GEN_H) $(FUZZ_DEPS_STAMP)
 	$(call msg,FUZZCC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DDEV_DESC=$($*_DESC) -c -o $@ $<
 
-$(FUZZ_REPLAY_OUT)/obj/dev-harness/%.o: tests/fuzz/fuzz-dev.c $(DEPS_STAMP) | $(GEN_H)
+$(patsubst %,$(FUZZ_REPLAY_OUT)/obj/dev-harness/%.o,$(DEVICES)): \
+		$(FUZZ_REPLAY_OUT)/obj/dev-harness/%.o: tests/fuzz/fuzz-dev.c $(DEPS_STAMP) | $(GEN_H)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(FUZZ_REPLAY_SAN) -DDEV_DESC=$($*_DESC) -c -o $@ $<

@@ -336,6 +336,51 @@ int main(int argc, char **argv)
 	close(fds[0]);
 	fz_check("create-bad-name", fd, FZ_ERROR_KEEP, 3000);
 
+	/* The optional devices a client asks for, against the manifest:
+	 * no kind of it, a fixed kind, past a limit, ro without a backend,
+	 * a disk whose fd is missing or a directory. */
+	{
+		static const struct {
+			const char *name, *kind;
+			unsigned n, nfds;
+			bool ro, dir;
+		} dc[] = {
+			{ "create-device-unknown", "no-such-device", 1, 1, false, false },
+			{ "create-device-fixed", "uart", 1, 1, false, false },
+			{ "create-device-too-many", "virtio-rng", 2, 1, false, false },
+			{ "create-device-ro-no-backend", "virtio-rng", 1, 1, true, false },
+			{ "create-disk-without-fd", "virtio-blk", 1, 1, false, false },
+			{ "create-disk-directory", "virtio-blk", 1, 2, false, true },
+			{ "create-disks-past-limit", "virtio-blk", 7, 1, false, false },
+		};
+		DeviceReq dr[8], *drp[8];
+
+		for (size_t c = 0; c < sizeof(dc) / sizeof(dc[0]); c++) {
+			cv.name = "fuzzdev";
+			for (unsigned i = 0; i < dc[c].n; i++) {
+				device_req__init(&dr[i]);
+				dr[i].kind = (char *)dc[c].kind;
+				dr[i].ro = dc[c].ro;
+				drp[i] = &dr[i];
+			}
+			cv.n_devices = dc[c].n;
+			cv.devices = drp;
+			fd = fz_connect();
+			fz_hello(fd, BRK_PROTO_VERSION);
+			fz_watch(fd, 3000, true);
+			fds[0] = open("/dev/null", O_RDONLY);
+			for (unsigned i = 1; i < dc[c].nfds; i++)
+				fds[i] = dc[c].dir ? open("/", O_RDONLY | O_DIRECTORY)
+						   : open("/dev/null", O_RDWR);
+			fz_pb(fd, MSG_CTL_CREATE, &cv.base, fds, dc[c].nfds);
+			for (unsigned i = 0; i < dc[c].nfds; i++)
+				close(fds[i]);
+			fz_check(dc[c].name, fd, FZ_ERROR_KEEP, 3000);
+		}
+		cv.n_devices = 0;
+		cv.devices = NULL;
+	}
+
 	fd = fz_connect();
 	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
