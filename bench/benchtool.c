@@ -276,23 +276,108 @@ static int bench_qmp_running(struct bench_qmp *q, const char *path)
 	return strstr(ans, "\"status\": \"running\"") != NULL;
 }
 
+/* One "run": its options, the command and what was seen of it. */
+struct bench_run {
+	const char *prefix, *qmp_path;
+	int kill_on_match, timeout_s;
+	pid_t pid;
+	int64_t t0, first, match;    /* ns since t0; -1: not seen */
+	struct bench_qmp q;
+	FILE *out;                   /* copy of the output, or NULL */
+	char line[BENCH_LINE_MAX];   /* the output line being gathered */
+	size_t llen;
+};
+
+/* The match happened at when: note it, and with -k end the command. */
+static void bench_run_matched(struct bench_run *br, int64_t when)
+{
+	br->match = when;
+	if (br->kill_on_match)
+		kill(br->pid, SIGTERM);
+}
+
+/* Fork CMD with stdin /dev/null and stdout on the pipe; its pid, or -1. */
+static pid_t bench_run_spawn(char **cmd, const int pfd[2])
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		dup2(nul, 0);
+		dup2(pfd[1], 1);
+		execvp(cmd[0], cmd);
+		fprintf(stderr, "benchtool: cannot run %s: %s\n", cmd[0],
+			strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Output read at now, cut into lines: the first line, the prefix match. */
+static void bench_run_lines(struct bench_run *br, const char *buf, ssize_t n,
+			    int64_t now)
+{
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] != '\n') {
+			if (br->llen < sizeof(br->line) - 1)
+				br->line[br->llen++] = buf[i];
+			continue;
+		}
+		br->line[br->llen] = '\0';
+		br->llen = 0;
+		if (br->first < 0)
+			br->first = now;
+		if (br->prefix && br->match < 0 &&
+		    strncmp(br->line, br->prefix, strlen(br->prefix)) == 0)
+			bench_run_matched(br, now);
+	}
+}
+
+/* Watch the command's output (and QMP) until it closes; 1 on a timeout. */
+static int bench_run_watch(struct bench_run *br, int fd)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int64_t now = bench_now_ns(CLOCK_MONOTONIC);
+		int qmp_wait = br->qmp_path && br->match < 0;
+
+		if (now - br->t0 > (int64_t)br->timeout_s * 1000000000) {
+			kill(br->pid, SIGKILL);
+			return 1;
+		}
+		if (poll(&p, 1, qmp_wait ? 1 : 100) < 0 && errno != EINTR)
+			return 0;
+		if (qmp_wait && bench_qmp_running(&br->q, br->qmp_path) == 1)
+			bench_run_matched(br, bench_now_ns(CLOCK_MONOTONIC) -
+					      br->t0);
+		if (!(p.revents & (POLLIN | POLLHUP)))
+			continue;
+		char buf[4096];
+		ssize_t n = read(fd, buf, sizeof(buf));
+		now = bench_now_ns(CLOCK_MONOTONIC) - br->t0;
+		if (n <= 0)
+			return 0;
+		if (br->out)
+			fwrite(buf, 1, (size_t)n, br->out);
+		bench_run_lines(br, buf, n, now);
+	}
+}
+
 static int bench_run_main(int argc, char **argv)
 {
-	const char *prefix = NULL, *out_path = NULL, *qmp_path = NULL;
-	int kill_on_match = 0, timeout_s = 120, opt, pfd[2], st = 0;
-	int64_t t0, first = -1, match = -1, ended = -1;
-	struct bench_qmp q = { .fd = -1 };
-	char line[BENCH_LINE_MAX];
-	size_t llen = 0;
-	FILE *out = NULL;
-	pid_t pid;
+	struct bench_run br = { .timeout_s = 120, .first = -1, .match = -1,
+				.q = { .fd = -1 } };
+	const char *out_path = NULL;
+	int opt, pfd[2], st = 0, timed_out;
+	int64_t ended;
 
 	while ((opt = getopt(argc, argv, "+m:kq:t:o:")) != -1) {
 		switch (opt) {
-		case 'm': prefix = optarg; break;
-		case 'k': kill_on_match = 1; break;
-		case 'q': qmp_path = optarg; break;
-		case 't': timeout_s = atoi(optarg); break;
+		case 'm': br.prefix = optarg; break;
+		case 'k': br.kill_on_match = 1; break;
+		case 'q': br.qmp_path = optarg; break;
+		case 't': br.timeout_s = atoi(optarg); break;
 		case 'o': out_path = optarg; break;
 		default:
 			return 2;
@@ -302,86 +387,34 @@ static int bench_run_main(int argc, char **argv)
 		fprintf(stderr, "usage: benchtool run [-m PREFIX] [-k] [-q QMP] [-t S] [-o FILE] -- CMD...\n");
 		return 2;
 	}
-	if (out_path && !(out = fopen(out_path, "w"))) {
+	if (out_path && !(br.out = fopen(out_path, "w"))) {
 		fprintf(stderr, "benchtool: cannot open %s: %s\n", out_path, strerror(errno));
 		return 1;
 	}
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return 1;
-	t0 = bench_now_ns(CLOCK_MONOTONIC);
-	pid = fork();
-	if (pid < 0)
+	br.t0 = bench_now_ns(CLOCK_MONOTONIC);
+	br.pid = bench_run_spawn(argv + optind, pfd);
+	if (br.pid < 0)
 		return 1;
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		dup2(nul, 0);
-		dup2(pfd[1], 1);
-		execvp(argv[optind], argv + optind);
-		fprintf(stderr, "benchtool: cannot run %s: %s\n", argv[optind], strerror(errno));
-		_exit(127);
-	}
 	close(pfd[1]);
-
-	int open_pipe = 1, timed_out = 0;
-	while (open_pipe) {
-		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		int64_t now = bench_now_ns(CLOCK_MONOTONIC);
-
-		if (now - t0 > (int64_t)timeout_s * 1000000000) {
-			kill(pid, SIGKILL);
-			timed_out = 1;
-			break;
-		}
-		if (poll(&p, 1, qmp_path && match < 0 ? 1 : 100) < 0 && errno != EINTR)
-			break;
-		if (qmp_path && match < 0 && bench_qmp_running(&q, qmp_path) == 1) {
-			match = bench_now_ns(CLOCK_MONOTONIC) - t0;
-			if (kill_on_match)
-				kill(pid, SIGTERM);
-		}
-		if (!(p.revents & (POLLIN | POLLHUP)))
-			continue;
-		char buf[4096];
-		ssize_t n = read(pfd[0], buf, sizeof(buf));
-		now = bench_now_ns(CLOCK_MONOTONIC) - t0;
-		if (n <= 0) {
-			open_pipe = 0;
-			break;
-		}
-		if (out)
-			fwrite(buf, 1, (size_t)n, out);
-		for (ssize_t i = 0; i < n; i++) {
-			if (buf[i] != '\n') {
-				if (llen < sizeof(line) - 1)
-					line[llen++] = buf[i];
-				continue;
-			}
-			line[llen] = '\0';
-			llen = 0;
-			if (first < 0)
-				first = now;
-			if (prefix && match < 0 && strncmp(line, prefix, strlen(prefix)) == 0) {
-				match = now;
-				if (kill_on_match)
-					kill(pid, SIGTERM);
-			}
-		}
-	}
+	timed_out = bench_run_watch(&br, pfd[0]);
 	close(pfd[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+	while (waitpid(br.pid, &st, 0) < 0 && errno == EINTR)
 		;
-	ended = bench_now_ns(CLOCK_MONOTONIC) - t0;
-	if (q.fd >= 0)
-		close(q.fd);
-	if (out)
-		fclose(out);
+	ended = bench_now_ns(CLOCK_MONOTONIC) - br.t0;
+	if (br.q.fd >= 0)
+		close(br.q.fd);
+	if (br.out)
+		fclose(br.out);
 	if (timed_out)
 		printf("first_ns=%lld match_ns=%lld exit_ns=%lld status=timeout\n",
-		       (long long)first, (long long)match, (long long)ended);
+		       (long long)br.first, (long long)br.match,
+		       (long long)ended);
 	else
 		printf("first_ns=%lld match_ns=%lld exit_ns=%lld status=%d\n",
-		       (long long)first, (long long)match, (long long)ended,
+		       (long long)br.first, (long long)br.match,
+		       (long long)ended,
 		       WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	return 0;
 }

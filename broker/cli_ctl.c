@@ -688,16 +688,100 @@ static int cli_console_frame(struct cli_conn *cc, bool tty)
 	}
 }
 
+/* Stdin is readable: send what it holds to the console, up to the detach
+ * key in raw mode (which sets *detach); at its end *in_open goes false.
+ * 1: interrupted, poll again; 0: go on; < 0: the broker is gone. */
+static int cli_console_input(struct cli_conn *cc, bool raw, bool *in_open,
+			     bool *detach)
+{
+	uint8_t buf[CLI_CONSOLE_CHUNK];
+	ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+	uint8_t *key;
+
+	if (n < 0 && errno == EINTR)
+		return 1;
+	if (n <= 0) {
+		/* Input ended; the output goes on until the VM ends or a
+		 * signal detaches. */
+		*in_open = false;
+		return 0;
+	}
+	key = raw ? memchr(buf, CLI_DETACH_KEY, (size_t)n) : NULL;
+	if (key) {
+		n = key - buf;
+		*detach = true;
+	}
+	return cli_console_send(cc, buf, (size_t)n) < 0 ? -1 : 0;
+}
+
+/* The attached session: the broker's frames to stdout, stdin to the
+ * broker, until the VM's console ends or a signal (or Ctrl-]) detaches.
+ * The exit status. */
+static int cli_console_loop(struct cli_conn *cc, bool raw, int sigfd)
+{
+	ConsoleDetach det = CONSOLE_DETACH__INIT;
+	bool in_open = true, detaching = false;
+	int r, status = CLI_EXIT_OK;
+
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = cc->ch.fd, .events = POLLIN },
+			{ .fd = in_open && !detaching ? STDIN_FILENO : -1,
+			  .events = POLLIN },
+			{ .fd = sigfd, .events = POLLIN },
+		};
+		bool detach = false;
+
+		r = poll(p, 3, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			status = cli_fail(cc, CLI_EXIT_NOBROKER, "poll: %s",
+					  strerror(errno));
+			break;
+		}
+		if (p[0].revents) {
+			r = cli_console_frame(cc, raw);
+			if (r > 0) {
+				status = r - 1;
+				break;
+			}
+		}
+		if (p[1].revents) {
+			r = cli_console_input(cc, raw, &in_open, &detach);
+			if (r > 0)
+				continue;
+			if (r < 0) {
+				status = cli_lost(cc, -EPIPE);
+				break;
+			}
+		}
+		if (p[2].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				detach = true;
+		}
+		if (detach && !detaching) {
+			detaching = true;
+			if (ipc_send_pb(&cc->ch, MSG_CTL_CONSOLE_DETACH, &det.base,
+					NULL, 0) < 0) {
+				status = cli_lost(cc, -EPIPE);
+				break;
+			}
+		}
+	}
+	return status;
+}
+
 static int cli_console(struct cli_conn *cc, const char *name, bool replay)
 {
 	ConsoleAttach ca = CONSOLE_ATTACH__INIT;
 	ConsoleAttached *att = NULL;
-	ConsoleDetach det = CONSOLE_DETACH__INIT;
-	bool tty = isatty(STDIN_FILENO), raw = false, in_open = true;
-	bool detaching = false;
+	bool tty = isatty(STDIN_FILENO), raw = false;
 	struct termios saved, t;
 	sigset_t sigs;
-	int sigfd, r, status = CLI_EXIT_OK;
+	int sigfd, r, status;
 
 	ca.name = (char *)name;
 	ca.no_replay = !replay;
@@ -726,69 +810,7 @@ static int cli_console(struct cli_conn *cc, const char *name, bool replay)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
-	for (;;) {
-		struct pollfd p[3] = {
-			{ .fd = cc->ch.fd, .events = POLLIN },
-			{ .fd = in_open && !detaching ? STDIN_FILENO : -1,
-			  .events = POLLIN },
-			{ .fd = sigfd, .events = POLLIN },
-		};
-		bool detach = false;
-
-		r = poll(p, 3, -1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			status = cli_fail(cc, CLI_EXIT_NOBROKER, "poll: %s",
-					  strerror(errno));
-			break;
-		}
-		if (p[0].revents) {
-			r = cli_console_frame(cc, raw);
-			if (r > 0) {
-				status = r - 1;
-				break;
-			}
-		}
-		if (p[1].revents) {
-			uint8_t buf[CLI_CONSOLE_CHUNK];
-			ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				/* Input ended; the output goes on until the
-				 * VM ends or a signal detaches. */
-				in_open = false;
-			} else {
-				uint8_t *key = raw ? memchr(buf, CLI_DETACH_KEY,
-							    (size_t)n) : NULL;
-
-				if (key) {
-					n = key - buf;
-					detach = true;
-				}
-				if (cli_console_send(cc, buf, (size_t)n) < 0) {
-					status = cli_lost(cc, -EPIPE);
-					break;
-				}
-			}
-		}
-		if (p[2].revents) {
-			struct signalfd_siginfo si;
-
-			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
-				detach = true;
-		}
-		if (detach && !detaching) {
-			detaching = true;
-			if (ipc_send_pb(&cc->ch, MSG_CTL_CONSOLE_DETACH, &det.base,
-					NULL, 0) < 0) {
-				status = cli_lost(cc, -EPIPE);
-				break;
-			}
-		}
-	}
+	status = cli_console_loop(cc, raw, sigfd);
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	if (sigfd >= 0)

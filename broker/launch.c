@@ -81,6 +81,61 @@ static int brk_device_links(const struct brk_vm_config *cfg,
 	return 0;
 }
 
+/* The two fds of the serial console's backend (input, output), as
+ * cfg->serial asks. 0, or -errno after saying why. */
+static int brk_console_fds(const struct brk_vm_config *cfg, int *in_fd,
+			   int *out_fd, char *err, size_t errlen)
+{
+	int r;
+
+	switch (cfg->serial) {
+	case BRK_SERIAL_STDIO:
+		*in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
+		*out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+		break;
+	case BRK_SERIAL_NULL:
+		*in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		*out_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		break;
+	case BRK_SERIAL_FILE:
+		*in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		*out_fd = fcntl(cfg->serial_out_fd, F_DUPFD_CLOEXEC, 0);
+		break;
+	case BRK_SERIAL_CONSOLE:
+		*in_fd = fcntl(cfg->console_fd, F_DUPFD_CLOEXEC, 0);
+		*out_fd = fcntl(cfg->console_fd, F_DUPFD_CLOEXEC, 0);
+		break;
+	}
+	if (*in_fd < 0 || *out_fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot set up the serial console: %s",
+			 strerror(errno));
+		return r;
+	}
+	return 0;
+}
+
+/* A virtio-mmio device's DevInit: its regions and IRQ as placed by us, not
+ * at the device's defaults. */
+static void brk_dev_init_place(DevInit *init, const struct brk_dev_slot *slot,
+			       DevRegion *reg, DevRegion **regp, uint32_t *irq)
+{
+	const struct dev_manifest *k = slot->k;
+
+	for (unsigned i = 0; i < k->nregions; i++) {
+		dev_region__init(&reg[i]);
+		reg[i].space = k->regions[i].space;
+		reg[i].addr = slot->base[i];
+		reg[i].len = k->regions[i].len;
+		regp[i] = &reg[i];
+	}
+	init->n_regions = k->nregions;
+	init->regions = regp;
+	*irq = (uint32_t)slot->irq;
+	init->n_irqs = 1;
+	init->irqs = irq;
+}
+
 /* Spawn one device process and send it its DevInit with its end of its
  * channel (dev_chan) and the ring. */
 static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
@@ -116,30 +171,9 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 		init.has_ram = true;
 	}
 	if (k->backend == DEV_BACKEND_CONSOLE) {
-		switch (cfg->serial) {
-		case BRK_SERIAL_STDIO:
-			in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0);
-			out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
-			break;
-		case BRK_SERIAL_NULL:
-			in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			out_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-			break;
-		case BRK_SERIAL_FILE:
-			in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			out_fd = fcntl(cfg->serial_out_fd, F_DUPFD_CLOEXEC, 0);
-			break;
-		case BRK_SERIAL_CONSOLE:
-			in_fd = fcntl(cfg->console_fd, F_DUPFD_CLOEXEC, 0);
-			out_fd = fcntl(cfg->console_fd, F_DUPFD_CLOEXEC, 0);
-			break;
-		}
-		if (in_fd < 0 || out_fd < 0) {
-			r = -errno;
-			snprintf(err, errlen, "cannot set up the serial console: %s",
-				 strerror(errno));
+		r = brk_console_fds(cfg, &in_fd, &out_fd, err, errlen);
+		if (r < 0)
 			goto out;
-		}
 		fds[nfds++] = in_fd;
 		fds[nfds++] = out_fd;
 		init.nbackend_fds = 2;
@@ -151,21 +185,8 @@ static int brk_launch_device(struct brk_vm *vm, const struct brk_vm_config *cfg,
 			 slot->instance);
 		init.serial = serial;
 	}
-	if (k->flags & DEV_MF_VIRTIO) {
-		/* Placed by us, not at the device's defaults. */
-		for (unsigned i = 0; i < k->nregions; i++) {
-			dev_region__init(&reg[i]);
-			reg[i].space = k->regions[i].space;
-			reg[i].addr = slot->base[i];
-			reg[i].len = k->regions[i].len;
-			regp[i] = &reg[i];
-		}
-		init.n_regions = k->nregions;
-		init.regions = regp;
-		irq = (uint32_t)slot->irq;
-		init.n_irqs = 1;
-		init.irqs = &irq;
-	}
+	if (k->flags & DEV_MF_VIRTIO)
+		brk_dev_init_place(&init, slot, reg, regp, &irq);
 	init.kind = (char *)k->name;
 	init.instance = slot->instance;
 	ipc_chan_init(&bc, boot[0], label);
@@ -314,22 +335,156 @@ static char *brk_compose_cmdline(const char *user,
 	return s;
 }
 
-int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
-		  struct brk_vm **out, char *err, size_t errlen)
-{
+/* What one launch holds until the worker and the devices have their
+ * shares: the plan, the worker's DeviceSpecs and the fds still ours. */
+struct brk_launch {
+	const struct brk_vm_config *cfg;
 	struct brk_dev_slot slots[BRK_MAX_DEVICES];
+	unsigned nkinds;
 	DeviceSpec specs[BRK_MAX_DEVICES], *specp[BRK_MAX_DEVICES];
 	RegionSpec regions[BRK_MAX_DEVICES][2], *regionp[BRK_MAX_DEVICES][2];
 	uint32_t irqs[BRK_MAX_DEVICES][2];
-	char *cmdline = NULL;
+	char *cmdline;
 	int dev_chan[BRK_MAX_DEVICES][2], dev_ring[BRK_MAX_DEVICES];
+	int wchan[2], ram;
+	int image_fd, initrd_fd;
+};
+
+/* The guest's command line, its RAM, and each device's ring, channel and
+ * DeviceSpec. 0, or < 0 after saying why. */
+static int brk_launch_prepare(struct brk_launch *l, char *err, size_t errlen)
+{
+	const struct brk_vm_config *cfg = l->cfg;
+
+	l->cmdline = brk_compose_cmdline(cfg->cmdline, l->slots, l->nkinds);
+	if (!l->cmdline) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	l->ram = brk_make_ram(cfg->mem_size);
+	if (l->ram < 0) {
+		snprintf(err, errlen, "cannot create %" PRIu64 " bytes of guest "
+			 "RAM: %s", cfg->mem_size, strerror(-l->ram));
+		return l->ram;
+	}
+	for (unsigned i = 0; i < l->nkinds; i++) {
+		int r = brk_device_links(cfg, &l->slots[i], &l->dev_ring[i],
+					 l->dev_chan[i], err, errlen);
+
+		if (r < 0)
+			return r;
+		brk_fill_spec(&l->specs[i], l->regions[i], l->regionp[i],
+			      l->irqs[i], &l->slots[i]);
+		l->specp[i] = &l->specs[i];
+	}
+	return 0;
+}
+
+/* Spawn the worker and make vm->chan its channel. 0, or < 0 after saying
+ * why. */
+static int brk_launch_worker(struct brk_launch *l, struct brk_vm *vm,
+			     char *err, size_t errlen)
+{
+	int r;
+
+	if (ipc_chan_pair(l->wchan) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return r;
+	}
+	r = brk_spawn("bulkhead-worker", l->wchan[1], "worker", &vm->worker,
+		      err, errlen);
+	if (r < 0)
+		return r;
+	close(l->wchan[1]);
+	l->wchan[1] = -1;
+	ipc_chan_init(&vm->chan, l->wchan[0], "worker");
+	l->wchan[0] = -1;
+	return 0;
+}
+
+/* Hand the worker its WorkerInit with /dev/kvm, the RAM, the boot files or
+ * the saved state, and each device's channel and ring. 0, or < 0 after
+ * saying why. */
+static int brk_launch_worker_init(struct brk_launch *l, struct brk_vm *vm,
+				  int kvm_fd, char *err, size_t errlen)
+{
+	const struct brk_vm_config *cfg = l->cfg;
 	int fds[5 + 2 * BRK_MAX_DEVICES];
 	WorkerInit init = WORKER_INIT__INIT;
-	unsigned nkinds = 0, nfds = 0;
-	int wchan[2] = { -1, -1 }, ram = -1;
-	/* A restore takes the boot image (and initrd) from the stream. */
-	int image_fd = cfg->restore_fd >= 0 ? -1 : cfg->image_fd;
-	int initrd_fd = cfg->restore_fd >= 0 ? -1 : cfg->initrd_fd;
+	unsigned nfds = 0;
+	int r;
+
+	init.mem_size = cfg->mem_size;
+	init.cpus = cfg->cpus;
+	init.cmdline = l->cmdline;
+	init.has_initrd = l->initrd_fd >= 0;
+	init.restore = cfg->restore_fd >= 0;
+	init.no_image = l->image_fd < 0;
+	init.n_devices = l->nkinds;
+	init.devices = l->specp;
+	fds[nfds++] = kvm_fd;
+	fds[nfds++] = l->ram;
+	if (l->image_fd >= 0)
+		fds[nfds++] = l->image_fd;
+	if (l->initrd_fd >= 0)
+		fds[nfds++] = l->initrd_fd;
+	if (cfg->restore_fd >= 0)
+		fds[nfds++] = cfg->restore_fd;
+	for (unsigned i = 0; i < l->nkinds; i++) {
+		fds[nfds++] = l->dev_chan[i][0];
+		fds[nfds++] = l->dev_ring[i];
+	}
+	r = ipc_send_pb(&vm->chan, MSG_WORKER_INIT, &init.base, fds, nfds);
+	if (r < 0)
+		snprintf(err, errlen, "cannot hand the worker its resources: %s",
+			 strerror(-r));
+	return r;
+}
+
+/*
+ * The worker reads the image from the start of the open file, which it
+ * shares with us (and the user); a VM started again reads it again.
+ */
+static void brk_launch_rewind(const struct brk_launch *l)
+{
+	if (l->image_fd >= 0)
+		lseek(l->image_fd, 0, SEEK_SET);
+	if (l->initrd_fd >= 0)
+		lseek(l->initrd_fd, 0, SEEK_SET);
+	if (l->cfg->restore_fd >= 0)
+		lseek(l->cfg->restore_fd, 0, SEEK_SET);
+}
+
+/* Close what the launch still holds; the worker and the devices have
+ * their own copies by now. */
+static void brk_launch_release(struct brk_launch *l)
+{
+	for (unsigned i = 0; i < BRK_MAX_DEVICES; i++) {
+		for (int j = 0; j < 2; j++)
+			if (l->dev_chan[i][j] >= 0)
+				close(l->dev_chan[i][j]);
+		if (l->dev_ring[i] >= 0)
+			close(l->dev_ring[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		if (l->wchan[i] >= 0)
+			close(l->wchan[i]);
+	if (l->ram >= 0)
+		close(l->ram);
+	free(l->cmdline);
+}
+
+int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
+		  struct brk_vm **out, char *err, size_t errlen)
+{
+	struct brk_launch l = {
+		.cfg = cfg, .wchan = { -1, -1 }, .ram = -1,
+		/* A restore takes the boot image (and initrd) from the
+		 * stream. */
+		.image_fd = cfg->restore_fd >= 0 ? -1 : cfg->image_fd,
+		.initrd_fd = cfg->restore_fd >= 0 ? -1 : cfg->initrd_fd,
+	};
 	struct brk_vm *vm;
 	int r, code = BRK_EXIT_INTERNAL;
 
@@ -345,115 +500,39 @@ int brk_vm_launch(int kvm_fd, const struct brk_vm_config *cfg,
 	vm->worker.pidfd = -1;
 	snprintf(vm->state, sizeof(vm->state), "STARTING");
 	for (unsigned i = 0; i < BRK_MAX_DEVICES; i++)
-		dev_chan[i][0] = dev_chan[i][1] = dev_ring[i] = -1;
-	/*
-	 * The worker reads the image from the start of the open file, which it
-	 * shares with us (and the user); a VM started again reads it again.
-	 */
-	if (image_fd >= 0)
-		lseek(image_fd, 0, SEEK_SET);
-	if (initrd_fd >= 0)
-		lseek(initrd_fd, 0, SEEK_SET);
-	if (cfg->restore_fd >= 0)
-		lseek(cfg->restore_fd, 0, SEEK_SET);
+		l.dev_chan[i][0] = l.dev_chan[i][1] = l.dev_ring[i] = -1;
+	brk_launch_rewind(&l);
 
-	r = brk_plan_devices(cfg, slots, err, errlen);
+	r = brk_plan_devices(cfg, l.slots, err, errlen);
 	if (r < 0) {
 		code = BRK_EXIT_USAGE;
 		goto out;
 	}
-	nkinds = (unsigned)r;
-	cmdline = brk_compose_cmdline(cfg->cmdline, slots, nkinds);
-	if (!cmdline) {
-		snprintf(err, errlen, "out of memory");
+	l.nkinds = (unsigned)r;
+	if (brk_launch_prepare(&l, err, errlen) < 0)
 		goto out;
-	}
-
-	ram = brk_make_ram(cfg->mem_size);
-	if (ram < 0) {
-		snprintf(err, errlen, "cannot create %" PRIu64 " bytes of guest "
-			 "RAM: %s", cfg->mem_size, strerror(-ram));
-		goto out;
-	}
-	for (unsigned i = 0; i < nkinds; i++) {
-		if (brk_device_links(cfg, &slots[i], &dev_ring[i], dev_chan[i],
-				     err, errlen) < 0)
-			goto out;
-		brk_fill_spec(&specs[i], regions[i], regionp[i], irqs[i],
-			      &slots[i]);
-		specp[i] = &specs[i];
-	}
 	/*
 	 * The worker first: building its VM (KVM, RAM, the image) is the
 	 * longest part of a start, and it goes on while the devices are
 	 * spawned; the worker waits for each device's channel as it needs it.
 	 */
-
-	if (ipc_chan_pair(wchan) < 0) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+	if (brk_launch_worker(&l, vm, err, errlen) < 0 ||
+	    brk_launch_worker_init(&l, vm, kvm_fd, err, errlen) < 0)
 		goto out;
-	}
-	r = brk_spawn("bulkhead-worker", wchan[1], "worker", &vm->worker, err,
-		      errlen);
-	if (r < 0)
-		goto out;
-	close(wchan[1]);
-	wchan[1] = -1;
-	ipc_chan_init(&vm->chan, wchan[0], "worker");
-	wchan[0] = -1;
-
-	init.mem_size = cfg->mem_size;
-	init.cpus = cfg->cpus;
-	init.cmdline = cmdline;
-	init.has_initrd = initrd_fd >= 0;
-	init.restore = cfg->restore_fd >= 0;
-	init.no_image = image_fd < 0;
-	init.n_devices = nkinds;
-	init.devices = specp;
-	fds[nfds++] = kvm_fd;
-	fds[nfds++] = ram;
-	if (image_fd >= 0)
-		fds[nfds++] = image_fd;
-	if (initrd_fd >= 0)
-		fds[nfds++] = initrd_fd;
-	if (cfg->restore_fd >= 0)
-		fds[nfds++] = cfg->restore_fd;
-	for (unsigned i = 0; i < nkinds; i++) {
-		fds[nfds++] = dev_chan[i][0];
-		fds[nfds++] = dev_ring[i];
-	}
-	r = ipc_send_pb(&vm->chan, MSG_WORKER_INIT, &init.base, fds, nfds);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot hand the worker its resources: %s",
-			 strerror(-r));
-		goto out;
-	}
-	for (unsigned i = 0; i < nkinds; i++) {
-		r = brk_launch_device(vm, cfg, &slots[i], ram, dev_chan[i][1],
-				      dev_ring[i], err, errlen);
+	for (unsigned i = 0; i < l.nkinds; i++) {
+		r = brk_launch_device(vm, cfg, &l.slots[i], l.ram,
+				      l.dev_chan[i][1], l.dev_ring[i], err,
+				      errlen);
 		if (r < 0)
 			goto out;
 	}
 	code = 0;
 	*out = vm;
 out:
-	for (unsigned i = 0; i < BRK_MAX_DEVICES; i++) {
-		for (int j = 0; j < 2; j++)
-			if (dev_chan[i][j] >= 0)
-				close(dev_chan[i][j]);
-		if (dev_ring[i] >= 0)
-			close(dev_ring[i]);
-	}
-	for (int i = 0; i < 2; i++)
-		if (wchan[i] >= 0)
-			close(wchan[i]);
-	if (ram >= 0)
-		close(ram);
-	free(cmdline);
+	brk_launch_release(&l);
 	if (code) {
 		/* Whatever was started goes; the caller reports err. */
 		brk_vm_free(vm);
 	}
 	return code;
 }
-

@@ -30,22 +30,14 @@ static void brk_reg_answer_destroyed(struct brk_reg *reg,
 	brk_reg_remove(reg, rec);
 }
 
-/* Every process of the run is reaped: the VM is OFF. */
-static void brk_reg_vm_ended(struct brk_reg *reg, struct brk_rec *rec)
+/* How the run ended, into rec: its exit status, its error (unless one was
+ * recorded already) and last_exit, the line `status` shows. */
+static void brk_rec_note_end(struct brk_rec *rec, enum brk_op op)
 {
 	struct brk_vm *vm = rec->vm;
-	char err[384], what[460];
-	enum brk_op op = rec->op;
+	char err[384];
 	int status;
 
-	if (rec->console_fd >= 0) {
-		brk_console_read(reg, rec);  /* the last words */
-		if (rec->console_fd >= 0) {
-			brk_reg_unwatch(reg, rec->console_fd);
-			close(rec->console_fd);
-			rec->console_fd = -1;
-		}
-	}
 	status = brk_vm_exit_status(vm, err, sizeof(err));
 	rec->exit_status = status;
 	if (err[0] && !(status & 1) && status != BRK_EXIT_POWER_OFF &&
@@ -71,28 +63,13 @@ static void brk_reg_vm_ended(struct brk_reg *reg, struct brk_rec *rec)
 	    vm->have_end && vm->end_reason == VM_EXITED__REASON__POWER_OFF)
 		snprintf(rec->last_exit, sizeof(rec->last_exit),
 			 "saved and powered off");
-	if (rec->error[0] && !strstr(rec->last_exit, rec->error))
-		LOG_INFO("VM %s (id %u, uid %u) is off: %s; error: %s",
-			 rec->name, rec->id, rec->owner, rec->last_exit,
-			 rec->error);
-	else
-		LOG_INFO("VM %s (id %u, uid %u) is off: %s", rec->name, rec->id,
-			 rec->owner, rec->last_exit);
-	brk_vm_free(vm);
-	rec->vm = NULL;
-	rec->ending = false;
-	rec->kill_at = -1;
-	snprintf(rec->state, sizeof(rec->state), "OFF");
-	snprintf(what, sizeof(what), "VM '%s' is OFF: %s", rec->name,
-		 rec->last_exit);
-	brk_console_end(reg, rec, what);
-	brk_stats_fail(reg, rec, "the VM ended");
+}
 
-	if (op == BRK_OP_SAVE) {
-		brk_save_progress(reg, rec);
-		return;
-	}
-	rec->op = BRK_OP_NONE;
+/* The VM is OFF: answer the client of the operation op that was in
+ * progress (other than a save) as that operation's end. */
+static void brk_reg_answer_ended(struct brk_reg *reg, struct brk_rec *rec,
+				 enum brk_op op)
+{
 	switch (op) {
 	case BRK_OP_NONE:
 		break;
@@ -123,6 +100,47 @@ static void brk_reg_vm_ended(struct brk_reg *reg, struct brk_rec *rec)
 				     rec->name, brk_op_name(op), rec->last_exit);
 		break;
 	}
+}
+
+/* Every process of the run is reaped: the VM is OFF. */
+static void brk_reg_vm_ended(struct brk_reg *reg, struct brk_rec *rec)
+{
+	struct brk_vm *vm = rec->vm;
+	char what[460];
+	enum brk_op op = rec->op;
+
+	if (rec->console_fd >= 0) {
+		brk_console_read(reg, rec);  /* the last words */
+		if (rec->console_fd >= 0) {
+			brk_reg_unwatch(reg, rec->console_fd);
+			close(rec->console_fd);
+			rec->console_fd = -1;
+		}
+	}
+	brk_rec_note_end(rec, op);
+	if (rec->error[0] && !strstr(rec->last_exit, rec->error))
+		LOG_INFO("VM %s (id %u, uid %u) is off: %s; error: %s",
+			 rec->name, rec->id, rec->owner, rec->last_exit,
+			 rec->error);
+	else
+		LOG_INFO("VM %s (id %u, uid %u) is off: %s", rec->name, rec->id,
+			 rec->owner, rec->last_exit);
+	brk_vm_free(vm);
+	rec->vm = NULL;
+	rec->ending = false;
+	rec->kill_at = -1;
+	snprintf(rec->state, sizeof(rec->state), "OFF");
+	snprintf(what, sizeof(what), "VM '%s' is OFF: %s", rec->name,
+		 rec->last_exit);
+	brk_console_end(reg, rec, what);
+	brk_stats_fail(reg, rec, "the VM ended");
+
+	if (op == BRK_OP_SAVE) {
+		brk_save_progress(reg, rec);
+		return;
+	}
+	rec->op = BRK_OP_NONE;
+	brk_reg_answer_ended(reg, rec, op);
 }
 
 void brk_reg_check_end(struct brk_reg *reg, struct brk_rec *rec)
@@ -255,6 +273,63 @@ static const struct brk_vm_hooks brk_reg_hooks = {
 
 /* ---- operations --------------------------------------------------------- */
 
+/* The serial backend a record asks for, into cfg: for a console, a socket
+ * pair of which sv[1] goes to the UART and sv[0] stays with us. 0, or
+ * -errno after saying why. */
+static int brk_rec_serial(const struct brk_rec *rec,
+			  struct brk_vm_config *cfg, int sv[2], char *err,
+			  size_t errlen)
+{
+	int r;
+
+	switch (rec->serial) {
+	case SERIAL_MODE__SERIAL_CONSOLE:
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "socketpair: %s", strerror(errno));
+			return r;
+		}
+		cfg->serial = BRK_SERIAL_CONSOLE;
+		cfg->console_fd = sv[1];
+		break;
+	case SERIAL_MODE__SERIAL_FILE:
+		cfg->serial = BRK_SERIAL_FILE;
+		cfg->serial_out_fd = rec->serial_fd;
+		break;
+	default:
+		cfg->serial = BRK_SERIAL_NULL;
+		break;
+	}
+	return 0;
+}
+
+/* Watch the launched VM's worker channel, its processes' pidfds and our
+ * end of its console (console_fd, -1: none). 0, or -errno. */
+static int brk_rec_watch(struct brk_reg *reg, struct brk_rec *rec,
+			 struct brk_vm *vm, int console_fd)
+{
+	int r;
+
+	rec->w_chan = (struct brk_watch){ BRK_WATCH_WORKER, rec, 0 };
+	rec->w_worker = (struct brk_watch){ BRK_WATCH_CHILD, rec, -1 };
+	r = brk_reg_watch(reg, vm->chan.fd, EPOLLIN, &rec->w_chan);
+	if (!r)
+		r = brk_reg_watch(reg, vm->worker.pidfd, EPOLLIN, &rec->w_worker);
+	for (unsigned i = 0; !r && i < vm->ndevs; i++) {
+		rec->w_devs[i] = (struct brk_watch){ BRK_WATCH_CHILD, rec,
+						     (int)i };
+		r = brk_reg_watch(reg, vm->devs[i].pidfd, EPOLLIN,
+				  &rec->w_devs[i]);
+	}
+	if (!r && console_fd >= 0) {
+		rec->w_console = (struct brk_watch){ BRK_WATCH_CONSOLE, rec, 0 };
+		fcntl(console_fd, F_SETFL, fcntl(console_fd, F_GETFL) |
+		      O_NONBLOCK);
+		r = brk_reg_watch(reg, console_fd, EPOLLIN, &rec->w_console);
+	}
+	return r;
+}
+
 int brk_rec_launch(struct brk_reg *reg, struct brk_rec *rec, int restore_fd,
 		   char *err, size_t errlen)
 {
@@ -277,24 +352,9 @@ int brk_rec_launch(struct brk_reg *reg, struct brk_rec *rec, int restore_fd,
 			 "KVM)", strerror(-kvm_fd));
 		return -ENODEV;
 	}
-	switch (rec->serial) {
-	case SERIAL_MODE__SERIAL_CONSOLE:
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-			r = -errno;
-			snprintf(err, errlen, "socketpair: %s", strerror(errno));
-			goto out;
-		}
-		cfg.serial = BRK_SERIAL_CONSOLE;
-		cfg.console_fd = sv[1];
-		break;
-	case SERIAL_MODE__SERIAL_FILE:
-		cfg.serial = BRK_SERIAL_FILE;
-		cfg.serial_out_fd = rec->serial_fd;
-		break;
-	default:
-		cfg.serial = BRK_SERIAL_NULL;
-		break;
-	}
+	r = brk_rec_serial(rec, &cfg, sv, err, errlen);
+	if (r < 0)
+		goto out;
 	r = brk_vm_launch(kvm_fd, &cfg, &vm, err, errlen);
 	if (r) {
 		r = r == BRK_EXIT_NOKVM ? -ENODEV : -EIO;
@@ -304,22 +364,7 @@ int brk_rec_launch(struct brk_reg *reg, struct brk_rec *rec, int restore_fd,
 	vm->hook_ctx = rec;
 	/* A stuck worker must not block the broker. */
 	fcntl(vm->chan.fd, F_SETFL, fcntl(vm->chan.fd, F_GETFL) | O_NONBLOCK);
-	rec->w_chan = (struct brk_watch){ BRK_WATCH_WORKER, rec, 0 };
-	rec->w_worker = (struct brk_watch){ BRK_WATCH_CHILD, rec, -1 };
-	r = brk_reg_watch(reg, vm->chan.fd, EPOLLIN, &rec->w_chan);
-	if (!r)
-		r = brk_reg_watch(reg, vm->worker.pidfd, EPOLLIN, &rec->w_worker);
-	for (unsigned i = 0; !r && i < vm->ndevs; i++) {
-		rec->w_devs[i] = (struct brk_watch){ BRK_WATCH_CHILD, rec,
-						     (int)i };
-		r = brk_reg_watch(reg, vm->devs[i].pidfd, EPOLLIN,
-				  &rec->w_devs[i]);
-	}
-	if (!r && sv[0] >= 0) {
-		rec->w_console = (struct brk_watch){ BRK_WATCH_CONSOLE, rec, 0 };
-		fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-		r = brk_reg_watch(reg, sv[0], EPOLLIN, &rec->w_console);
-	}
+	r = brk_rec_watch(reg, rec, vm, sv[0]);
 	if (r < 0) {
 		snprintf(err, errlen, "epoll: %s", strerror(-r));
 		/* Closing the fds takes them out of the epoll set. */
@@ -551,26 +596,12 @@ int64_t brk_min_deadline(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
-static int64_t brk_reg_tick_one(struct brk_reg *reg, struct brk_rec *rec,
-				int64_t now)
+/* rec's operation is past its deadline: kill what is left of the VM and
+ * wait a grace, or answer the client that it timed out. The next deadline,
+ * with next (the record's other deadlines) in it. */
+static int64_t brk_reg_op_expired(struct brk_reg *reg, struct brk_rec *rec,
+				  int64_t now, int64_t next)
 {
-	int64_t next = -1;
-
-	if (rec->vm && rec->kill_at >= 0) {
-		if (now >= rec->kill_at) {
-			LOG_WARN("VM %s (id %u): killing what is left of it",
-				 rec->name, rec->id);
-			brk_vm_kill_all(rec->vm);
-			rec->kill_at = -1;
-		} else {
-			next = rec->kill_at;
-		}
-	}
-	next = brk_min_deadline(next, brk_stats_tick(reg, rec, now));
-	if (rec->op == BRK_OP_NONE)
-		return next;
-	if (now < rec->op_deadline)
-		return brk_min_deadline(next, rec->op_deadline);
 	switch (rec->op) {
 	case BRK_OP_SAVE:
 		return brk_min_deadline(next, brk_save_timeout(reg, rec, now));
@@ -622,6 +653,29 @@ static int64_t brk_reg_tick_one(struct brk_reg *reg, struct brk_rec *rec,
 		break;
 	}
 	return next;
+}
+
+static int64_t brk_reg_tick_one(struct brk_reg *reg, struct brk_rec *rec,
+				int64_t now)
+{
+	int64_t next = -1;
+
+	if (rec->vm && rec->kill_at >= 0) {
+		if (now >= rec->kill_at) {
+			LOG_WARN("VM %s (id %u): killing what is left of it",
+				 rec->name, rec->id);
+			brk_vm_kill_all(rec->vm);
+			rec->kill_at = -1;
+		} else {
+			next = rec->kill_at;
+		}
+	}
+	next = brk_min_deadline(next, brk_stats_tick(reg, rec, now));
+	if (rec->op == BRK_OP_NONE)
+		return next;
+	if (now < rec->op_deadline)
+		return brk_min_deadline(next, rec->op_deadline);
+	return brk_reg_op_expired(reg, rec, now, next);
 }
 
 int64_t brk_reg_tick(struct brk_reg *reg, int64_t now)

@@ -138,6 +138,42 @@ struct brk_rec *brk_reg_by_id(struct brk_reg *reg, uint32_t id)
 	return NULL;
 }
 
+/* A UID/NAME (slash at its '/'): another user's VM, for root or that
+ * user. 0, or -errno after saying why. */
+static int brk_reg_lookup_qualified(struct brk_reg *reg,
+				    const struct brk_caller *c,
+				    const char *name, const char *slash,
+				    struct brk_rec **out, char *err,
+				    size_t errlen)
+{
+	struct brk_rec *found;
+	unsigned long uid;
+	char *end;
+
+	errno = 0;
+	uid = strtoul(name, &end, 10);
+	if (end != slash || end == name || errno || uid > UINT32_MAX ||
+	    !brk_name_valid(slash + 1)) {
+		snprintf(err, errlen, "'%s' is neither a VM name nor UID/NAME",
+			 name);
+		return -EINVAL;
+	}
+	if (c->uid != 0 && uid != c->uid) {
+		snprintf(err, errlen, "permission denied: VMs of uid %lu belong "
+			 "to that user; only its owner and root may see or "
+			 "control them", uid);
+		return -EPERM;
+	}
+	found = brk_reg_find(reg, (uint32_t)uid, slash + 1);
+	if (!found) {
+		snprintf(err, errlen, "uid %lu has no VM named '%s'; 'bulkhead "
+			 "list' shows the VMs", uid, slash + 1);
+		return -ENOENT;
+	}
+	*out = found;
+	return 0;
+}
+
 int brk_reg_lookup(struct brk_reg *reg, const struct brk_caller *c,
 		   const char *name, struct brk_rec **out, char *err,
 		   size_t errlen)
@@ -147,34 +183,9 @@ int brk_reg_lookup(struct brk_reg *reg, const struct brk_caller *c,
 	unsigned others = 0;
 	uint32_t other_uid = 0;
 
-	if (slash) {
-		/* UID/NAME */
-		unsigned long uid;
-		char *end;
-
-		errno = 0;
-		uid = strtoul(name, &end, 10);
-		if (end != slash || end == name || errno || uid > UINT32_MAX ||
-		    !brk_name_valid(slash + 1)) {
-			snprintf(err, errlen, "'%s' is neither a VM name nor "
-				 "UID/NAME", name);
-			return -EINVAL;
-		}
-		if (c->uid != 0 && uid != c->uid) {
-			snprintf(err, errlen, "permission denied: VMs of uid %lu "
-				 "belong to that user; only its owner and root "
-				 "may see or control them", uid);
-			return -EPERM;
-		}
-		found = brk_reg_find(reg, (uint32_t)uid, slash + 1);
-		if (!found) {
-			snprintf(err, errlen, "uid %lu has no VM named '%s'; "
-				 "'bulkhead list' shows the VMs", uid, slash + 1);
-			return -ENOENT;
-		}
-		*out = found;
-		return 0;
-	}
+	if (slash)
+		return brk_reg_lookup_qualified(reg, c, name, slash, out, err,
+						errlen);
 	if (!brk_name_valid(name)) {
 		snprintf(err, errlen, "'%s' is not a VM name (1 to 32 of "
 			 "A-Z a-z 0-9 _ . -)", name);
@@ -473,18 +484,14 @@ static int brk_devs_take(struct brk_rec *rec, const CreateVm *cv,
 	return r;
 }
 
-int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
-		  const CreateVm *cv, bool has_image, struct ipc_msg *m,
-		  unsigned extra_fds, const char *verb, struct brk_rec **out,
-		  char *err, size_t errlen)
+/* The CreateVm's own fields: a valid name not yet the caller's, memory,
+ * CPUs, command line and serial mode within bounds. 0, or a positive errno
+ * after saying why. */
+static int brk_rec_check_args(struct brk_reg *reg, const struct brk_caller *c,
+			      const CreateVm *cv, uint64_t mem, unsigned cpus,
+			      char *err, size_t errlen)
 {
-	unsigned want_fds = has_image ? 1 : 0, k = 0;
-	int ndisks;
-	struct brk_rec *rec = NULL;
-	char why[384];
-	uint64_t mem = cv->mem_size ? cv->mem_size : BRK_DEFAULT_MEM;
-	unsigned cpus = cv->cpus ? cv->cpus : 1;
-	int r;
+	struct brk_rec *rec;
 
 	if (!brk_name_valid(cv->name)) {
 		snprintf(err, errlen, "'%s' is not a valid VM name: use 1 to 32 "
@@ -518,6 +525,19 @@ int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
 		snprintf(err, errlen, "unknown serial mode %d", (int)cv->serial);
 		return EINVAL;
 	}
+	return 0;
+}
+
+/* The devices asked for, and as many fds as the CreateVm says it brings
+ * (image, initrd, serial file, disks, then extra_fds). 0, or a positive
+ * errno after saying why. */
+static int brk_rec_check_fds(const CreateVm *cv, bool has_image,
+			     const struct ipc_msg *m, unsigned extra_fds,
+			     const char *verb, char *err, size_t errlen)
+{
+	unsigned want_fds = has_image ? 1 : 0;
+	int ndisks;
+
 	ndisks = brk_devs_check(cv, err, errlen);
 	if (ndisks < 0)
 		return -ndisks;
@@ -536,6 +556,52 @@ int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
 			 extra_fds ? ", saved state" : "", m->nfds);
 		return EINVAL;
 	}
+	return 0;
+}
+
+/* Take the client's fds into rec, in the order they come, and check them.
+ * 0, or -errno after saying why in why. */
+static int brk_rec_take_fds(struct brk_rec *rec, const CreateVm *cv,
+			    bool has_image, struct ipc_msg *m, char *why,
+			    size_t whylen)
+{
+	unsigned k = 0;
+	int r;
+
+	if (has_image)
+		rec->image_fd = ipc_msg_take_fd(m, k++);
+	if (cv->has_initrd)
+		rec->initrd_fd = ipc_msg_take_fd(m, k++);
+	if (cv->serial == SERIAL_MODE__SERIAL_FILE)
+		rec->serial_fd = ipc_msg_take_fd(m, k++);
+	r = brk_devs_take(rec, cv, m, k, why, whylen);
+	if (!r && rec->image_fd >= 0)
+		r = brk_check_fd(rec->image_fd, false, "image", why, whylen);
+	if (!r && rec->initrd_fd >= 0)
+		r = brk_check_fd(rec->initrd_fd, false, "initrd", why, whylen);
+	if (!r && rec->serial_fd >= 0)
+		r = brk_check_fd(rec->serial_fd, true, "serial file", why,
+				 whylen);
+	return r;
+}
+
+int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
+		  const CreateVm *cv, bool has_image, struct ipc_msg *m,
+		  unsigned extra_fds, const char *verb, struct brk_rec **out,
+		  char *err, size_t errlen)
+{
+	struct brk_rec *rec = NULL;
+	char why[384];
+	uint64_t mem = cv->mem_size ? cv->mem_size : BRK_DEFAULT_MEM;
+	unsigned cpus = cv->cpus ? cv->cpus : 1;
+	int r;
+
+	r = brk_rec_check_args(reg, c, cv, mem, cpus, err, errlen);
+	if (r)
+		return r;
+	r = brk_rec_check_fds(cv, has_image, m, extra_fds, verb, err, errlen);
+	if (r)
+		return r;
 	r = brk_reg_check_quota(reg, c->uid, mem, cpus, err, errlen);
 	if (r < 0)
 		return -r;
@@ -551,21 +617,7 @@ int brk_rec_build(struct brk_reg *reg, const struct brk_caller *c,
 	rec->sb = malloc(BRK_SCROLLBACK);
 	if (!rec->cmdline || !rec->sb)
 		goto out_nomem;
-	if (has_image)
-		rec->image_fd = ipc_msg_take_fd(m, k++);
-	if (cv->has_initrd)
-		rec->initrd_fd = ipc_msg_take_fd(m, k++);
-	if (cv->serial == SERIAL_MODE__SERIAL_FILE)
-		rec->serial_fd = ipc_msg_take_fd(m, k++);
-	r = brk_devs_take(rec, cv, m, k, why, sizeof(why));
-	if (!r && rec->image_fd >= 0)
-		r = brk_check_fd(rec->image_fd, false, "image", why, sizeof(why));
-	if (!r && rec->initrd_fd >= 0)
-		r = brk_check_fd(rec->initrd_fd, false, "initrd", why,
-				 sizeof(why));
-	if (!r && rec->serial_fd >= 0)
-		r = brk_check_fd(rec->serial_fd, true, "serial file", why,
-				 sizeof(why));
+	r = brk_rec_take_fds(rec, cv, has_image, m, why, sizeof(why));
 	if (r < 0) {
 		snprintf(err, errlen, "cannot %s VM '%s': %s", verb, cv->name,
 			 why);

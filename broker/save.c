@@ -287,20 +287,18 @@ int64_t brk_save_timeout(struct brk_reg *reg, struct brk_rec *rec,
 	return -1;
 }
 
-void brk_reg_save(struct brk_reg *reg, const struct brk_caller *c,
-		  struct brk_rec *rec, const SaveVm *sv, struct ipc_msg *m)
+/* Whether the SaveVm may go ahead: one fd, and a running (or, not live,
+ * a paused) VM. 0, or -EINVAL after answering the client. */
+static int brk_save_check(struct brk_reg *reg, const struct brk_caller *c,
+			  struct brk_rec *rec, const SaveVm *sv,
+			  const struct ipc_msg *m)
 {
 	struct brk_vm *vm = rec->vm;
-	struct brk_save *s = &rec->save;
-	int fd = -1, r;
-	unsigned flags;
-	struct stat st;
-	char why[256];
 
 	if (m->nfds != 1) {
 		brk_reg_fail(reg, c, EINVAL, "save needs 1 fd (the file) and "
 			     "got %u", m->nfds);
-		return;
+		return -EINVAL;
 	}
 	if (!brk_rec_up(rec) || (strcmp(vm->state, "RUNNING") != 0 &&
 				 strcmp(vm->state, "SUSPENDED") != 0)) {
@@ -309,32 +307,57 @@ void brk_reg_save(struct brk_reg *reg, const struct brk_caller *c,
 				   brk_rec_state(rec), vm ? "" :
 				   "; only a running or paused VM has a state "
 				   "to save");
-		return;
+		return -EINVAL;
 	}
 	if (sv->live && strcmp(vm->state, "RUNNING") != 0) {
 		brk_reg_fail(reg, c, EINVAL, "cannot save VM '%s' live: it is "
 				   "%s; resume it first, or save it without "
 				   "--live", rec->name, vm->state);
-		return;
+		return -EINVAL;
 	}
 	if (sv->max_downtime_ms > BRK_SAVE_MAX_DOWNTIME_MS) {
 		brk_reg_fail(reg, c, EINVAL, "--max-downtime must be at most "
 				   "%u ms", BRK_SAVE_MAX_DOWNTIME_MS);
-		return;
+		return -EINVAL;
 	}
-	fd = ipc_msg_take_fd(m, 0);
-	r = brk_check_fd(fd, true, "save file", why, sizeof(why));
+	return 0;
+}
+
+/* The client's save file: writable, a regular file, and emptied. 0, or
+ * -errno after saying why in why. */
+static int brk_save_file_ready(int fd, char *why, size_t whylen)
+{
+	struct stat st;
+	int r;
+
+	r = brk_check_fd(fd, true, "save file", why, whylen);
 	if (r == 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-		snprintf(why, sizeof(why), "the save file is not a regular file");
+		snprintf(why, whylen, "the save file is not a regular file");
 		r = -EINVAL;
 	}
 	/* The client opened it without O_TRUNC, so that a refused save (no
 	 * such VM, busy, ...) leaves an existing file alone: empty it now. */
 	if (r == 0 && (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)) {
 		r = -errno;
-		snprintf(why, sizeof(why), "cannot empty the save file: %s",
+		snprintf(why, whylen, "cannot empty the save file: %s",
 			 strerror(-r));
 	}
+	return r;
+}
+
+void brk_reg_save(struct brk_reg *reg, const struct brk_caller *c,
+		  struct brk_rec *rec, const SaveVm *sv, struct ipc_msg *m)
+{
+	struct brk_vm *vm = rec->vm;
+	struct brk_save *s = &rec->save;
+	int fd = -1, r;
+	unsigned flags;
+	char why[256];
+
+	if (brk_save_check(reg, c, rec, sv, m) < 0)
+		return;
+	fd = ipc_msg_take_fd(m, 0);
+	r = brk_save_file_ready(fd, why, sizeof(why));
 	if (r < 0) {
 		brk_reg_fail(reg, c, -r, "cannot save VM '%s': %s", rec->name,
 				   why);
@@ -374,16 +397,85 @@ out:
 		close(fd);
 }
 
-void brk_reg_restore(struct brk_reg *reg, const struct brk_caller *c,
-		     const RestoreVm *rv, struct ipc_msg *m)
+/* An existing VM to restore into: as it is configured, only the saved
+ * state's fd, and it must not run. 0, or -errno after answering. */
+static int brk_restore_check_existing(struct brk_reg *reg,
+				      const struct brk_caller *c,
+				      const struct brk_rec *rec,
+				      const struct ipc_msg *m)
+{
+	if (m->nfds != 1) {
+		brk_reg_fail(reg, c, EINVAL, "a restore into the existing VM "
+				   "'%s' takes only the saved state's fd",
+				   rec->name);
+		return -EINVAL;
+	}
+	if (rec->op != BRK_OP_NONE) {
+		brk_reg_fail(reg, c, EBUSY, "VM '%s' is busy: a %s is in "
+				   "progress; try again when it is done",
+				   rec->name, brk_op_name(rec->op));
+		return -EBUSY;
+	}
+	if (rec->vm) {
+		brk_reg_fail(reg, c, EBUSY, "VM '%s' is running (state %s): "
+				   "power it off first, or restore under "
+				   "another name", rec->name,
+				   brk_rec_state(rec));
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* The record a RestoreVm goes into: an existing VM (the caller's, or
+ * root's UID/NAME), else a new one built from its CreateVm (*fresh, not
+ * yet in the registry). 0, or -errno after answering the client. */
+static int brk_restore_target(struct brk_reg *reg, const struct brk_caller *c,
+			      const RestoreVm *rv, struct ipc_msg *m,
+			      struct brk_rec **out, bool *fresh)
 {
 	const CreateVm *cv = rv->vm;
 	struct brk_rec *rec = NULL;
+	char err[512];
+	int r, e;
+
+	if (rv->existing && strchr(cv->name, '/')) {
+		/* UID/NAME: root restoring somebody's VM. */
+		r = brk_reg_lookup(reg, c, cv->name, &rec, err, sizeof(err));
+		if (r < 0) {
+			brk_reg_fail(reg, c, -r, "%s", err);
+			return r;
+		}
+	} else if (rv->existing) {
+		/* Names are per owner, as for create: one of the caller's own,
+		 * else a new VM of the caller's. */
+		rec = brk_reg_find(reg, c->uid, cv->name);
+	}
+	if (rec) {
+		r = brk_restore_check_existing(reg, c, rec, m);
+		if (r < 0)
+			return r;
+	} else {
+		e = brk_rec_build(reg, c, cv, rv->has_image, m, 1, "restore",
+				  &rec, err, sizeof(err));
+		if (e) {
+			brk_reg_fail(reg, c, e, "%s", err);
+			return -e;
+		}
+		*fresh = true;
+	}
+	*out = rec;
+	return 0;
+}
+
+void brk_reg_restore(struct brk_reg *reg, const struct brk_caller *c,
+		     const RestoreVm *rv, struct ipc_msg *m)
+{
+	struct brk_rec *rec = NULL;
 	bool fresh = false;
-	int state_fd = -1, r, e;
+	int state_fd = -1, r;
 	char err[512], why[256];
 
-	if (!cv) {
+	if (!rv->vm) {
 		brk_reg_fail(reg, c, EINVAL, "restore names no VM");
 		return;
 	}
@@ -392,49 +484,8 @@ void brk_reg_restore(struct brk_reg *reg, const struct brk_caller *c,
 				   "fd");
 		return;
 	}
-	if (rv->existing && strchr(cv->name, '/')) {
-		/* UID/NAME: root restoring somebody's VM. */
-		r = brk_reg_lookup(reg, c, cv->name, &rec, err, sizeof(err));
-		if (r < 0) {
-			brk_reg_fail(reg, c, -r, "%s", err);
-			return;
-		}
-	} else if (rv->existing) {
-		/* Names are per owner, as for create: one of the caller's own,
-		 * else a new VM of the caller's. */
-		rec = brk_reg_find(reg, c->uid, cv->name);
-	}
-	if (rec) {
-		/* Into the VM as it is configured: it must not run. */
-		if (m->nfds != 1) {
-			brk_reg_fail(reg, c, EINVAL, "a restore into the "
-					   "existing VM '%s' takes only the "
-					   "saved state's fd", rec->name);
-			return;
-		}
-		if (rec->op != BRK_OP_NONE) {
-			brk_reg_fail(reg, c, EBUSY, "VM '%s' is busy: a %s is "
-					   "in progress; try again when it is "
-					   "done", rec->name,
-					   brk_op_name(rec->op));
-			return;
-		}
-		if (rec->vm) {
-			brk_reg_fail(reg, c, EBUSY, "VM '%s' is running "
-					   "(state %s): power it off first, or "
-					   "restore under another name",
-					   rec->name, brk_rec_state(rec));
-			return;
-		}
-	} else {
-		e = brk_rec_build(reg, c, cv, rv->has_image, m, 1, "restore", &rec,
-				  err, sizeof(err));
-		if (e) {
-			brk_reg_fail(reg, c, e, "%s", err);
-			return;
-		}
-		fresh = true;
-	}
+	if (brk_restore_target(reg, c, rv, m, &rec, &fresh) < 0)
+		return;
 	state_fd = ipc_msg_take_fd(m, m->nfds - 1);
 	r = brk_check_fd(state_fd, false, "saved state", why, sizeof(why));
 	if (r < 0) {

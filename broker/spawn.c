@@ -317,16 +317,14 @@ static pid_t brk_clone(bool userns, int *pidfd)
 	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
-int brk_spawn(const char *binary, int bootstrap_fd, const char *label,
-	      struct brk_child *c, char *err, size_t errlen)
+/* The binary's path, beside the CLI (the build tree), else in
+ * ../libexec/bulkhead (installed); and the children's stderr, started.
+ * 0, or -errno after saying why. */
+static int brk_spawn_path(const char *binary, char *path, size_t pathlen,
+			  char *err, size_t errlen)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 64];
-	struct brk_spawn_go go = { .userns = geteuid() != 0 };
-	int err_pipe[2] = { -1, -1 }, go_pipe[2] = { -1, -1 };
-	int pidfd = -1, e = 0, r;
-	uint32_t id;
-	ssize_t n;
-	pid_t pid;
+	char dir[PATH_MAX];
+	int r;
 
 	r = brk_exe_dir(dir, sizeof(dir));
 	if (r < 0) {
@@ -340,11 +338,82 @@ int brk_spawn(const char *binary, int bootstrap_fd, const char *label,
 			 strerror(-r));
 		return r;
 	}
-	/* Beside the CLI (the build tree), else ../libexec/bulkhead (installed). */
-	snprintf(path, sizeof(path), "%s/%s", dir, binary);
+	snprintf(path, pathlen, "%s/%s", dir, binary);
 	if (access(path, X_OK) < 0)
-		snprintf(path, sizeof(path), "%s/../libexec/bulkhead/%s", dir,
+		snprintf(path, pathlen, "%s/../libexec/bulkhead/%s", dir,
 			 binary);
+	return 0;
+}
+
+/* Clone the child into its namespaces; root without CAP_SYS_ADMIN (a
+ * container) is retried as unprivileged, setting go->userns. */
+static pid_t brk_spawn_clone(struct brk_spawn_go *go, int *pidfd)
+{
+	pid_t pid = brk_clone(go->userns, pidfd);
+
+	if (pid < 0 && errno == EPERM && !go->userns) {
+		go->userns = true;
+		pid = brk_clone(true, pidfd);
+	}
+	return pid;
+}
+
+/* Let the child (pid) go on: its sandbox ids, mapped in its user namespace
+ * if it has one, sent on go_fd. 0, or -errno after saying why. */
+static int brk_spawn_release(pid_t pid, struct brk_spawn_go *go, int go_fd,
+			     const char *binary, char *err, size_t errlen)
+{
+	uint32_t id = SBX_ID_BASE + (uint32_t)pid;
+	int r;
+
+	snprintf(go->sandbox_arg, sizeof(go->sandbox_arg), "%s%u:%u%s",
+		 SBX_ARG_PREFIX, id, id, go->userns ? ":userns" : "");
+	r = (uint32_t)pid < SBX_ID_SPAN ? 0 : -ERANGE;
+	if (r < 0)
+		snprintf(err, errlen, "pid %d is beyond the sandbox id range",
+			 (int)pid);
+	if (r == 0 && go->userns)
+		r = brk_map_ids(pid, id, err, errlen);
+	if (r == 0 && send(go_fd, go, sizeof(*go), MSG_NOSIGNAL) !=
+		      sizeof(*go)) {
+		r = -EPIPE;
+		snprintf(err, errlen, "cannot start %s: it is gone", binary);
+	}
+	return r;
+}
+
+/* Whether the child's execve of path failed: it writes its errno to
+ * err_fd, which closes unwritten on a successful exec. 0, or -errno after
+ * reaping the child and saying why. */
+static int brk_spawn_exec_result(pid_t pid, int err_fd, const char *path,
+				 char *err, size_t errlen)
+{
+	ssize_t n;
+	int e = 0;
+
+	do
+		n = read(err_fd, &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n == sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		snprintf(err, errlen, "cannot run %s: %s", path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+int brk_spawn(const char *binary, int bootstrap_fd, const char *label,
+	      struct brk_child *c, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64];
+	struct brk_spawn_go go = { .userns = geteuid() != 0 };
+	int err_pipe[2] = { -1, -1 }, go_pipe[2] = { -1, -1 };
+	int pidfd = -1, r;
+	pid_t pid;
+
+	r = brk_spawn_path(binary, path, sizeof(path), err, errlen);
+	if (r < 0)
+		return r;
 	/* go: a socket, so that a child gone early costs us no SIGPIPE */
 	if (pipe2(err_pipe, O_CLOEXEC) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_pipe) < 0) {
@@ -352,12 +421,7 @@ int brk_spawn(const char *binary, int bootstrap_fd, const char *label,
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	pid = brk_clone(go.userns, &pidfd);
-	if (pid < 0 && errno == EPERM && !go.userns) {
-		/* root without CAP_SYS_ADMIN (a container): as unprivileged */
-		go.userns = true;
-		pid = brk_clone(true, &pidfd);
-	}
+	pid = brk_spawn_clone(&go, &pidfd);
 	if (pid < 0) {
 		r = -errno;
 		snprintf(err, errlen, "cannot create the sandbox of %s (clone3 "
@@ -375,20 +439,7 @@ int brk_spawn(const char *binary, int bootstrap_fd, const char *label,
 	close(go_pipe[0]);
 	go_pipe[0] = -1;
 
-	id = SBX_ID_BASE + (uint32_t)pid;
-	snprintf(go.sandbox_arg, sizeof(go.sandbox_arg), "%s%u:%u%s",
-		 SBX_ARG_PREFIX, id, id, go.userns ? ":userns" : "");
-	r = (uint32_t)pid < SBX_ID_SPAN ? 0 : -ERANGE;
-	if (r < 0)
-		snprintf(err, errlen, "pid %d is beyond the sandbox id range",
-			 (int)pid);
-	if (r == 0 && go.userns)
-		r = brk_map_ids(pid, id, err, errlen);
-	if (r == 0 && send(go_pipe[1], &go, sizeof(go), MSG_NOSIGNAL) !=
-		      sizeof(go)) {
-		r = -EPIPE;
-		snprintf(err, errlen, "cannot start %s: it is gone", binary);
-	}
+	r = brk_spawn_release(pid, &go, go_pipe[1], binary, err, errlen);
 	close(go_pipe[1]);
 	go_pipe[1] = -1;
 	if (r < 0) {
@@ -396,15 +447,9 @@ int brk_spawn(const char *binary, int bootstrap_fd, const char *label,
 		waitpid(pid, NULL, 0);
 		goto out;
 	}
-	do
-		n = read(err_pipe[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	if (n == sizeof(e)) {
-		waitpid(pid, NULL, 0);
-		snprintf(err, errlen, "cannot run %s: %s", path, strerror(e));
-		r = -e;
+	r = brk_spawn_exec_result(pid, err_pipe[0], path, err, errlen);
+	if (r < 0)
 		goto out;
-	}
 	snprintf(c->label, sizeof(c->label), "%s", label);
 	c->pid = pid;
 	c->pidfd = pidfd;

@@ -402,6 +402,65 @@ static void brk_fg_drain(struct brk_vm *vm, struct ipc_msg *msg)
 	}
 }
 
+/* What to poll: the signals, the worker's channel and pidfd, then each
+ * device's pidfd. The number of entries of p. */
+static unsigned brk_fg_pollset(struct brk_vm *vm, int sigfd,
+			       struct pollfd *p)
+{
+	unsigned n = 0;
+
+	p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+	p[n++] = (struct pollfd){ .fd = vm->chan.fd, .events = POLLIN };
+	p[n++] = (struct pollfd){ .fd = vm->worker.pidfd, .events = POLLIN };
+	for (unsigned i = 0; i < vm->ndevs; i++)
+		p[n++] = (struct pollfd){ .fd = vm->devs[i].pidfd,
+					  .events = POLLIN };
+	return n;
+}
+
+/* How long to poll: a runtime error waiting to be reported, and the
+ * devices' grace once the worker is gone (past it, they are killed). */
+static int brk_fg_timeout(struct brk_vm *vm, const struct brk_fg *fg,
+			  int64_t worker_gone_at)
+{
+	int timeout = -1;
+
+	if (fg->rt_report)
+		timeout = BRK_RT_REPORT_WAIT_MS / 5;
+	if (worker_gone_at >= 0) {
+		int64_t left = worker_gone_at + BRK_DEVICE_GRACE_MS -
+			       brk_now_ms();
+
+		if (left <= 0) {
+			brk_vm_kill_all(vm);
+			left = 100;
+		}
+		if (timeout < 0 || left < timeout)
+			timeout = (int)left;
+	}
+	return timeout;
+}
+
+/* A signal: the first powers the VM off, another kills it. */
+static void brk_fg_signal(struct brk_vm *vm, struct brk_fg *fg, int sigfd,
+			  int *signals)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	(*signals)++;
+	if (*signals == 1 && vm->chan.fd >= 0 && !fg->powering_off) {
+		LOG_INFO("%s: powering the VM off",
+			 strsignal((int)si.ssi_signo));
+		brk_fg_power_off(vm, fg);
+	} else {
+		LOG_INFO("%s again: killing the VM",
+			 strsignal((int)si.ssi_signo));
+		brk_vm_kill_all(vm);
+	}
+}
+
 int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 			  size_t errlen)
 {
@@ -426,50 +485,16 @@ int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 
 	while (!brk_vm_all_reaped(vm)) {
 		struct pollfd p[3 + BRK_MAX_DEVICES];
-		unsigned n = 0;
-		int timeout = -1, r;
+		unsigned n = brk_fg_pollset(vm, sigfd, p);
+		int r;
 
-		p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = vm->chan.fd, .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = vm->worker.pidfd, .events = POLLIN };
-		for (unsigned i = 0; i < vm->ndevs; i++)
-			p[n++] = (struct pollfd){ .fd = vm->devs[i].pidfd,
-						  .events = POLLIN };
-		if (fg.rt_report)
-			timeout = BRK_RT_REPORT_WAIT_MS / 5;
-		if (worker_gone_at >= 0) {
-			int64_t left = worker_gone_at + BRK_DEVICE_GRACE_MS -
-				       brk_now_ms();
-
-			if (left <= 0) {
-				brk_vm_kill_all(vm);
-				left = 100;
-			}
-			if (timeout < 0 || left < timeout)
-				timeout = (int)left;
-		}
-		r = poll(p, n, timeout);
+		r = poll(p, n, brk_fg_timeout(vm, &fg, worker_gone_at));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			break;
-		if (p[0].revents) {
-			struct signalfd_siginfo si;
-
-			if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-				signals++;
-				if (signals == 1 && vm->chan.fd >= 0 &&
-				    !fg.powering_off) {
-					LOG_INFO("%s: powering the VM off",
-						 strsignal((int)si.ssi_signo));
-					brk_fg_power_off(vm, &fg);
-				} else {
-					LOG_INFO("%s again: killing the VM",
-						 strsignal((int)si.ssi_signo));
-					brk_vm_kill_all(vm);
-				}
-			}
-		}
+		if (p[0].revents)
+			brk_fg_signal(vm, &fg, sigfd, &signals);
 		if (p[1].revents)
 			brk_vm_worker_recv(vm, msg);
 		if (p[2].revents) {

@@ -498,6 +498,49 @@ static bool emt_handle_exit(struct emt_vcpu *c)
 	}
 }
 
+/*
+ * Run guest code until someone wants this vCPU (a request, a pause, the
+ * end); false when it must park after an exit or error it cannot pass.
+ */
+static bool emt_run_guest(struct emt_vcpu *c, unsigned *eagain)
+{
+	struct emt_vm *vm = c->vm;
+	unsigned id = c->kv->id;
+	int r;
+
+	do {
+		r = kd_vcpu_run(c->kv);
+		if (r == -EAGAIN && ++*eagain > EMT_MAX_EAGAIN) {
+			/* KVM cannot start a thread it needs (the task
+			 * limit?): say so instead of spinning. */
+			emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
+					     "vCPU %u: KVM_RUN keeps failing "
+					     "with EAGAIN", id);
+			return false;
+		}
+		if (r == -EINTR || r == -EAGAIN) {
+			kd_vcpu_request_exit(c->kv, false);
+			break;
+		}
+		*eagain = 0;
+		if (r < 0) {
+			emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
+					     "vCPU %u: KVM_RUN failed: %s",
+					     id, strerror(-r));
+			return false;
+		}
+		c->exits++;
+		if (!emt_handle_exit(c))
+			return false;
+		/* Stay in the fast loop unless someone wants us. */
+	} while (atomic_load_explicit(&vm->guest_runs,
+				      memory_order_relaxed) &&
+		 !atomic_load_explicit(&vm->powering_off,
+				       memory_order_relaxed) &&
+		 !vm_sync_work_hint(&vm->sync, &c->seen_work));
+	return true;
+}
+
 static void *emt_thread(void *arg)
 {
 	struct emt_vcpu *c = arg;
@@ -520,7 +563,6 @@ static void *emt_thread(void *arg)
 		 * point wakes the wait below instead of being missed. */
 		unsigned gen = vm_sync_wake_gen(&vm->sync);
 		unsigned sgen = atomic_load(&vm->state_gen);
-		int r;
 
 		vm_emt_service(&vm->sync, id, false);
 		if (vm_sync_terminating(&vm->sync))
@@ -534,43 +576,10 @@ static void *emt_thread(void *arg)
 				may_run = true;
 			continue;
 		}
-		do {
-			r = kd_vcpu_run(c->kv);
-			if (r == -EAGAIN && ++eagain > EMT_MAX_EAGAIN) {
-				/* KVM cannot start a thread it needs (the task
-				 * limit?): say so instead of spinning. */
-				emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
-						     "vCPU %u: KVM_RUN keeps failing "
-						     "with EAGAIN", id);
-				may_run = false;
-				park_gen = sgen;
-				break;
-			}
-			if (r == -EINTR || r == -EAGAIN) {
-				kd_vcpu_request_exit(c->kv, false);
-				break;
-			}
-			eagain = 0;
-			if (r < 0) {
-				emt_vm_runtime_error(vm, EMT_RTERR_FATAL, "kvm",
-						     "vCPU %u: KVM_RUN failed: %s",
-						     id, strerror(-r));
-				may_run = false;
-				park_gen = sgen;
-				break;
-			}
-			c->exits++;
-			if (!emt_handle_exit(c)) {
-				may_run = false;
-				park_gen = sgen;
-				break;
-			}
-			/* Stay in the fast loop unless someone wants us. */
-		} while (atomic_load_explicit(&vm->guest_runs,
-					      memory_order_relaxed) &&
-			 !atomic_load_explicit(&vm->powering_off,
-					       memory_order_relaxed) &&
-			 !vm_sync_work_hint(&vm->sync, &c->seen_work));
+		if (!emt_run_guest(c, &eagain)) {
+			may_run = false;
+			park_gen = sgen;
+		}
 		/* Whatever comes next (a request, a rendezvous, a save, the
 		 * end) sees this vCPU's posted writes done. */
 		if (c->posted_devs)

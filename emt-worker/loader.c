@@ -935,13 +935,15 @@ static uint64_t bz_field(const struct bz_header *h, unsigned off, size_t n)
 /* "2.15" from 0x020f. */
 #define BZ_VER(v) ((v) >> 8), ((v) & 0xff)
 
-/* Read and check the setup header of a bzImage. */
-static int bz_read_header(struct loader *l, struct bz_header *h)
+/*
+ * Copy the setup header into h->raw (zero past its end) once the file
+ * shows one, and check that it ends inside both boot_params and the file.
+ */
+static int bz_copy_header(struct loader *l, struct bz_header *h)
 {
 	const uint8_t *img = l->a->image;
 	size_t len = l->a->image_len;
 	size_t snap = len < BP_HDR_LIMIT ? len : BP_HDR_LIMIT;
-	unsigned setup_sects;
 
 	memset(h, 0, sizeof(*h));
 	memcpy(h->raw, img, snap);
@@ -966,7 +968,12 @@ static int bz_read_header(struct loader *l, struct bz_header *h)
 				   "setup header (which ends at 0x%x)", len,
 				   h->hdr_end);
 	memset(h->raw + h->hdr_end, 0, BP_HDR_LIMIT - h->hdr_end);
+	return 0;
+}
 
+/* A boot protocol with the 64-bit entry (2.12+), and a header that long. */
+static int bz_check_version(struct loader *l, struct bz_header *h)
+{
 	h->version = (uint16_t)bz_field(h, BZ_VERSION_OFF, 2);
 	if (h->version < BZ_MIN_VERSION)
 		return loader_fail(l, -ENOEXEC,
@@ -985,28 +992,17 @@ static int bz_read_header(struct loader *l, struct bz_header *h)
 				   "for boot protocol %u.%02u (fields up to "
 				   "0x%x)", h->hdr_end, BZ_VER(h->version),
 				   BZ_HDR_MIN_END);
+	return 0;
+}
 
-	h->loadflags = h->raw[BZ_LOADFLAGS_OFF];
-	h->xloadflags = (uint16_t)bz_field(h, BZ_XLOADFLAGS_OFF, 2);
-	h->relocatable = h->raw[BZ_RELOCATABLE_OFF] != 0;
-	h->syssize = (uint32_t)bz_field(h, BZ_SYSSIZE_OFF, 4);
-	h->initrd_addr_max = (uint32_t)bz_field(h, BZ_INITRD_ADDR_MAX_OFF, 4);
-	h->kernel_alignment = (uint32_t)bz_field(h, BZ_KERNEL_ALIGNMENT_OFF, 4);
-	h->cmdline_size = (uint32_t)bz_field(h, BZ_CMDLINE_SIZE_OFF, 4);
-	h->init_size = (uint32_t)bz_field(h, BZ_INIT_SIZE_OFF, 4);
-	h->pref_address = bz_field(h, BZ_PREF_ADDRESS_OFF, 8);
-
-	if (!(h->loadflags & BZ_LOADED_HIGH))
-		return loader_fail(l, -ENOEXEC,
-				   "Linux image is a zImage (loadflags bit "
-				   "LOADED_HIGH clear), which must load at "
-				   "0x10000: use a bzImage");
-	if (!(h->xloadflags & BZ_XLF_KERNEL_64))
-		return loader_fail(l, -ENOEXEC,
-				   "Linux kernel has no 64-bit entry point "
-				   "(xloadflags bit XLF_KERNEL_64 clear): a "
-				   "32-bit kernel cannot be booted; Bulkhead "
-				   "uses the 64-bit boot protocol");
+/*
+ * Where the protected-mode kernel starts (after the setup sectors), and
+ * that the file holds all of it, 64-bit entry point included.
+ */
+static int bz_check_layout(struct loader *l, struct bz_header *h)
+{
+	size_t len = l->a->image_len;
+	unsigned setup_sects;
 
 	setup_sects = h->raw[BZ_SETUP_SECTS_OFF];
 	if (setup_sects == 0)
@@ -1032,6 +1028,40 @@ static int bz_read_header(struct loader *l, struct bz_header *h)
 				   PRIu64 " bytes: its 64-bit entry at offset "
 				   "0x%x is missing", h->pm_len, BZ_ENTRY64_OFF);
 	return 0;
+}
+
+/* Read and check the setup header of a bzImage. */
+static int bz_read_header(struct loader *l, struct bz_header *h)
+{
+	int rc;
+
+	rc = bz_copy_header(l, h);
+	if (rc == 0)
+		rc = bz_check_version(l, h);
+	if (rc)
+		return rc;
+	h->loadflags = h->raw[BZ_LOADFLAGS_OFF];
+	h->xloadflags = (uint16_t)bz_field(h, BZ_XLOADFLAGS_OFF, 2);
+	h->relocatable = h->raw[BZ_RELOCATABLE_OFF] != 0;
+	h->syssize = (uint32_t)bz_field(h, BZ_SYSSIZE_OFF, 4);
+	h->initrd_addr_max = (uint32_t)bz_field(h, BZ_INITRD_ADDR_MAX_OFF, 4);
+	h->kernel_alignment = (uint32_t)bz_field(h, BZ_KERNEL_ALIGNMENT_OFF, 4);
+	h->cmdline_size = (uint32_t)bz_field(h, BZ_CMDLINE_SIZE_OFF, 4);
+	h->init_size = (uint32_t)bz_field(h, BZ_INIT_SIZE_OFF, 4);
+	h->pref_address = bz_field(h, BZ_PREF_ADDRESS_OFF, 8);
+
+	if (!(h->loadflags & BZ_LOADED_HIGH))
+		return loader_fail(l, -ENOEXEC,
+				   "Linux image is a zImage (loadflags bit "
+				   "LOADED_HIGH clear), which must load at "
+				   "0x10000: use a bzImage");
+	if (!(h->xloadflags & BZ_XLF_KERNEL_64))
+		return loader_fail(l, -ENOEXEC,
+				   "Linux kernel has no 64-bit entry point "
+				   "(xloadflags bit XLF_KERNEL_64 clear): a "
+				   "32-bit kernel cannot be booted; Bulkhead "
+				   "uses the 64-bit boot protocol");
+	return bz_check_layout(l, h);
 }
 
 /*

@@ -348,25 +348,15 @@ static int wk_check_registration(struct wk_reg_ctx *x, const DevRegister *reg)
 
 #define WK_MAX_REG_FDS (2 * EMT_MAX_DEV_IRQS + 8)
 
-static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
+/*
+ * Posted-write ranges and doorbells must lie inside the device's regions;
+ * the posted ones are recorded as they pass.
+ */
+static int wk_reg_take_ranges(struct wk_reg_ctx *x, const DevRegister *reg)
 {
-	struct wk_reg_ctx *x = ctx;
-	struct emt_vm *vm = x->w->vm;
 	struct emt_dev *d = x->d;
-	DevRegistered ok = DEV_REGISTERED__INIT;
-	int fds[WK_MAX_REG_FDS];
-	unsigned nfds = 0;
-	const DevRegister *reg = pb;
-	int r;
+	int r = 0;
 
-	r = wk_check_registration(x, reg);
-	if (r == 0 && ((reg->n_irq_flags && reg->n_irq_flags != reg->n_irqs) ||
-		       reg->n_doorbells > 8 ||
-		       reg->n_posted > EMT_MAX_DEV_POSTED)) {
-		snprintf(x->err, sizeof(x->err), "malformed IRQ flags, "
-			 "doorbells or posted writes");
-		r = -EPROTO;
-	}
 	for (size_t i = 0; r == 0 && i < reg->n_posted; i++) {
 		const DevPosted *p = reg->posted[i];
 
@@ -391,6 +381,20 @@ static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
 			r = -EPERM;
 		}
 	}
+	return r;
+}
+
+/*
+ * An irqfd for each of the device's IRQs (with a resample fd for a level
+ * one), added to fds[*nfds] for the device.
+ */
+static int wk_reg_bind_irqs(struct wk_reg_ctx *x, const DevRegister *reg,
+			    int *fds, unsigned *nfds)
+{
+	struct emt_vm *vm = x->w->vm;
+	struct emt_dev *d = x->d;
+	int r = 0;
+
 	for (unsigned i = 0; r == 0 && i < d->nirqs; i++) {
 		bool level = reg->n_irq_flags && (reg->irq_flags[i] & 1);
 		int fd = eventfd(0, EFD_CLOEXEC), rfd = -1;
@@ -399,20 +403,31 @@ static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
 			r = -errno;
 			break;
 		}
-		fds[nfds++] = fd;
+		fds[(*nfds)++] = fd;
 		if (level) {
 			rfd = eventfd(0, EFD_CLOEXEC);
 			if (rfd < 0) {
 				r = -errno;
 				break;
 			}
-			fds[nfds++] = rfd;
+			fds[(*nfds)++] = rfd;
 		}
 		r = kd_vm_irqfd(vm->kvm, fd, d->irqs[i], rfd);
 		if (r < 0)
 			snprintf(x->err, sizeof(x->err), "cannot bind IRQ %u: "
 				 "%s", d->irqs[i], strerror(-r));
 	}
+	return r;
+}
+
+/* An ioeventfd for each doorbell, added to fds[*nfds] for the device. */
+static int wk_reg_bind_doorbells(struct wk_reg_ctx *x, const DevRegister *reg,
+				 int *fds, unsigned *nfds)
+{
+	struct emt_vm *vm = x->w->vm;
+	struct emt_dev *d = x->d;
+	int r = 0;
+
 	for (size_t i = 0; r == 0 && i < reg->n_doorbells; i++) {
 		const DevDoorbell *b = reg->doorbells[i];
 		const struct emt_region *rg = &d->regions[b->region];
@@ -422,13 +437,40 @@ static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
 			r = -errno;
 			break;
 		}
-		fds[nfds++] = fd;
+		fds[(*nfds)++] = fd;
 		r = kd_vm_ioeventfd(vm->kvm, fd, rg->base + b->off, b->len,
 				    rg->space == IPC_SPACE_PIO);
 		if (r < 0)
 			snprintf(x->err, sizeof(x->err), "cannot set doorbell "
 				 "%zu: %s", i, strerror(-r));
 	}
+	return r;
+}
+
+static int wk_on_register(void *ctx, const void *pb, struct ipc_msg *m)
+{
+	struct wk_reg_ctx *x = ctx;
+	struct emt_dev *d = x->d;
+	DevRegistered ok = DEV_REGISTERED__INIT;
+	int fds[WK_MAX_REG_FDS];
+	unsigned nfds = 0;
+	const DevRegister *reg = pb;
+	int r;
+
+	r = wk_check_registration(x, reg);
+	if (r == 0 && ((reg->n_irq_flags && reg->n_irq_flags != reg->n_irqs) ||
+		       reg->n_doorbells > 8 ||
+		       reg->n_posted > EMT_MAX_DEV_POSTED)) {
+		snprintf(x->err, sizeof(x->err), "malformed IRQ flags, "
+			 "doorbells or posted writes");
+		r = -EPROTO;
+	}
+	if (r == 0)
+		r = wk_reg_take_ranges(x, reg);
+	if (r == 0)
+		r = wk_reg_bind_irqs(x, reg, fds, &nfds);
+	if (r == 0)
+		r = wk_reg_bind_doorbells(x, reg, fds, &nfds);
 	ok.nirqfds = d->nirqs;
 	ok.ndoorbells = (uint32_t)reg->n_doorbells;
 	if (r == 0)

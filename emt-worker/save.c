@@ -356,6 +356,8 @@ struct save_run {
 	struct emt_save_result *res;
 	char *err;
 	size_t errlen;
+	bool logging;                /* live: dirty logging is on */
+	uint64_t t_down;             /* when the guest stopped */
 };
 
 static int save_fail(struct save_run *sr, int r, const char *what)
@@ -481,96 +483,111 @@ static int save_live_passes(struct save_run *sr, unsigned max_downtime_ms)
 	return kd_vm_get_dirty_log(vm->kvm, 0, sr->dirty);
 }
 
-int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
-		unsigned max_downtime_ms, struct emt_save_result *res,
-		char *err, size_t errlen)
+/* Only a running VM (live or not) or a suspended one (not live) saves. */
+static int save_check_state(enum vm_state s, bool live, char *err,
+			    size_t errlen)
 {
-	bool live = flags & EMT_SAVE_LIVE;
-	struct save_run sr = { .vm = vm, .sink = { .fd = fd }, .res = res,
-			       .err = err, .errlen = errlen };
-	struct ssm_sink sink = { save_write, &sr.sink };
-	enum vm_state s = vm_sm_get(&vm->sm);
-	bool was_running = s == VM_STATE_RUNNING, logging = false;
-	uint64_t t_down = 0;
-	char e2[160];
-	int r;
-
-	memset(res, 0, sizeof(*res));
-	err[0] = '\0';
-	if (live && !was_running) {
+	if (live && s != VM_STATE_RUNNING) {
 		snprintf(err, errlen, "a live save needs a running VM (it is %s)",
 			 vm_state_name(s));
 		return -EPERM;
 	}
-	if (!was_running && s != VM_STATE_SUSPENDED) {
+	if (s != VM_STATE_RUNNING && s != VM_STATE_SUSPENDED) {
 		snprintf(err, errlen, "cannot save a VM that is %s",
 			 vm_state_name(s));
 		return -EPERM;
 	}
-	sr.words = (vm->ram_size / SAVE_PAGE + 63) / 64;
-	sr.dirty = calloc(sr.words, 8);
-	if (!sr.dirty)
-		return -ENOMEM;
-	r = ssm_writer_open(&sink, live ? SSM_F_LIVE_SAVE : 0, &sr.w);
+	return 0;
+}
+
+/* Open the stream and write what comes before any RAM: the VM and boot. */
+static int save_open_stream(struct save_run *sr, struct ssm_sink *sink,
+			    bool live)
+{
+	struct emt_vm *vm = sr->vm;
+	int r;
+
+	r = ssm_writer_open(sink, live ? SSM_F_LIVE_SAVE : 0, &sr->w);
 	if (r == 0 && vm->save_encoders > 1 &&
-	    ssm_writer_set_threads(sr.w, vm->save_encoders) < 0)
+	    ssm_writer_set_threads(sr->w, vm->save_encoders) < 0)
 		LOG_WARN("saving on one thread: cannot start its helpers");
 	if (r == 0)
-		r = save_unit_vm(vm, sr.w);
+		r = save_unit_vm(vm, sr->w);
 	if (r == 0)
-		r = save_unit_boot(vm, sr.w);
-	if (r < 0) {
-		save_fail(&sr, r, "header");
-		goto out;
-	}
+		r = save_unit_boot(vm, sr->w);
+	if (r < 0)
+		save_fail(sr, r, "header");
+	return r;
+}
 
+/*
+ * A live save's running part: RUNNING_LS with dirty logging on, then the
+ * live passes; on failure the VM goes back to RUNNING.
+ */
+static int save_live_start(struct save_run *sr, unsigned max_downtime_ms)
+{
+	struct emt_vm *vm = sr->vm;
+	int r;
+
+	r = vm_sm_set(&vm->sm, VM_STATE_RUNNING, VM_STATE_RUNNING_LS);
+	if (r == 0) {
+		r = kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size,
+					   vm->ram, KVM_MEM_LOG_DIRTY_PAGES);
+		sr->logging = r == 0;
+	}
+	if (r == 0)
+		r = kd_vm_get_dirty_log(vm->kvm, 0, sr->dirty);  /* reset */
+	if (r == 0)
+		r = save_live_passes(sr, max_downtime_ms);
+	if (r < 0) {
+		save_fail(sr, r, "live pass");
+		if (vm_sm_get(&vm->sm) == VM_STATE_RUNNING_LS)
+			vm_sm_set(&vm->sm, VM_STATE_RUNNING_LS,
+				  VM_STATE_RUNNING);
+	}
+	return r;
+}
+
+/* Stop the guest (downtime starts here) and enter SAVING. */
+static int save_suspend(struct save_run *sr, bool live, bool was_running)
+{
+	struct emt_vm *vm = sr->vm;
+	int r;
+
+	sr->t_down = save_now_ms();
 	if (live) {
-		r = vm_sm_set(&vm->sm, VM_STATE_RUNNING, VM_STATE_RUNNING_LS);
-		if (r == 0) {
-			r = kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size,
-						   vm->ram, KVM_MEM_LOG_DIRTY_PAGES);
-			logging = r == 0;
-		}
-		if (r == 0)
-			r = kd_vm_get_dirty_log(vm->kvm, 0, sr.dirty);  /* reset */
-		if (r == 0)
-			r = save_live_passes(&sr, max_downtime_ms);
-		if (r < 0) {
-			save_fail(&sr, r, "live pass");
-			if (vm_sm_get(&vm->sm) == VM_STATE_RUNNING_LS)
-				vm_sm_set(&vm->sm, VM_STATE_RUNNING_LS,
-					  VM_STATE_RUNNING);
-			goto out;
-		}
-		t_down = save_now_ms();
-		r = emt_vm_suspend_ls(vm, err, errlen);
+		r = emt_vm_suspend_ls(vm, sr->err, sr->errlen);
 		if (r == 0)
 			r = vm_sm_set(&vm->sm, VM_STATE_SUSPENDED_LS,
 				      VM_STATE_SAVING);
 	} else {
-		t_down = save_now_ms();
-		r = was_running ? emt_vm_suspend(vm, err, errlen) : 0;
+		r = was_running ? emt_vm_suspend(vm, sr->err, sr->errlen) : 0;
 		if (r == 0)
 			r = vm_sm_set(&vm->sm, VM_STATE_SUSPENDED, VM_STATE_SAVING);
 	}
-	if (r < 0) {
-		save_fail(&sr, r, "suspend");
-		goto out;
-	}
-	r = save_final(&sr, live);
-	if (r == 0) {
-		r = ssm_writer_close(sr.w);
-		sr.w = NULL;
-		if (r < 0)
-			save_fail(&sr, r, "end of stream");
-	}
+	if (r < 0)
+		save_fail(sr, r, "suspend");
+	return r;
+}
+
+/*
+ * After the stream (r: how it went): back to SUSPENDED with dirty logging
+ * off, then leave the VM suspended, power it off or resume it.
+ */
+static void save_dispose(struct save_run *sr, unsigned flags,
+			 bool was_running, int r)
+{
+	struct emt_vm *vm = sr->vm;
+	struct emt_save_result *res = sr->res;
+	char e2[160];
+
 	vm_sm_set(&vm->sm, VM_STATE_SAVING, VM_STATE_SUSPENDED);
-	if (logging) {
+	if (sr->logging) {
 		kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size, vm->ram, 0);
-		logging = false;
+		sr->logging = false;
 	}
 	/* Downtime: stopped until now, plus the resume if there is one. */
-	res->downtime_ms = (uint32_t)(save_now_ms() - t_down);
+	res->downtime_ms = (uint32_t)(save_now_ms() - sr->t_down);
 	if (r == 0 && (flags & EMT_SAVE_STAY_SUSPENDED)) {
 		/* The broker powers it off or resumes it. */
 	} else if (r == 0 && !(flags & EMT_SAVE_KEEP_RUNNING)) {
@@ -581,10 +598,52 @@ int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
 	} else if (was_running) {
 		if (emt_vm_resume(vm, e2, sizeof(e2)) < 0)
 			LOG_WARN("after saving: %s", e2);
-		res->downtime_ms = (uint32_t)(save_now_ms() - t_down);
+		res->downtime_ms = (uint32_t)(save_now_ms() - sr->t_down);
 	}
+}
+
+int emt_vm_save(struct emt_vm *vm, int fd, unsigned flags,
+		unsigned max_downtime_ms, struct emt_save_result *res,
+		char *err, size_t errlen)
+{
+	bool live = flags & EMT_SAVE_LIVE;
+	struct save_run sr = { .vm = vm, .sink = { .fd = fd }, .res = res,
+			       .err = err, .errlen = errlen };
+	struct ssm_sink sink = { save_write, &sr.sink };
+	enum vm_state s = vm_sm_get(&vm->sm);
+	bool was_running = s == VM_STATE_RUNNING;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	err[0] = '\0';
+	r = save_check_state(s, live, err, errlen);
+	if (r < 0)
+		return r;
+	sr.words = (vm->ram_size / SAVE_PAGE + 63) / 64;
+	sr.dirty = calloc(sr.words, 8);
+	if (!sr.dirty)
+		return -ENOMEM;
+	r = save_open_stream(&sr, &sink, live);
+	if (r < 0)
+		goto out;
+	if (live) {
+		r = save_live_start(&sr, max_downtime_ms);
+		if (r < 0)
+			goto out;
+	}
+	r = save_suspend(&sr, live, was_running);
+	if (r < 0)
+		goto out;
+	r = save_final(&sr, live);
+	if (r == 0) {
+		r = ssm_writer_close(sr.w);
+		sr.w = NULL;
+		if (r < 0)
+			save_fail(&sr, r, "end of stream");
+	}
+	save_dispose(&sr, flags, was_running, r);
 out:
-	if (logging)
+	if (sr.logging)
 		kd_vm_set_memory_flags(vm->kvm, 0, 0, vm->ram_size, vm->ram, 0);
 	ssm_writer_close(sr.w);
 	res->bytes = sr.sink.bytes;

@@ -37,28 +37,25 @@ static void ssm_dump_pass(uint32_t pass, char *buf, size_t len)
 		snprintf(buf, len, "%" PRIu32, pass);
 }
 
-int main(int argc, char **argv)
+/* What the listing adds up. */
+struct ssm_dump_totals {
+	uint64_t nunits, nfinal, data;
+};
+
+/* Parse the options into *quiet; -1 to go on, else the exit status. */
+static int ssm_dump_args(int argc, char **argv, bool *quiet)
 {
 	static const struct option opts[] = {
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct ssm_source src = {ssm_fd_read, NULL};
-	struct ssm_reader *r = NULL;
-	struct ssm_stream_info si;
-	struct ssm_unit_info ui;
-	struct ssm_unit_stats st;
-	uint64_t nunits = 0, nfinal = 0, data = 0;
-	const char *path;
-	char err[256], pass[16];
-	bool quiet = false;
-	int fd, rc, c, status = 1;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
-			quiet = true;
+			*quiet = true;
 			break;
 		case 'h':
 			ssm_dump_usage(stdout);
@@ -72,6 +69,68 @@ int main(int argc, char **argv)
 		ssm_dump_usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+/* The stream's header line and the column titles. */
+static void ssm_dump_header(const char *path, const struct ssm_stream_info *si)
+{
+	printf("%s: format %u.%u, flags 0x%" PRIx32
+	       "%s, host page size %" PRIu32
+	       ", %u-bit host, producer %" PRIu32 "\n",
+	       path, si->version_major, si->version_minor, si->flags,
+	       si->flags & SSM_F_LIVE_SAVE ? " (live save)" : "",
+	       si->page_size, si->host_bits, si->producer);
+	printf("%-12s %-24s %8s %8s %6s %8s %8s %8s %6s %12s %12s\n",
+	       "offset", "unit", "instance", "version", "pass", "raw",
+	       "lzf", "zero", "skip", "stream", "data");
+}
+
+/* Skip through every unit, adding up t and (unless quiet) listing each. */
+static int ssm_dump_units(struct ssm_reader *r, bool quiet,
+			  struct ssm_dump_totals *t)
+{
+	struct ssm_unit_info ui;
+	struct ssm_unit_stats st;
+	char pass[16];
+	int rc;
+
+	while ((rc = ssm_reader_next_unit(r, &ui)) == 0) {
+		rc = ssm_unit_skip(r);
+		if (rc < 0)
+			break;
+		ssm_reader_unit_stats(r, &st);
+		t->nunits++;
+		t->nfinal += ui.pass == SSM_PASS_FINAL;
+		t->data += st.data_bytes;
+		if (quiet)
+			continue;
+		ssm_dump_pass(ui.pass, pass, sizeof(pass));
+		printf("0x%010" PRIx64 " %-24s %8" PRIu32 " %8" PRIu32
+		       " %6s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %6" PRIu64
+		       " %12" PRIu64 " %12" PRIu64 "\n",
+		       ui.offset, ui.name, ui.instance, ui.version, pass,
+		       st.records[SSM_REC_RAW], st.records[SSM_REC_RAW_LZF],
+		       st.records[SSM_REC_RAW_ZERO], st.skipped,
+		       st.stream_bytes, st.data_bytes);
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct ssm_source src = {ssm_fd_read, NULL};
+	struct ssm_reader *r = NULL;
+	struct ssm_stream_info si;
+	struct ssm_dump_totals t = {0};
+	const char *path;
+	char err[256];
+	bool quiet = false;
+	int fd, rc, status = 1;
+
+	rc = ssm_dump_args(argc, argv, &quiet);
+	if (rc >= 0)
+		return rc;
 	path = argv[optind];
 	if (strcmp(path, "-") == 0) {
 		fd = STDIN_FILENO;
@@ -92,36 +151,9 @@ int main(int argc, char **argv)
 		goto out_close;
 	}
 	ssm_reader_info(r, &si);
-	if (!quiet) {
-		printf("%s: format %u.%u, flags 0x%" PRIx32
-		       "%s, host page size %" PRIu32
-		       ", %u-bit host, producer %" PRIu32 "\n",
-		       path, si.version_major, si.version_minor, si.flags,
-		       si.flags & SSM_F_LIVE_SAVE ? " (live save)" : "",
-		       si.page_size, si.host_bits, si.producer);
-		printf("%-12s %-24s %8s %8s %6s %8s %8s %8s %6s %12s %12s\n",
-		       "offset", "unit", "instance", "version", "pass", "raw",
-		       "lzf", "zero", "skip", "stream", "data");
-	}
-	while ((rc = ssm_reader_next_unit(r, &ui)) == 0) {
-		rc = ssm_unit_skip(r);
-		if (rc < 0)
-			break;
-		ssm_reader_unit_stats(r, &st);
-		nunits++;
-		nfinal += ui.pass == SSM_PASS_FINAL;
-		data += st.data_bytes;
-		if (quiet)
-			continue;
-		ssm_dump_pass(ui.pass, pass, sizeof(pass));
-		printf("0x%010" PRIx64 " %-24s %8" PRIu32 " %8" PRIu32
-		       " %6s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %6" PRIu64
-		       " %12" PRIu64 " %12" PRIu64 "\n",
-		       ui.offset, ui.name, ui.instance, ui.version, pass,
-		       st.records[SSM_REC_RAW], st.records[SSM_REC_RAW_LZF],
-		       st.records[SSM_REC_RAW_ZERO], st.skipped,
-		       st.stream_bytes, st.data_bytes);
-	}
+	if (!quiet)
+		ssm_dump_header(path, &si);
+	rc = ssm_dump_units(r, quiet, &t);
 	if (rc < 0) {
 		fprintf(stderr, "bulkhead-ssm-dump: %s: %s\n", path,
 			ssm_reader_error(r));
@@ -130,7 +162,7 @@ int main(int argc, char **argv)
 	printf("%s: %" PRIu64 " units (%" PRIu64 " final), %" PRIu64
 	       " data bytes: intact (every CRC, directory and footer "
 	       "checked)\n",
-	       path, nunits, nfinal, data);
+	       path, t.nunits, t.nfinal, t.data);
 	status = 0;
 
 out_close:

@@ -371,39 +371,35 @@ static int ssm_rd_footer(struct ssm_reader *r)
 	return 0;
 }
 
-int ssm_reader_next_unit(struct ssm_reader *r, struct ssm_unit_info *info)
+/*
+ * Read a unit header at hoff and its name bytes into h, and check its
+ * magic, name length, CRC, offset, running CRC and flags; *end for the end
+ * unit.
+ */
+static int ssm_rd_unit_hdr(struct ssm_reader *r, uint64_t hoff, uint8_t *h,
+			   uint32_t *name_len, bool *end)
 {
-	uint8_t h[SSM_UNIT_HDR_SIZE + SSM_NAME_MAX];
-	uint64_t hoff = r->off;
-	uint32_t stream_crc = r->crc, name_len, flags, c;
-	struct ssm_unit_info u = {0};
-	bool end;
+	uint32_t stream_crc = r->crc, flags, c;
 	int rc;
 
-	if (r->err)
-		return r->err;
-	if (r->state == SSM_RS_DONE)
-		return 1;
-	if (r->state != SSM_RS_UNITS)
-		return ssm_rd_fail(r, -EINVAL, r->off, "next_unit before the "
-				   "current unit was finished or skipped");
 	r->ctx = SSM_CTX_UNIT_HDR;
 	rc = ssm_rd_in(r, h, SSM_UNIT_HDR_SIZE);
 	if (rc < 0)
 		return rc;
-	end = memcmp(h, ssm_end_magic, SSM_MAGIC_LEN) == 0;
-	if (!end && memcmp(h, ssm_unit_magic, SSM_MAGIC_LEN) != 0)
+	*end = memcmp(h, ssm_end_magic, SSM_MAGIC_LEN) == 0;
+	if (!*end && memcmp(h, ssm_unit_magic, SSM_MAGIC_LEN) != 0)
 		return ssm_rd_fail(r, -EBADMSG, hoff, "bad magic");
-	name_len = ssm_le32(h + SSM_UH_NAME_LEN);
-	if (end ? name_len != 0 : (name_len < 2 || name_len > SSM_NAME_MAX))
+	*name_len = ssm_le32(h + SSM_UH_NAME_LEN);
+	if (*end ? *name_len != 0
+		 : (*name_len < 2 || *name_len > SSM_NAME_MAX))
 		return ssm_rd_fail(r, -EBADMSG, hoff + SSM_UH_NAME_LEN,
 				   "name length %" PRIu32 " (want %s)",
-				   name_len,
-				   end ? "0 in the end unit" : "2 to 48");
-	rc = ssm_rd_in(r, h + SSM_UNIT_HDR_SIZE, name_len);
+				   *name_len,
+				   *end ? "0 in the end unit" : "2 to 48");
+	rc = ssm_rd_in(r, h + SSM_UNIT_HDR_SIZE, *name_len);
 	if (rc < 0)
 		return rc;
-	c = ssm_struct_crc(h, SSM_UNIT_HDR_SIZE + name_len, SSM_UH_CRC);
+	c = ssm_struct_crc(h, SSM_UNIT_HDR_SIZE + *name_len, SSM_UH_CRC);
 	if (ssm_le32(h + SSM_UH_CRC) != c)
 		return ssm_rd_fail(r, -EBADMSG, hoff + SSM_UH_CRC,
 				   "CRC mismatch (stored 0x%08" PRIx32
@@ -423,23 +419,34 @@ int ssm_reader_next_unit(struct ssm_reader *r, struct ssm_unit_info *info)
 	if (flags != 0)
 		return ssm_rd_fail(r, -ENOTSUP, hoff + SSM_UH_FLAGS,
 				   "unknown flags 0x%08" PRIx32, flags);
-	u.version = ssm_le32(h + SSM_UH_VERSION);
-	u.instance = ssm_le32(h + SSM_UH_INSTANCE);
-	u.pass = ssm_le32(h + SSM_UH_PASS);
-	u.offset = hoff;
-	if (end) {
-		if (u.version || u.instance || u.pass != SSM_PASS_FINAL)
-			return ssm_rd_fail(r, -EBADMSG, hoff, "end unit with "
-					   "version, instance or pass set");
-		rc = ssm_rd_directory(r);
-		if (rc == 0)
-			rc = ssm_rd_footer(r);
-		if (rc < 0)
-			return rc;
-		r->ctx = SSM_CTX_STREAM;
-		r->state = SSM_RS_DONE;
-		return 1;
-	}
+	return 0;
+}
+
+/* The end unit u: check it, then the directory and footer; 1 when done. */
+static int ssm_rd_end_unit(struct ssm_reader *r, const struct ssm_unit_info *u)
+{
+	int rc;
+
+	if (u->version || u->instance || u->pass != SSM_PASS_FINAL)
+		return ssm_rd_fail(r, -EBADMSG, u->offset, "end unit with "
+				   "version, instance or pass set");
+	rc = ssm_rd_directory(r);
+	if (rc == 0)
+		rc = ssm_rd_footer(r);
+	if (rc < 0)
+		return rc;
+	r->ctx = SSM_CTX_STREAM;
+	r->state = SSM_RS_DONE;
+	return 1;
+}
+
+/*
+ * Check the unit name that follows the header in h (hoff: the header's
+ * stream offset, for errors) and copy it into name without its NUL.
+ */
+static int ssm_rd_unit_name(struct ssm_reader *r, const uint8_t *h,
+			    uint64_t hoff, uint32_t name_len, char *name)
+{
 	for (uint32_t i = 0; i < name_len - 1; i++) {
 		char ch = (char)h[SSM_UNIT_HDR_SIZE + i];
 
@@ -448,12 +455,43 @@ int ssm_reader_next_unit(struct ssm_reader *r, struct ssm_unit_info *info)
 					   hoff + SSM_UNIT_HDR_SIZE + i,
 					   "unit name holds byte 0x%02x",
 					   (unsigned char)ch);
-		u.name[i] = ch;
+		name[i] = ch;
 	}
 	if (h[SSM_UNIT_HDR_SIZE + name_len - 1] != 0)
 		return ssm_rd_fail(r, -EBADMSG,
 				   hoff + SSM_UNIT_HDR_SIZE + name_len - 1,
 				   "unit name not NUL-terminated");
+	return 0;
+}
+
+int ssm_reader_next_unit(struct ssm_reader *r, struct ssm_unit_info *info)
+{
+	uint8_t h[SSM_UNIT_HDR_SIZE + SSM_NAME_MAX];
+	uint64_t hoff = r->off;
+	uint32_t name_len = 0;
+	struct ssm_unit_info u = {0};
+	bool end = false;
+	int rc;
+
+	if (r->err)
+		return r->err;
+	if (r->state == SSM_RS_DONE)
+		return 1;
+	if (r->state != SSM_RS_UNITS)
+		return ssm_rd_fail(r, -EINVAL, r->off, "next_unit before the "
+				   "current unit was finished or skipped");
+	rc = ssm_rd_unit_hdr(r, hoff, h, &name_len, &end);
+	if (rc < 0)
+		return rc;
+	u.version = ssm_le32(h + SSM_UH_VERSION);
+	u.instance = ssm_le32(h + SSM_UH_INSTANCE);
+	u.pass = ssm_le32(h + SSM_UH_PASS);
+	u.offset = hoff;
+	if (end)
+		return ssm_rd_end_unit(r, &u);
+	rc = ssm_rd_unit_name(r, h, hoff, name_len, u.name);
+	if (rc < 0)
+		return rc;
 	if (u.pass != SSM_PASS_FINAL && !(r->info.flags & SSM_F_LIVE_SAVE))
 		return ssm_rd_fail(r, -EBADMSG, hoff + SSM_UH_PASS,
 				   "pass %" PRIu32
@@ -531,6 +569,54 @@ static int ssm_rd_kib(struct ssm_reader *r, size_t *bytes)
 	return 0;
 }
 
+/* An LZF record of size bytes: its KiB byte, then data decoded into blk[]. */
+static int ssm_rd_lzf_record(struct ssm_reader *r, uint32_t size)
+{
+	unsigned got;
+	size_t bytes;
+	int rc;
+
+	if (size < 2)
+		return ssm_rd_fail(r, -EBADMSG, r->rec_off,
+				   "LZF record of %" PRIu32
+				   " bytes is too short", size);
+	rc = ssm_rd_kib(r, &bytes);
+	if (rc == 0)
+		rc = ssm_rd_in(r, r->lzf, size - 1);
+	if (rc < 0)
+		return rc;
+	got = lzf_decompress(r->lzf, size - 1, r->blk, (unsigned)bytes);
+	if (got != bytes)
+		return ssm_rd_fail(r, -EBADMSG, r->rec_off,
+				   "LZF data does not decompress "
+				   "to the 0x%zx bytes claimed",
+				   bytes);
+	r->blk_pos = 0;
+	r->blk_len = bytes;
+	r->stats.data_bytes += bytes;
+	return 0;
+}
+
+/* A zero record of size bytes: its KiB byte; blk[] holds that many zeros. */
+static int ssm_rd_zero_record(struct ssm_reader *r, uint32_t size)
+{
+	size_t bytes;
+	int rc;
+
+	if (size != 1)
+		return ssm_rd_fail(r, -EBADMSG, r->rec_off,
+				   "zero record size %" PRIu32
+				   " (want 1)", size);
+	rc = ssm_rd_kib(r, &bytes);
+	if (rc < 0)
+		return rc;
+	memset(r->blk, 0, bytes);
+	r->blk_pos = 0;
+	r->blk_len = bytes;
+	r->stats.data_bytes += bytes;
+	return 0;
+}
+
 /*
  * Read the next record. A data record leaves its data in blk[] (LZF, zero)
  * or raw_left; a terminator sets *term and leaves its payload unread;
@@ -540,7 +626,6 @@ static int ssm_rd_next_record(struct ssm_reader *r, bool *term)
 {
 	uint8_t tb = 0;
 	uint32_t size;
-	size_t bytes;
 	unsigned type;
 	int rc;
 
@@ -567,44 +652,10 @@ static int ssm_rd_next_record(struct ssm_reader *r, bool *term)
 			r->raw_left = size;
 			r->stats.data_bytes += size;
 			return 0;
-		case SSM_REC_RAW_LZF: {
-			unsigned got;
-
-			if (size < 2)
-				return ssm_rd_fail(r, -EBADMSG, r->rec_off,
-						   "LZF record of %" PRIu32
-						   " bytes is too short", size);
-			rc = ssm_rd_kib(r, &bytes);
-			if (rc == 0)
-				rc = ssm_rd_in(r, r->lzf, size - 1);
-			if (rc < 0)
-				return rc;
-			got = lzf_decompress(r->lzf, size - 1, r->blk,
-					     (unsigned)bytes);
-			if (got != bytes)
-				return ssm_rd_fail(
-					r, -EBADMSG, r->rec_off,
-					"LZF data does not decompress "
-					"to the 0x%zx bytes claimed",
-					bytes);
-			r->blk_pos = 0;
-			r->blk_len = bytes;
-			r->stats.data_bytes += bytes;
-			return 0;
-		}
+		case SSM_REC_RAW_LZF:
+			return ssm_rd_lzf_record(r, size);
 		case SSM_REC_RAW_ZERO:
-			if (size != 1)
-				return ssm_rd_fail(r, -EBADMSG, r->rec_off,
-						   "zero record size %" PRIu32
-						   " (want 1)", size);
-			rc = ssm_rd_kib(r, &bytes);
-			if (rc < 0)
-				return rc;
-			memset(r->blk, 0, bytes);
-			r->blk_pos = 0;
-			r->blk_len = bytes;
-			r->stats.data_bytes += bytes;
-			return 0;
+			return ssm_rd_zero_record(r, size);
 		case SSM_REC_INVALID:
 			return ssm_rd_fail(r, -EBADMSG, r->rec_off,
 					   "record type 0 is invalid");

@@ -614,58 +614,39 @@ static struct scmp_arg_cmp sbx_scmp(const struct sbx_cmp *c)
 	return s;
 }
 
-int sbx_pol_compile(const struct sbx_pol *p, bool debug,
-		    struct sock_filter **out, unsigned *len, char *err,
-		    size_t errlen)
+/* Add one rule to the filter: an errno, a plain allow, or its terms. */
+static int sbx_scmp_rule_add(scmp_filter_ctx ctx, const struct sbx_rule *rule)
 {
-	scmp_filter_ctx ctx;
+	int r = 0;
+
+	if (rule->errno_val) {
+		r = seccomp_rule_add(ctx,
+				     SCMP_ACT_ERRNO((unsigned)rule->errno_val),
+				     rule->nr, 0);
+	} else if (rule->allow) {
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, rule->nr, 0);
+	} else {
+		for (unsigned t = 0; t < rule->nterms && r == 0; t++) {
+			struct scmp_arg_cmp c[SBX_MAX_ARGS];
+			const struct sbx_term *term = &rule->terms[t];
+
+			for (unsigned k = 0; k < term->ncmps; k++)
+				c[k] = sbx_scmp(&term->cmps[k]);
+			r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
+						   rule->nr, term->ncmps, c);
+		}
+	}
+	return r;
+}
+
+/* Export the filter through a memfd and read it back as a program. */
+static int sbx_bpf_export(scmp_filter_ctx ctx, struct sock_filter **out,
+			  unsigned *len, char *err, size_t errlen)
+{
 	struct sock_filter *prog = NULL;
-	int fd = -1, r;
+	int fd, r;
 	off_t size;
 
-	err[0] = '\0';
-	ctx = seccomp_init(debug ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
-	if (!ctx) {
-		snprintf(err, errlen, "libseccomp: cannot create a filter");
-		return -ENOMEM;
-	}
-	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-	if (r == 0)
-		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-	if (r == 0)  /* a binary tree of syscalls rather than a list */
-		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-	if (r < 0) {
-		snprintf(err, errlen, "libseccomp: cannot set filter attributes: "
-			 "%s", strerror(-r));
-		goto out;
-	}
-	for (unsigned i = 0; i < p->nrules && r == 0; i++) {
-		const struct sbx_rule *rule = &p->rules[i];
-
-		if (rule->errno_val) {
-			r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((unsigned)rule->errno_val),
-					     rule->nr, 0);
-		} else if (rule->allow) {
-			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, rule->nr, 0);
-		} else {
-			for (unsigned t = 0; t < rule->nterms && r == 0; t++) {
-				struct scmp_arg_cmp c[SBX_MAX_ARGS];
-				const struct sbx_term *term = &rule->terms[t];
-
-				for (unsigned k = 0; k < term->ncmps; k++)
-					c[k] = sbx_scmp(&term->cmps[k]);
-				r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
-							   rule->nr, term->ncmps,
-							   c);
-			}
-		}
-		if (r < 0)
-			snprintf(err, errlen, "%s: libseccomp refused the rule "
-				 "for %s: %s", rule->where, rule->name,
-				 strerror(-r));
-	}
-	if (r < 0)
-		goto out;
 	fd = memfd_create("bulkhead-bpf", MFD_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
@@ -704,38 +685,140 @@ out:
 	free(prog);
 	if (fd >= 0)
 		close(fd);
+	return r;
+}
+
+int sbx_pol_compile(const struct sbx_pol *p, bool debug,
+		    struct sock_filter **out, unsigned *len, char *err,
+		    size_t errlen)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+	err[0] = '\0';
+	ctx = seccomp_init(debug ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
+	if (!ctx) {
+		snprintf(err, errlen, "libseccomp: cannot create a filter");
+		return -ENOMEM;
+	}
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (r == 0)
+		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	if (r == 0)  /* a binary tree of syscalls rather than a list */
+		r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	if (r < 0) {
+		snprintf(err, errlen, "libseccomp: cannot set filter attributes: "
+			 "%s", strerror(-r));
+		goto out;
+	}
+	for (unsigned i = 0; i < p->nrules && r == 0; i++) {
+		const struct sbx_rule *rule = &p->rules[i];
+
+		r = sbx_scmp_rule_add(ctx, rule);
+		if (r < 0)
+			snprintf(err, errlen, "%s: libseccomp refused the rule "
+				 "for %s: %s", rule->where, rule->name,
+				 strerror(-r));
+	}
+	if (r == 0)
+		r = sbx_bpf_export(ctx, out, len, err, errlen);
+out:
 	seccomp_release(ctx);
 	return r;
 }
 
 /* ---- a seccomp BPF interpreter, for checking compiled policies ---------- */
 
+/*
+ * BPF_LD into *a; false for an unknown mode or a load outside seccomp_data
+ * or the scratch memory.
+ */
+static bool sbx_bpf_ld(const struct sock_filter *in,
+		       const struct seccomp_data *d, const uint32_t *mem,
+		       uint32_t *a)
+{
+	const uint8_t *data = (const uint8_t *)d;
+	uint32_t k = in->k;
+
+	if (in->code == (BPF_LD | BPF_W | BPF_ABS)) {
+		if (k % 4 || k + 4 > sizeof(*d))
+			return false;
+		memcpy(a, data + k, 4);
+	} else if (in->code == (BPF_LD | BPF_W | BPF_LEN)) {
+		*a = sizeof(*d);
+	} else if (in->code == (BPF_LD | BPF_IMM)) {
+		*a = k;
+	} else if (in->code == (BPF_LD | BPF_MEM) && k < BPF_MEMWORDS) {
+		*a = mem[k];
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/* BPF_ALU on *a; false for an unknown operation or a division by zero. */
+static bool sbx_bpf_alu(const struct sock_filter *in, uint32_t x, uint32_t *a)
+{
+	uint32_t src = BPF_SRC(in->code) == BPF_X ? x : in->k;
+
+	switch (BPF_OP(in->code)) {
+	case BPF_ADD: *a += src; break;
+	case BPF_SUB: *a -= src; break;
+	case BPF_MUL: *a *= src; break;
+	case BPF_DIV:
+		if (!src)
+			return false;
+		*a /= src;
+		break;
+	case BPF_MOD:
+		if (!src)
+			return false;
+		*a %= src;
+		break;
+	case BPF_AND: *a &= src; break;
+	case BPF_OR: *a |= src; break;
+	case BPF_XOR: *a ^= src; break;
+	case BPF_LSH: *a = src < 32 ? *a << src : 0; break;
+	case BPF_RSH: *a = src < 32 ? *a >> src : 0; break;
+	case BPF_NEG: *a = -*a; break;
+	default: return false;
+	}
+	return true;
+}
+
+/* BPF_JMP: moves *pc past what it skips; false for an unknown condition. */
+static bool sbx_bpf_jmp(const struct sock_filter *in, uint32_t a, uint32_t x,
+			unsigned *pc)
+{
+	uint32_t src = BPF_SRC(in->code) == BPF_X ? x : in->k;
+
+	if (BPF_OP(in->code) == BPF_JA) {
+		*pc += in->k;
+		return true;
+	}
+	switch (BPF_OP(in->code)) {
+	case BPF_JEQ: *pc += a == src ? in->jt : in->jf; break;
+	case BPF_JGT: *pc += a > src ? in->jt : in->jf; break;
+	case BPF_JGE: *pc += a >= src ? in->jt : in->jf; break;
+	case BPF_JSET: *pc += (a & src) ? in->jt : in->jf; break;
+	default: return false;
+	}
+	return true;
+}
+
 uint32_t sbx_bpf_run(const struct sock_filter *f, unsigned len,
 		     const struct seccomp_data *d)
 {
 	uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = { 0 };
-	const uint8_t *data = (const uint8_t *)d;
 
 	for (unsigned pc = 0; pc < len; pc++) {
 		const struct sock_filter *in = &f[pc];
-		uint32_t k = in->k, src;
+		uint32_t k = in->k;
 
 		switch (BPF_CLASS(in->code)) {
 		case BPF_LD:
-			if (in->code == (BPF_LD | BPF_W | BPF_ABS)) {
-				if (k % 4 || k + 4 > sizeof(*d))
-					return SECCOMP_RET_KILL_PROCESS;
-				memcpy(&a, data + k, 4);
-			} else if (in->code == (BPF_LD | BPF_W | BPF_LEN)) {
-				a = sizeof(*d);
-			} else if (in->code == (BPF_LD | BPF_IMM)) {
-				a = k;
-			} else if (in->code == (BPF_LD | BPF_MEM) &&
-				   k < BPF_MEMWORDS) {
-				a = mem[k];
-			} else {
+			if (!sbx_bpf_ld(in, d, mem, &a))
 				return SECCOMP_RET_KILL_PROCESS;
-			}
 			break;
 		case BPF_LDX:
 			if (in->code == (BPF_LDX | BPF_IMM))
@@ -758,43 +841,12 @@ uint32_t sbx_bpf_run(const struct sock_filter *f, unsigned len,
 			mem[k] = x;
 			break;
 		case BPF_ALU:
-			src = BPF_SRC(in->code) == BPF_X ? x : k;
-			switch (BPF_OP(in->code)) {
-			case BPF_ADD: a += src; break;
-			case BPF_SUB: a -= src; break;
-			case BPF_MUL: a *= src; break;
-			case BPF_DIV:
-				if (!src)
-					return SECCOMP_RET_KILL_PROCESS;
-				a /= src;
-				break;
-			case BPF_MOD:
-				if (!src)
-					return SECCOMP_RET_KILL_PROCESS;
-				a %= src;
-				break;
-			case BPF_AND: a &= src; break;
-			case BPF_OR: a |= src; break;
-			case BPF_XOR: a ^= src; break;
-			case BPF_LSH: a = src < 32 ? a << src : 0; break;
-			case BPF_RSH: a = src < 32 ? a >> src : 0; break;
-			case BPF_NEG: a = -a; break;
-			default: return SECCOMP_RET_KILL_PROCESS;
-			}
+			if (!sbx_bpf_alu(in, x, &a))
+				return SECCOMP_RET_KILL_PROCESS;
 			break;
 		case BPF_JMP:
-			src = BPF_SRC(in->code) == BPF_X ? x : k;
-			if (BPF_OP(in->code) == BPF_JA) {
-				pc += k;
-				break;
-			}
-			switch (BPF_OP(in->code)) {
-			case BPF_JEQ: pc += a == src ? in->jt : in->jf; break;
-			case BPF_JGT: pc += a > src ? in->jt : in->jf; break;
-			case BPF_JGE: pc += a >= src ? in->jt : in->jf; break;
-			case BPF_JSET: pc += (a & src) ? in->jt : in->jf; break;
-			default: return SECCOMP_RET_KILL_PROCESS;
-			}
+			if (!sbx_bpf_jmp(in, a, x, &pc))
+				return SECCOMP_RET_KILL_PROCESS;
 			break;
 		case BPF_RET:
 			return BPF_RVAL(in->code) == BPF_A ? a : k;

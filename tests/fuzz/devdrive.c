@@ -252,11 +252,66 @@ static int dd_memfd(const char *name, size_t size, const uint8_t *fill)
 	return fd;
 }
 
+/* The fds DevInit carries after the channel and the ring, as the broker
+ * gives them to this kind: guest RAM for DMA, the console's pipe and
+ * output, the disk. Appends to fds[*nfds]; -1 after saying what failed. */
+static int dd_init_backends(struct dd *d, const struct fz_dev_cfg *cfg,
+			    DevInit *init, int *fds, int *nfds)
+{
+	int in[2] = { -1, -1 }, ram = -1, out = -1, disk = -1;
+
+	if (d->k->flags & DEV_MF_DMA) {
+		d->ram_size = FZ_RAM_SIZE;
+		ram = dd_memfd("bulkhead-guest-ram", d->ram_size, NULL);
+		d->ram = ram < 0 ? MAP_FAILED :
+			 mmap(NULL, d->ram_size, PROT_READ | PROT_WRITE,
+			      MAP_SHARED, ram, 0);
+		if (d->ram == MAP_FAILED) {
+			fprintf(stderr, "devdrive: cannot make guest RAM\n");
+			return -1;
+		}
+		fds[(*nfds)++] = ram;
+		init->has_ram = true;
+	}
+	if (d->k->backend == DEV_BACKEND_CONSOLE) {
+		if (pipe2(in, O_CLOEXEC) < 0 ||
+		    (out = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+			fprintf(stderr, "devdrive: cannot make the console: %s\n",
+				strerror(errno));
+			return -1;
+		}
+		fcntl(in[1], F_SETFL, O_NONBLOCK);
+		d->console_in = in[1];
+		fds[(*nfds)++] = in[0];
+		fds[(*nfds)++] = out;
+		init->nbackend_fds = 2;
+	}
+	if (d->k->backend == DEV_BACKEND_DISK) {
+		uint8_t *pattern = malloc(cfg->disk_size);
+
+		if (!pattern)
+			return -1;
+		for (uint64_t i = 0; i < cfg->disk_size; i++)
+			pattern[i] = (uint8_t)(i * 131 + (i >> 9));
+		disk = dd_memfd("bulkhead-disk", cfg->disk_size, pattern);
+		free(pattern);
+		if (disk < 0) {
+			fprintf(stderr, "devdrive: cannot make the disk\n");
+			return -1;
+		}
+		fds[(*nfds)++] = disk;
+		init->nbackend_fds = 1;
+		init->readonly = cfg->readonly;
+		init->serial = "devdrive-disk";
+	}
+	return 0;
+}
+
 static int dd_spawn(struct dd *d, const struct fz_dev_cfg *cfg)
 {
 	DevInit init = DEV_INIT__INIT;
-	int boot[2] = { -1, -1 }, chan[2] = { -1, -1 }, in[2] = { -1, -1 };
-	int fds[6], nfds = 0, ring = -1, ram = -1, out = -1, disk = -1;
+	int boot[2] = { -1, -1 }, chan[2] = { -1, -1 };
+	int fds[6], nfds = 0, ring = -1;
 	struct ipc_chan bc;
 	char err[256], label[48];
 	int r;
@@ -276,50 +331,8 @@ static int dd_spawn(struct dd *d, const struct fz_dev_cfg *cfg)
 	}
 	fds[nfds++] = chan[1];
 	fds[nfds++] = ring;
-	if (d->k->flags & DEV_MF_DMA) {
-		d->ram_size = FZ_RAM_SIZE;
-		ram = dd_memfd("bulkhead-guest-ram", d->ram_size, NULL);
-		d->ram = ram < 0 ? MAP_FAILED :
-			 mmap(NULL, d->ram_size, PROT_READ | PROT_WRITE,
-			      MAP_SHARED, ram, 0);
-		if (d->ram == MAP_FAILED) {
-			fprintf(stderr, "devdrive: cannot make guest RAM\n");
-			return -1;
-		}
-		fds[nfds++] = ram;
-		init.has_ram = true;
-	}
-	if (d->k->backend == DEV_BACKEND_CONSOLE) {
-		if (pipe2(in, O_CLOEXEC) < 0 ||
-		    (out = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
-			fprintf(stderr, "devdrive: cannot make the console: %s\n",
-				strerror(errno));
-			return -1;
-		}
-		fcntl(in[1], F_SETFL, O_NONBLOCK);
-		d->console_in = in[1];
-		fds[nfds++] = in[0];
-		fds[nfds++] = out;
-		init.nbackend_fds = 2;
-	}
-	if (d->k->backend == DEV_BACKEND_DISK) {
-		uint8_t *pattern = malloc(cfg->disk_size);
-
-		if (!pattern)
-			return -1;
-		for (uint64_t i = 0; i < cfg->disk_size; i++)
-			pattern[i] = (uint8_t)(i * 131 + (i >> 9));
-		disk = dd_memfd("bulkhead-disk", cfg->disk_size, pattern);
-		free(pattern);
-		if (disk < 0) {
-			fprintf(stderr, "devdrive: cannot make the disk\n");
-			return -1;
-		}
-		fds[nfds++] = disk;
-		init.nbackend_fds = 1;
-		init.readonly = cfg->readonly;
-		init.serial = "devdrive-disk";
-	}
+	if (dd_init_backends(d, cfg, &init, fds, &nfds) < 0)
+		return -1;
 	init.kind = (char *)d->k->name;
 	init.instance = 0;
 
@@ -673,7 +686,9 @@ static void dd_print(const uint8_t *data, size_t size)
 	}
 }
 
-int main(int argc, char **argv)
+/* The options and the device kind into d and *print: 0 to go on, 1 after
+ * --help, -1 after the usage for bad arguments. */
+static int dd_options(int argc, char **argv, struct dd *d, bool *print)
 {
 	static const struct option opts[] = {
 		{ "binary", required_argument, NULL, 'b' },
@@ -684,54 +699,108 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct dd d = { .console_in = -1, .timeout_s = 10,
-			.chan = { .fd = -1 } };
-	DevDestruct dd = DEV_DESTRUCT__INIT;
-	struct fz_dev_cfg cfg;
-	bool print = false;
-	pthread_t watcher;
-	uint8_t *data = NULL;
-	size_t size = 0;
-	int c, r;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			d.binary = optarg;
+			d->binary = optarg;
 			break;
 		case 't':
-			d.timeout_s = (unsigned)strtoul(optarg, NULL, 10);
+			d->timeout_s = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'p':
-			print = true;
+			*print = true;
 			break;
 		case 'n':
-			d.no_abort = true;
+			d->no_abort = true;
 			break;
 		case 'v':
-			d.verbose = true;
+			d->verbose = true;
 			break;
 		case 'h':
 			dd_usage(stdout);
-			return 0;
+			return 1;
 		default:
 			dd_usage(stderr);
-			return 1;
+			return -1;
 		}
 	}
 	if (optind >= argc || argc - optind > 2) {
 		dd_usage(stderr);
-		return 1;
+		return -1;
 	}
-	d.k = dev_manifest_find(argv[optind]);
-	if (!d.k) {
+	d->k = dev_manifest_find(argv[optind]);
+	if (!d->k) {
 		fprintf(stderr, "devdrive: unknown device kind '%s'\n",
 			argv[optind]);
 		dd_usage(stderr);
+		return -1;
+	}
+	if (!d->binary)
+		d->binary = d->k->binary;
+	return 0;
+}
+
+/* One run: spawn the device, register and power it on, play the input,
+ * tell it to go and reap it. Returns main's exit status (aborts when the
+ * device was killed by a signal, see dd_report). */
+static int dd_session(struct dd *d, const struct fz_dev_cfg *cfg,
+		      const uint8_t *data, size_t size)
+{
+	DevDestruct dd = DEV_DESTRUCT__INIT;
+	pthread_t watcher;
+	int r;
+
+	if (dd_spawn(d, cfg) < 0)
+		return 1;
+	r = pthread_create(&watcher, NULL, dd_watch, d);
+	if (r != 0) {
+		fprintf(stderr, "devdrive: cannot start a thread: %s\n",
+			strerror(r));
 		return 1;
 	}
-	if (!d.binary)
-		d.binary = d.k->binary;
+	r = dd_register(d);
+	if (r == 0)
+		r = dd_notify(d, DEV_NOTIFY__EVENT__POWER_ON);
+	if (r < 0 && !atomic_load(&d->child_gone))
+		fprintf(stderr, "devdrive: %s did not register and power on: "
+			"%s\n", d->binary, strerror(-r));
+	if (r == 0)
+		r = dd_play(d, data, size);
+	/* Done (or it failed): tell it to go, as the worker does. */
+	if (!atomic_load(&d->child_gone))
+		ipc_send_pb(&d->chan, MSG_DEV_DESTRUCT, &dd.base, NULL, 0);
+	if (!dd_reap(d, DD_ANSWER_MS)) {
+		fprintf(stderr, "devdrive: %s did not exit after DevDestruct\n",
+			d->binary);
+		kill(d->child.pid, SIGKILL);
+		dd_reap(d, -1);
+		return 3;
+	}
+	alarm(0);
+	pthread_join(watcher, NULL);
+	dd_report(d);   /* aborts on a crash */
+	if (r < 0) {
+		fprintf(stderr, "devdrive: the run failed: %s\n", strerror(-r));
+		return 2;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct dd d = { .console_in = -1, .timeout_s = 10,
+			.chan = { .fd = -1 } };
+	struct fz_dev_cfg cfg;
+	bool print = false;
+	uint8_t *data = NULL;
+	size_t size = 0;
+	int r;
+
+	r = dd_options(argc, argv, &d, &print);
+	if (r != 0)
+		return r < 0 ? 1 : 0;
 	r = dd_read_input(argc - optind == 2 ? argv[optind + 1] : NULL, &data,
 			  &size);
 	if (r < 0) {
@@ -754,39 +823,9 @@ int main(int argc, char **argv)
 	signal(SIGALRM, dd_watchdog);
 	alarm(d.timeout_s);
 
-	if (dd_spawn(&d, &cfg) < 0)
-		return 1;
-	r = pthread_create(&watcher, NULL, dd_watch, &d);
-	if (r != 0) {
-		fprintf(stderr, "devdrive: cannot start a thread: %s\n",
-			strerror(r));
-		return 1;
-	}
-	r = dd_register(&d);
-	if (r == 0)
-		r = dd_notify(&d, DEV_NOTIFY__EVENT__POWER_ON);
-	if (r < 0 && !atomic_load(&d.child_gone))
-		fprintf(stderr, "devdrive: %s did not register and power on: "
-			"%s\n", d.binary, strerror(-r));
-	if (r == 0)
-		r = dd_play(&d, data, size);
-	/* Done (or it failed): tell it to go, as the worker does. */
-	if (!atomic_load(&d.child_gone))
-		ipc_send_pb(&d.chan, MSG_DEV_DESTRUCT, &dd.base, NULL, 0);
-	if (!dd_reap(&d, DD_ANSWER_MS)) {
-		fprintf(stderr, "devdrive: %s did not exit after DevDestruct\n",
-			d.binary);
-		kill(d.child.pid, SIGKILL);
-		dd_reap(&d, -1);
-		return 3;
-	}
-	alarm(0);
-	pthread_join(watcher, NULL);
-	dd_report(&d);   /* aborts on a crash */
-	if (r < 0) {
-		fprintf(stderr, "devdrive: the run failed: %s\n", strerror(-r));
-		return 2;
-	}
+	r = dd_session(&d, &cfg, data, size);
+	if (r != 0)
+		return r;
 	if (d.verbose)
 		fprintf(stderr, "devdrive: %u operations, the device exited "
 			"cleanly\n", d.op_index);

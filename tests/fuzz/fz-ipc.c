@@ -133,15 +133,63 @@ static void fz_ipc_check_accepted(const struct ipc_msg *m,
 	}
 }
 
+/* The datagram from the input, in dgram: the body, 64 KiB of zeros when
+ * pad, the length field set to match unless raw. Returns its length. */
+static size_t fz_ipc_build(struct fz_in *in, uint8_t *dgram, bool raw,
+			   bool pad)
+{
+	const uint8_t *body;
+	size_t dlen = fz_bytes(in, 4096, &body);
+
+	memcpy(dgram, body, dlen);
+	if (pad) {
+		memset(dgram + dlen, 0, FZ_IPC_PAD);
+		dlen += FZ_IPC_PAD;
+	}
+	if (!raw && dlen >= 4) {
+		uint32_t len = dlen >= IPC_HDR_SIZE ?
+			       (uint32_t)(dlen - IPC_HDR_SIZE) : 0;
+
+		dgram[0] = (uint8_t)len;
+		dgram[1] = (uint8_t)(len >> 8);
+		dgram[2] = (uint8_t)(len >> 16);
+		dgram[3] = (uint8_t)(len >> 24);
+	}
+	return dlen;
+}
+
+/* An accepted frame: its payload unpacked as every message type, then
+ * dispatched through a table holding each kind of entry. */
+static void fz_ipc_use(struct ipc_chan *c, struct ipc_msg *m)
+{
+	struct ipc_phase_state st = { 0 };
+	unsigned calls = 0;
+	int r;
+
+	for (size_t i = 0; i < sizeof(fz_ipc_descs) /
+			       sizeof(fz_ipc_descs[0]); i++) {
+		ProtobufCMessage *pb = ipc_msg_unpack(m, fz_ipc_descs[i]);
+
+		if (pb)
+			protobuf_c_message_free_unpacked(pb, NULL);
+	}
+	/* Twice: the second time a ONCE entry must refuse. */
+	for (int i = 0; i < 2 && c->fd >= 0; i++) {
+		r = ipc_dispatch(c, &fz_ipc_phase, &st, &calls, m);
+		if (r == -EPROTO)
+			FZ_CHECK(c->fd < 0 && m->nfds == 0,
+				 "refused by the table, channel open");
+	}
+	ipc_msg_close_fds(m);
+}
+
 int fz_ipc_frame_run(const uint8_t *data, size_t size)
 {
 	static struct ipc_msg *m;
 	static uint8_t *dgram;
-	struct ipc_phase_state st = { 0 };
 	struct ipc_chan c;
 	struct fz_in in;
-	const uint8_t *body;
-	unsigned nfds, calls = 0;
+	unsigned nfds;
 	bool passcred, raw, pad, valid;
 	size_t dlen;
 	static int sv[2] = { -1, -1 };
@@ -161,21 +209,7 @@ int fz_ipc_frame_run(const uint8_t *data, size_t size)
 	passcred = flags & 0x20;
 	raw = flags & 0x40;
 	pad = flags & 0x80;
-	dlen = fz_bytes(&in, 4096, &body);
-	memcpy(dgram, body, dlen);
-	if (pad) {
-		memset(dgram + dlen, 0, FZ_IPC_PAD);
-		dlen += FZ_IPC_PAD;
-	}
-	if (!raw && dlen >= 4) {
-		uint32_t len = dlen >= IPC_HDR_SIZE ?
-			       (uint32_t)(dlen - IPC_HDR_SIZE) : 0;
-
-		dgram[0] = (uint8_t)len;
-		dgram[1] = (uint8_t)(len >> 8);
-		dgram[2] = (uint8_t)(len >> 16);
-		dgram[3] = (uint8_t)(len >> 24);
-	}
+	dlen = fz_ipc_build(&in, dgram, raw, pad);
 	/* What ipc.h promises to accept, and nothing else. */
 	valid = !passcred && nfds <= IPC_MAX_FDS && dlen >= IPC_HDR_SIZE &&
 		dlen - IPC_HDR_SIZE <= IPC_MAX_PAYLOAD &&
@@ -196,21 +230,7 @@ int fz_ipc_frame_run(const uint8_t *data, size_t size)
 	} else if (valid) {
 		FZ_CHECK(r == 0, "a valid frame was refused: %d", r);
 		fz_ipc_check_accepted(m, dgram, dlen, nfds);
-		for (size_t i = 0; i < sizeof(fz_ipc_descs) /
-				       sizeof(fz_ipc_descs[0]); i++) {
-			ProtobufCMessage *pb = ipc_msg_unpack(m, fz_ipc_descs[i]);
-
-			if (pb)
-				protobuf_c_message_free_unpacked(pb, NULL);
-		}
-		/* Twice: the second time a ONCE entry must refuse. */
-		for (int i = 0; i < 2 && c.fd >= 0; i++) {
-			r = ipc_dispatch(&c, &fz_ipc_phase, &st, &calls, m);
-			if (r == -EPROTO)
-				FZ_CHECK(c.fd < 0 && m->nfds == 0,
-					 "refused by the table, channel open");
-		}
-		ipc_msg_close_fds(m);
+		fz_ipc_use(&c, m);
 	} else {
 		FZ_CHECK(r == -EPROTO, "a malformed frame gave %d", r);
 		FZ_CHECK(c.fd < 0, "a malformed frame left the channel open");

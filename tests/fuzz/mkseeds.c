@@ -522,16 +522,12 @@ static void sd_blk_hdr(struct sd *s, uint32_t gpa, uint32_t type,
 /* SEG_MAX | BLK_SIZE | FLUSH */
 #define VBLK_FEATURES ((1u << 2) | (1u << 6) | (1u << 9))
 
-static void sd_virtio_blk(void)
+/* virtio-blk: read sector 1 (header, 512 bytes in, status). */
+static void sd_virtio_blk_read(void)
 {
-	static const uint16_t head0[] = { 0 }, heads[] = { 0, 3 };
-	uint8_t data[512];
+	static const uint16_t head0[] = { 0 };
 	struct sd s;
 
-	for (unsigned i = 0; i < sizeof(data); i++)
-		data[i] = (uint8_t)i;
-
-	/* Read sector 1: header, 512 bytes in, status. */
 	s.n = 0;
 	sd_u8(&s, 0x02);
 	sd_virtio_init(&s, VBLK_FEATURES);
@@ -547,9 +543,19 @@ static void sd_virtio_blk(void)
 	sd_avail(&s, head0, 1, false);
 	sd_save_load(&s);
 	sd_write_file("virtio-blk", "read", &s);
+}
 
-	/* Write sector 2, then flush (two chains, one doorbell, by the
-	 * register this time). */
+/* virtio-blk: write sector 2, then flush (two chains, one doorbell, by
+ * the register this time); the same on a read-only disk. */
+static void sd_virtio_blk_write(void)
+{
+	static const uint16_t heads[] = { 0, 3 };
+	uint8_t data[512];
+	struct sd s;
+
+	for (unsigned i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)i;
+
 	s.n = 0;
 	sd_u8(&s, 0x02);
 	sd_virtio_init(&s, VBLK_FEATURES);
@@ -572,9 +578,14 @@ static void sd_virtio_blk(void)
 	/* The same write on a read-only disk. */
 	s.b[0] = 0x03;
 	sd_write_file("virtio-blk", "write-readonly", &s);
+}
 
-	/* GET_ID, and a read through an indirect table split over
-	 * descriptors of odd sizes. */
+/* virtio-blk: GET_ID, and a read through an indirect table split over
+ * descriptors of odd sizes; then suspend, save, resume and reset. */
+static void sd_virtio_blk_indirect(void)
+{
+	struct sd s;
+
 	s.n = 0;
 	sd_u8(&s, 0x06);
 	sd_virtio_init(&s, VBLK_FEATURES | (1u << 28));
@@ -607,55 +618,66 @@ static void sd_virtio_blk(void)
 	sd_reset(&s);
 	sd_rd(&s, 0, V_STATUS, 4);
 	sd_write_file("virtio-blk", "get-id-indirect", &s);
+}
 
-	/* Saved state, hostile or not: a real-looking VirtioState. */
+/* Saved state, hostile or not: a real-looking VirtioState, loaded into
+ * virtio-blk (then a request on it) and into virtio-rng. */
+static void sd_virtio_load_state(void)
+{
+	VirtioState vs = VIRTIO_STATE__INIT;
+	VirtioQueueState q = VIRTIO_QUEUE_STATE__INIT, *qp = &q;
+	uint8_t buf[256];
+	struct sd s;
+	size_t n;
+
+	vs.device_id = 2;
+	vs.status = 0xf;
+	vs.driver_features = (1ull << 32) | VBLK_FEATURES;
+	q.num = VQ_NUM;
+	q.ready = true;
+	q.desc_addr = VQ_DESC;
+	q.driver_addr = VQ_AVAIL;
+	q.device_addr = VQ_USED;
+	q.last_avail = 1;
+	q.used_idx = 1;
+	vs.n_queues = 1;
+	vs.queues = &qp;
+	n = virtio_state__pack(&vs, buf);
+	s.n = 0;
+	sd_u8(&s, 0x02);
+	sd_load(&s, buf, n);
+	sd_rd(&s, 0, V_STATUS, 4);
+	sd_blk_hdr(&s, 0x4000, 0, 0);
 	{
-		VirtioState vs = VIRTIO_STATE__INIT;
-		VirtioQueueState q = VIRTIO_QUEUE_STATE__INIT, *qp = &q;
-		uint8_t buf[256];
-		size_t n;
-
-		vs.device_id = 2;
-		vs.status = 0xf;
-		vs.driver_features = (1ull << 32) | VBLK_FEATURES;
-		q.num = VQ_NUM;
-		q.ready = true;
-		q.desc_addr = VQ_DESC;
-		q.driver_addr = VQ_AVAIL;
-		q.device_addr = VQ_USED;
-		q.last_avail = 1;
-		q.used_idx = 1;
-		vs.n_queues = 1;
-		vs.queues = &qp;
-		n = virtio_state__pack(&vs, buf);
-		s.n = 0;
-		sd_u8(&s, 0x02);
-		sd_load(&s, buf, n);
-		sd_rd(&s, 0, V_STATUS, 4);
-		sd_blk_hdr(&s, 0x4000, 0, 0);
-		{
-			const struct sd_desc d[] = {
-				{ 0x4000, 16, VF_NEXT, 1 },
-				{ 0x5000, 513, VF_WRITE, 0 },
-			};
-			sd_descs(&s, VQ_DESC, d, 2);
-		}
-		{
-			uint8_t b[6] = { 0, 0, 2, 0, 0, 0 };
-
-			sd_mem(&s, VQ_AVAIL, b, sizeof(b));
-		}
-		sd_notify(&s, 0);
-		sd_save_load(&s);
-		sd_write_file("virtio-blk", "load-state", &s);
-		vs.device_id = 4;
-		n = virtio_state__pack(&vs, buf);
-		s.n = 0;
-		sd_u8(&s, 0);
-		sd_load(&s, buf, n);
-		sd_notify(&s, 0);
-		sd_write_file("virtio-rng", "load-state", &s);
+		const struct sd_desc d[] = {
+			{ 0x4000, 16, VF_NEXT, 1 },
+			{ 0x5000, 513, VF_WRITE, 0 },
+		};
+		sd_descs(&s, VQ_DESC, d, 2);
 	}
+	{
+		uint8_t b[6] = { 0, 0, 2, 0, 0, 0 };
+
+		sd_mem(&s, VQ_AVAIL, b, sizeof(b));
+	}
+	sd_notify(&s, 0);
+	sd_save_load(&s);
+	sd_write_file("virtio-blk", "load-state", &s);
+	vs.device_id = 4;
+	n = virtio_state__pack(&vs, buf);
+	s.n = 0;
+	sd_u8(&s, 0);
+	sd_load(&s, buf, n);
+	sd_notify(&s, 0);
+	sd_write_file("virtio-rng", "load-state", &s);
+}
+
+static void sd_virtio_blk(void)
+{
+	sd_virtio_blk_read();
+	sd_virtio_blk_write();
+	sd_virtio_blk_indirect();
+	sd_virtio_load_state();
 }
 
 static void sd_virtio_rng(void)
@@ -696,81 +718,93 @@ static void sd_frame(struct sd *s, uint16_t type, const uint8_t *fd_kinds,
 	sd_put(s, buf, n);
 }
 
-static void sd_devhost(void)
+/* The devhost's bootstrap (selector 3 * device + 0): uart 0,
+ * debug-exit 1. */
+static void sd_devhost_init(void)
 {
+	DevInit di = DEV_INIT__INIT;
+	const uint8_t fk[] = { FZ_FD_SOCKET, FZ_FD_RING, FZ_FD_PIPE,
+			       FZ_FD_DEVNULL };
 	struct sd s;
 
-	/* Bootstrap (selector 3 * device + 0): uart 0, debug-exit 1,
-	 * virtio-blk 2. */
-	{
-		DevInit di = DEV_INIT__INIT;
-		const uint8_t fk[] = { FZ_FD_SOCKET, FZ_FD_RING, FZ_FD_PIPE,
-				       FZ_FD_DEVNULL };
+	di.kind = "uart";
+	di.nbackend_fds = 2;
+	s.n = 0;
+	sd_u8(&s, 0);
+	sd_frame(&s, MSG_DEV_INIT, fk, 4, &di.base);
+	sd_write_file("dispatch-devhost", "init-uart", &s);
 
-		di.kind = "uart";
-		di.nbackend_fds = 2;
-		s.n = 0;
-		sd_u8(&s, 0);
-		sd_frame(&s, MSG_DEV_INIT, fk, 4, &di.base);
-		sd_write_file("dispatch-devhost", "init-uart", &s);
+	di.kind = "debug-exit";
+	di.nbackend_fds = 0;
+	di.debug = 0;
+	s.n = 0;
+	sd_u8(&s, 3);
+	sd_frame(&s, MSG_DEV_INIT, fk, 2, &di.base);
+	sd_write_file("dispatch-devhost", "init-debugexit", &s);
+}
 
-		di.kind = "debug-exit";
-		di.nbackend_fds = 0;
-		di.debug = 0;
-		s.n = 0;
-		sd_u8(&s, 3);
-		sd_frame(&s, MSG_DEV_INIT, fk, 2, &di.base);
-		sd_write_file("dispatch-devhost", "init-debugexit", &s);
-	}
-	{
-		DevInit di = DEV_INIT__INIT;
-		DevRegion rg = DEV_REGION__INIT, *rgp = &rg;
-		uint32_t irq = 5;
-		const uint8_t fk[] = { FZ_FD_SOCKET, FZ_FD_RING, FZ_FD_MEMFD,
-				       FZ_FD_DEVNULL };
+/* The devhost's bootstrap for virtio-blk (device 2): guest RAM, a
+ * region, an IRQ and a read-only disk. */
+static void sd_devhost_init_vblk(void)
+{
+	DevInit di = DEV_INIT__INIT;
+	DevRegion rg = DEV_REGION__INIT, *rgp = &rg;
+	uint32_t irq = 5;
+	const uint8_t fk[] = { FZ_FD_SOCKET, FZ_FD_RING, FZ_FD_MEMFD,
+			       FZ_FD_DEVNULL };
+	struct sd s;
 
-		di.kind = "virtio-blk";
-		di.has_ram = true;
-		di.nbackend_fds = 1;
-		di.readonly = true;
-		di.serial = "disk-0";
-		rg.space = 1;
-		rg.addr = 0xd0001000;
-		rg.len = 0x200;
-		di.n_regions = 1;
-		di.regions = &rgp;
-		di.n_irqs = 1;
-		di.irqs = &irq;
-		s.n = 0;
-		sd_u8(&s, 6);
-		sd_frame(&s, MSG_DEV_INIT, fk, 4, &di.base);
-		sd_write_file("dispatch-devhost", "init-virtio-blk", &s);
-	}
-	/* Registering (3 * device + 1). */
-	{
-		DevRegistered ok = DEV_REGISTERED__INIT;
-		const uint8_t fk[] = { FZ_FD_EVENTFD, FZ_FD_EVENTFD,
-				       FZ_FD_EVENTFD };
+	di.kind = "virtio-blk";
+	di.has_ram = true;
+	di.nbackend_fds = 1;
+	di.readonly = true;
+	di.serial = "disk-0";
+	rg.space = 1;
+	rg.addr = 0xd0001000;
+	rg.len = 0x200;
+	di.n_regions = 1;
+	di.regions = &rgp;
+	di.n_irqs = 1;
+	di.irqs = &irq;
+	s.n = 0;
+	sd_u8(&s, 6);
+	sd_frame(&s, MSG_DEV_INIT, fk, 4, &di.base);
+	sd_write_file("dispatch-devhost", "init-virtio-blk", &s);
+}
 
-		ok.nirqfds = 1;
-		s.n = 0;
-		sd_u8(&s, 1);
-		sd_frame(&s, MSG_DEV_REGISTERED, fk, 1, &ok.base);
-		sd_write_file("dispatch-devhost", "registered-uart", &s);
+/* The devhost registering (3 * device + 1). */
+static void sd_devhost_registered(void)
+{
+	DevRegistered ok = DEV_REGISTERED__INIT;
+	const uint8_t fk[] = { FZ_FD_EVENTFD, FZ_FD_EVENTFD,
+			       FZ_FD_EVENTFD };
+	struct sd s;
 
-		ok.ndoorbells = 1;
-		s.n = 0;
-		sd_u8(&s, 7);
-		sd_frame(&s, MSG_DEV_REGISTERED, fk, 3, &ok.base);
-		sd_write_file("dispatch-devhost", "registered-virtio-blk", &s);
-	}
-	/* Running (3 * device + 2): every notification, then destruct. */
+	ok.nirqfds = 1;
+	s.n = 0;
+	sd_u8(&s, 1);
+	sd_frame(&s, MSG_DEV_REGISTERED, fk, 1, &ok.base);
+	sd_write_file("dispatch-devhost", "registered-uart", &s);
+
+	ok.ndoorbells = 1;
+	s.n = 0;
+	sd_u8(&s, 7);
+	sd_frame(&s, MSG_DEV_REGISTERED, fk, 3, &ok.base);
+	sd_write_file("dispatch-devhost", "registered-virtio-blk", &s);
+}
+
+/* The devhost running (3 * device + 2): every notification, then
+ * destruct. */
+static void sd_devhost_running(void)
+{
+	static const DevNotify__Event ev[] = {
+		DEV_NOTIFY__EVENT__POWER_ON, DEV_NOTIFY__EVENT__SUSPEND,
+		DEV_NOTIFY__EVENT__RESUME, DEV_NOTIFY__EVENT__RESET,
+		DEV_NOTIFY__EVENT__POWER_OFF,
+	};
+	struct sd s;
+
 	for (unsigned dev = 0; dev < 3; dev += 2) {
-		static const DevNotify__Event ev[] = {
-			DEV_NOTIFY__EVENT__POWER_ON, DEV_NOTIFY__EVENT__SUSPEND,
-			DEV_NOTIFY__EVENT__RESUME, DEV_NOTIFY__EVENT__RESET,
-			DEV_NOTIFY__EVENT__POWER_OFF,
-		};
 		DevDestruct dd = DEV_DESTRUCT__INIT;
 
 		s.n = 0;
@@ -788,155 +822,181 @@ static void sd_devhost(void)
 	}
 }
 
+static void sd_devhost(void)
+{
+	sd_devhost_init();
+	sd_devhost_init_vblk();
+	sd_devhost_registered();
+	sd_devhost_running();
+}
+
+/* The worker's init phase: WorkerInit with a uart and a debug-exit, with
+ * and without an initrd. */
+static void sd_worker_init(void)
+{
+	WorkerInit wi = WORKER_INIT__INIT;
+	DeviceSpec ds[2] = { DEVICE_SPEC__INIT, DEVICE_SPEC__INIT };
+	DeviceSpec *dsp[2] = { &ds[0], &ds[1] };
+	RegionSpec rs[2] = { REGION_SPEC__INIT, REGION_SPEC__INIT };
+	RegionSpec *rsp[2] = { &rs[0], &rs[1] };
+	uint32_t irq = 4;
+	const uint8_t fk[] = { FZ_FD_DEVNULL, FZ_FD_MEMFD, FZ_FD_PIPE,
+			       FZ_FD_SOCKET, FZ_FD_RING, FZ_FD_SOCKET,
+			       FZ_FD_RING, FZ_FD_PIPE };
+	const uint8_t fk2[] = { FZ_FD_DEVNULL, FZ_FD_MEMFD, FZ_FD_PIPE,
+				FZ_FD_PIPE, FZ_FD_SOCKET, FZ_FD_RING,
+				FZ_FD_SOCKET, FZ_FD_RING };
+	struct sd s;
+
+	wi.mem_size = 64 << 20;
+	wi.cpus = 2;
+	wi.cmdline = "console=ttyS0";
+	ds[0].kind = "uart";
+	rs[0].addr = 0x3f8;
+	rs[0].len = 8;
+	ds[0].n_regions = 1;
+	ds[0].regions = &rsp[0];
+	ds[0].n_irqs = 1;
+	ds[0].irqs = &irq;
+	ds[1].kind = "debug-exit";
+	rs[1].addr = 0xf4;
+	rs[1].len = 1;
+	ds[1].n_regions = 1;
+	ds[1].regions = &rsp[1];
+	ds[1].may_request_exit = true;
+	wi.n_devices = 2;
+	wi.devices = dsp;
+	s.n = 0;
+	sd_u8(&s, 0);
+	sd_frame(&s, MSG_WORKER_INIT, fk, 7, &wi.base);
+	sd_write_file("dispatch-worker", "init", &s);
+	wi.has_initrd = true;
+	s.n = 0;
+	sd_u8(&s, 0);
+	sd_frame(&s, MSG_WORKER_INIT, fk2, 8, &wi.base);
+	sd_write_file("dispatch-worker", "init-initrd", &s);
+}
+
+/* The worker's registering phase: DevRegister from a uart, a debug-exit
+ * and a virtio-blk (with a doorbell and a level-triggered IRQ). */
+static void sd_worker_register(void)
+{
+	DevRegister reg = DEV_REGISTER__INIT;
+	DevRegion rg = DEV_REGION__INIT, *rgp = &rg;
+	DevDoorbell db = DEV_DOORBELL__INIT, *dbp = &db;
+	uint32_t irq = 4, level = 1;
+	struct sd s;
+
+	reg.kind = "uart";
+	rg.addr = 0x3f8;
+	rg.len = 8;
+	reg.n_regions = 1;
+	reg.regions = &rgp;
+	reg.n_irqs = 1;
+	reg.irqs = &irq;
+	s.n = 0;
+	sd_u8(&s, 1);
+	sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
+	sd_write_file("dispatch-worker", "register-uart", &s);
+
+	reg.kind = "debug-exit";
+	rg.addr = 0xf4;
+	rg.len = 1;
+	reg.n_irqs = 0;
+	s.n = 0;
+	sd_u8(&s, 1 + 4);
+	sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
+	sd_write_file("dispatch-worker", "register-debugexit", &s);
+
+	reg.kind = "virtio-blk";
+	rg.space = 1;
+	rg.addr = 0xd0000000;
+	rg.len = 0x200;
+	irq = 5;
+	reg.n_irqs = 1;
+	reg.n_irq_flags = 1;
+	reg.irq_flags = &level;
+	db.off = 0x50;
+	db.len = 4;
+	reg.n_doorbells = 1;
+	reg.doorbells = &dbp;
+	s.n = 0;
+	sd_u8(&s, 1 + 8);
+	sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
+	sd_write_file("dispatch-worker", "register-virtio-blk", &s);
+}
+
+/* The broker's channel while running: every VmControl, VmStats, a live
+ * VmSave. */
+static void sd_worker_broker(void)
+{
+	VmStatsReq sr = VM_STATS_REQ__INIT;
+	VmSave sv = VM_SAVE__INIT;
+	const uint8_t fk[] = { FZ_FD_PIPE };
+	struct sd s;
+
+	s.n = 0;
+	sd_u8(&s, 2);
+	for (unsigned op = 0; op < 4; op++) {
+		VmControl vc = VM_CONTROL__INIT;
+
+		vc.op = (VmControl__Op)op;
+		vc.seq = op + 1;
+		sd_frame(&s, MSG_VM_CONTROL, NULL, 0, &vc.base);
+	}
+	sr.seq = 9;
+	sd_frame(&s, MSG_VM_STATS, NULL, 0, &sr.base);
+	sv.seq = 10;
+	sv.live = true;
+	sv.max_downtime_ms = 300;
+	sd_frame(&s, MSG_VM_SAVE, fk, 1, &sv.base);
+	sd_write_file("dispatch-worker", "broker-running", &s);
+}
+
+/* A device's channel while running: what a uart, a debug-exit and an
+ * i8042 send. */
+static void sd_worker_devices(void)
+{
+	DevNotifyDone nd = DEV_NOTIFY_DONE__INIT;
+	DevGuestExit ge = DEV_GUEST_EXIT__INIT;
+	DevDestructDone dd = DEV_DESTRUCT_DONE__INIT;
+	DevRequestReset rr = DEV_REQUEST_RESET__INIT;
+	DevRequestPowerOff po = DEV_REQUEST_POWER_OFF__INIT;
+	struct sd s;
+
+	nd.event = DEV_NOTIFY__EVENT__POWER_ON;
+	nd.seq = 1;
+	s.n = 0;
+	sd_u8(&s, 3);
+	sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
+	sd_frame(&s, MSG_DEV_DESTRUCT_DONE, NULL, 0, &dd.base);
+	sd_write_file("dispatch-worker", "uart-running", &s);
+
+	ge.code = 3;
+	s.n = 0;
+	sd_u8(&s, 3 + 4);
+	sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
+	sd_frame(&s, MSG_DEV_GUEST_EXIT, NULL, 0, &ge.base);
+	sd_frame(&s, MSG_DEV_DESTRUCT_DONE, NULL, 0, &dd.base);
+	sd_write_file("dispatch-worker", "debugexit-running", &s);
+
+	s.n = 0;
+	sd_u8(&s, 3 + 12);
+	sd_frame(&s, MSG_DEV_REQUEST_RESET, NULL, 0, &rr.base);
+	sd_frame(&s, MSG_DEV_REQUEST_POWEROFF, NULL, 0, &po.base);
+	sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
+	sd_write_file("dispatch-worker", "i8042-running", &s);
+}
+
 /* The worker (tests/fuzz/tap-worker.c): selector = phase + 4 * kind, with
  * phases init, registering, broker running, device running and kinds
  * uart, debug-exit, virtio-blk, i8042. */
 static void sd_worker(void)
 {
-	struct sd s;
-
-	{
-		WorkerInit wi = WORKER_INIT__INIT;
-		DeviceSpec ds[2] = { DEVICE_SPEC__INIT, DEVICE_SPEC__INIT };
-		DeviceSpec *dsp[2] = { &ds[0], &ds[1] };
-		RegionSpec rs[2] = { REGION_SPEC__INIT, REGION_SPEC__INIT };
-		RegionSpec *rsp[2] = { &rs[0], &rs[1] };
-		uint32_t irq = 4;
-		const uint8_t fk[] = { FZ_FD_DEVNULL, FZ_FD_MEMFD, FZ_FD_PIPE,
-				       FZ_FD_SOCKET, FZ_FD_RING, FZ_FD_SOCKET,
-				       FZ_FD_RING, FZ_FD_PIPE };
-
-		wi.mem_size = 64 << 20;
-		wi.cpus = 2;
-		wi.cmdline = "console=ttyS0";
-		ds[0].kind = "uart";
-		rs[0].addr = 0x3f8;
-		rs[0].len = 8;
-		ds[0].n_regions = 1;
-		ds[0].regions = &rsp[0];
-		ds[0].n_irqs = 1;
-		ds[0].irqs = &irq;
-		ds[1].kind = "debug-exit";
-		rs[1].addr = 0xf4;
-		rs[1].len = 1;
-		ds[1].n_regions = 1;
-		ds[1].regions = &rsp[1];
-		ds[1].may_request_exit = true;
-		wi.n_devices = 2;
-		wi.devices = dsp;
-		s.n = 0;
-		sd_u8(&s, 0);
-		sd_frame(&s, MSG_WORKER_INIT, fk, 7, &wi.base);
-		sd_write_file("dispatch-worker", "init", &s);
-		wi.has_initrd = true;
-		s.n = 0;
-		sd_u8(&s, 0);
-		{
-			const uint8_t fk2[] = { FZ_FD_DEVNULL, FZ_FD_MEMFD,
-						FZ_FD_PIPE, FZ_FD_PIPE,
-						FZ_FD_SOCKET, FZ_FD_RING,
-						FZ_FD_SOCKET, FZ_FD_RING };
-
-			sd_frame(&s, MSG_WORKER_INIT, fk2, 8, &wi.base);
-		}
-		sd_write_file("dispatch-worker", "init-initrd", &s);
-	}
-	{
-		DevRegister reg = DEV_REGISTER__INIT;
-		DevRegion rg = DEV_REGION__INIT, *rgp = &rg;
-		DevDoorbell db = DEV_DOORBELL__INIT, *dbp = &db;
-		uint32_t irq = 4, level = 1;
-
-		reg.kind = "uart";
-		rg.addr = 0x3f8;
-		rg.len = 8;
-		reg.n_regions = 1;
-		reg.regions = &rgp;
-		reg.n_irqs = 1;
-		reg.irqs = &irq;
-		s.n = 0;
-		sd_u8(&s, 1);
-		sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
-		sd_write_file("dispatch-worker", "register-uart", &s);
-
-		reg.kind = "debug-exit";
-		rg.addr = 0xf4;
-		rg.len = 1;
-		reg.n_irqs = 0;
-		s.n = 0;
-		sd_u8(&s, 1 + 4);
-		sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
-		sd_write_file("dispatch-worker", "register-debugexit", &s);
-
-		reg.kind = "virtio-blk";
-		rg.space = 1;
-		rg.addr = 0xd0000000;
-		rg.len = 0x200;
-		irq = 5;
-		reg.n_irqs = 1;
-		reg.n_irq_flags = 1;
-		reg.irq_flags = &level;
-		db.off = 0x50;
-		db.len = 4;
-		reg.n_doorbells = 1;
-		reg.doorbells = &dbp;
-		s.n = 0;
-		sd_u8(&s, 1 + 8);
-		sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
-		sd_write_file("dispatch-worker", "register-virtio-blk", &s);
-	}
-	{
-		VmStatsReq sr = VM_STATS_REQ__INIT;
-		VmSave sv = VM_SAVE__INIT;
-		const uint8_t fk[] = { FZ_FD_PIPE };
-
-		s.n = 0;
-		sd_u8(&s, 2);
-		for (unsigned op = 0; op < 4; op++) {
-			VmControl vc = VM_CONTROL__INIT;
-
-			vc.op = (VmControl__Op)op;
-			vc.seq = op + 1;
-			sd_frame(&s, MSG_VM_CONTROL, NULL, 0, &vc.base);
-		}
-		sr.seq = 9;
-		sd_frame(&s, MSG_VM_STATS, NULL, 0, &sr.base);
-		sv.seq = 10;
-		sv.live = true;
-		sv.max_downtime_ms = 300;
-		sd_frame(&s, MSG_VM_SAVE, fk, 1, &sv.base);
-		sd_write_file("dispatch-worker", "broker-running", &s);
-	}
-	{
-		DevNotifyDone nd = DEV_NOTIFY_DONE__INIT;
-		DevGuestExit ge = DEV_GUEST_EXIT__INIT;
-		DevDestructDone dd = DEV_DESTRUCT_DONE__INIT;
-		DevRequestReset rr = DEV_REQUEST_RESET__INIT;
-		DevRequestPowerOff po = DEV_REQUEST_POWER_OFF__INIT;
-
-		nd.event = DEV_NOTIFY__EVENT__POWER_ON;
-		nd.seq = 1;
-		s.n = 0;
-		sd_u8(&s, 3);
-		sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
-		sd_frame(&s, MSG_DEV_DESTRUCT_DONE, NULL, 0, &dd.base);
-		sd_write_file("dispatch-worker", "uart-running", &s);
-
-		ge.code = 3;
-		s.n = 0;
-		sd_u8(&s, 3 + 4);
-		sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
-		sd_frame(&s, MSG_DEV_GUEST_EXIT, NULL, 0, &ge.base);
-		sd_frame(&s, MSG_DEV_DESTRUCT_DONE, NULL, 0, &dd.base);
-		sd_write_file("dispatch-worker", "debugexit-running", &s);
-
-		s.n = 0;
-		sd_u8(&s, 3 + 12);
-		sd_frame(&s, MSG_DEV_REQUEST_RESET, NULL, 0, &rr.base);
-		sd_frame(&s, MSG_DEV_REQUEST_POWEROFF, NULL, 0, &po.base);
-		sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
-		sd_write_file("dispatch-worker", "i8042-running", &s);
-	}
+	sd_worker_init();
+	sd_worker_register();
+	sd_worker_broker();
+	sd_worker_devices();
 }
 
 /* The broker's table for what a worker sends (tests/fuzz/fz-brkvm.c). */
@@ -1285,16 +1345,14 @@ static int sd_ssm_write(void *ctx, const void *buf, size_t len)
 	return ssm_mem_write(ctx, buf, len);
 }
 
-static void sd_ssm(void)
+/* A stream like a saved VM, into mem: a unit of scalars, one of pages
+ * (zero, compressible, not), one with a device's blob and a string. */
+static void sd_ssm_stream(struct ssm_mem *mem)
 {
 	static uint8_t page[SSM_PAGE_SIZE];
-	struct ssm_mem mem = { 0 };
-	struct ssm_sink sink = { sd_ssm_write, &mem };
+	struct ssm_sink sink = { sd_ssm_write, mem };
 	struct ssm_writer *w;
-	struct sd s;
 
-	/* A stream like a saved VM: a unit of scalars, one of pages (zero,
-	 * compressible, not), one with a device's blob and a string. */
 	if (ssm_writer_open(&sink, 0, &w) < 0)
 		exit(1);
 	ssm_unit_begin(w, "cpu", 0, 1, SSM_PASS_FINAL);
@@ -1322,35 +1380,41 @@ static void sd_ssm(void)
 	ssm_unit_end(w);
 	if (ssm_writer_close(w) < 0)
 		exit(1);
+}
 
-	/* Read mode: whole reads, then 7-byte reads; scripts that read
-	 * each unit as written, or skip it. */
-	{
-		static const uint8_t script[] = {
-			0, 1, 2, 3, 4, 5, 6, 11, 13,
-			8, 8, 8, 11, 13,
-			9, 20, 10, 2, 7, 7, 11,
-		};
-		static const uint8_t skip[] = { 12, 13, 12, 13, 12 };
+/* Read mode over that stream: whole reads, then 7-byte reads; scripts
+ * that read each unit as written, or skip it. */
+static void sd_ssm_read(const struct ssm_mem *mem)
+{
+	static const uint8_t script[] = {
+		0, 1, 2, 3, 4, 5, 6, 11, 13,
+		8, 8, 8, 11, 13,
+		9, 20, 10, 2, 7, 7, 11,
+	};
+	static const uint8_t skip[] = { 12, 13, 12, 13, 12 };
+	struct sd s;
 
-		s.n = 0;
-		sd_u8(&s, 0);
-		sd_u8(&s, sizeof(script));
-		sd_put(&s, script, sizeof(script));
-		sd_put(&s, mem.data, mem.len);
-		sd_write_file("ssm", "read-vm", &s);
-		s.b[0] = 7 << 1;
-		sd_write_file("ssm", "read-vm-7", &s);
-		s.n = 0;
-		sd_u8(&s, 3 << 1);
-		sd_u8(&s, sizeof(skip));
-		sd_put(&s, skip, sizeof(skip));
-		sd_put(&s, mem.data, mem.len);
-		sd_write_file("ssm", "skip-vm", &s);
-	}
-	free(mem.data);
+	s.n = 0;
+	sd_u8(&s, 0);
+	sd_u8(&s, sizeof(script));
+	sd_put(&s, script, sizeof(script));
+	sd_put(&s, mem->data, mem->len);
+	sd_write_file("ssm", "read-vm", &s);
+	s.b[0] = 7 << 1;
+	sd_write_file("ssm", "read-vm-7", &s);
+	s.n = 0;
+	sd_u8(&s, 3 << 1);
+	sd_u8(&s, sizeof(skip));
+	sd_put(&s, skip, sizeof(skip));
+	sd_put(&s, mem->data, mem->len);
+	sd_write_file("ssm", "skip-vm", &s);
+}
 
-	/* Round trip: two units, a value of every kind. */
+/* Round trip: two units, a value of every kind. */
+static void sd_ssm_roundtrip(void)
+{
+	struct sd s;
+
 	s.n = 0;
 	sd_u8(&s, 1);
 	sd_u8(&s, 11);                       /* unit 1: 11 values */
@@ -1378,6 +1442,16 @@ static void sd_ssm(void)
 	sd_put(&s, "0123456789abcdef", 16);
 	sd_u8(&s, 8); sd_u8(&s, 0); sd_u8(&s, 0); sd_put(&s, "-", 1);
 	sd_write_file("ssm", "roundtrip", &s);
+}
+
+static void sd_ssm(void)
+{
+	struct ssm_mem mem = { 0 };
+
+	sd_ssm_stream(&mem);
+	sd_ssm_read(&mem);
+	free(mem.data);
+	sd_ssm_roundtrip();
 }
 
 int main(int argc, char **argv)

@@ -61,6 +61,93 @@ static void fz_devhost_release(struct devhost *h)
 	pthread_mutex_destroy(&h->lock);
 }
 
+/* The devhost's state before its first frame, as dev_main sets it up. */
+static void fz_devhost_init(struct devhost *h, const struct dev_desc *desc,
+			    int timerfd, struct ipc_msg *msg)
+{
+	memset(h, 0, sizeof(*h));
+	h->desc = desc;
+	h->backend_in = h->backend_out = -1;
+	h->chan.fd = -1;
+	h->timerfd = timerfd;
+	h->msg = msg;
+	for (unsigned i = 0; i < DEV_MAX_IRQS; i++)
+		h->irqfds[i] = h->resamplefds[i] = -1;
+	for (unsigned i = 0; i < DEV_MAX_DOORBELLS; i++)
+		h->doorbells[i] = -1;
+	for (unsigned i = 0; i < DEVHOST_MAX_BACKEND_FDS; i++)
+		h->backend_fd[i] = -1;
+	pthread_mutex_init(&h->lock, NULL);
+	snprintf(h->label, sizeof(h->label), "%s#0", h->desc->mf->name);
+}
+
+/* Past bootstrap: the worker's channel on fd and the device built, with
+ * guest RAM mapped when ram (as DevInit would have; saves track the pages
+ * a device may write). */
+static void fz_devhost_attach(struct devhost *h, int fd, bool ram)
+{
+	int r;
+
+	ipc_chan_init(&h->chan, fd, "worker");
+	r = dev_new_at(h->desc, 0, NULL, NULL, NULL, &devhost_ops, h, &h->dev);
+	if (r < 0)
+		abort();
+	if (ram) {
+		int mfd = fz_fd_new(FZ_FD_MEMFD);
+
+		r = devhost_map_ram(h, mfd);
+		close(mfd);
+		if (r < 0)
+			abort();
+	}
+}
+
+/* The phase sel picks, the channel it reads (boot, or the worker's, on
+ * the devhost's end fd of the pair) and how many frames it takes. */
+static const struct ipc_phase *fz_devhost_phase(struct devhost *h,
+						unsigned sel, int fd,
+						struct ipc_chan *boot,
+						struct ipc_chan **chan,
+						unsigned *max_frames)
+{
+	const struct ipc_phase *phase;
+
+	switch (sel % 3) {
+	case 0:
+		phase = &devhost_bootstrap_phase;
+		ipc_chan_init(boot, fd, "broker");
+		*chan = boot;
+		*max_frames = 1;
+		break;
+	case 1:
+	default:
+		phase = sel % 3 == 1 ? &devhost_register_phase
+				     : &devhost_running_phase;
+		*max_frames = sel % 3 == 1 ? 1 : FZ_FRAMES_MAX;
+		fz_devhost_attach(h, fd, sel % 3 == 2);
+		*chan = &h->chan;
+		break;
+	}
+	return phase;
+}
+
+/* The frame just sent, received and dispatched through the phase's table;
+ * ipc_recv's or the handler's result. */
+static int fz_devhost_deliver(struct devhost *h, struct ipc_chan *chan,
+			      const struct ipc_phase *phase,
+			      struct ipc_phase_state *st)
+{
+	int r = ipc_recv(chan, h->msg);
+
+	if (r == 0) {
+		r = ipc_dispatch(chan, phase, st, h, h->msg);
+		ipc_msg_close_fds(h->msg);
+	}
+	/* A handler may have turned logging on (DevInit.debug). */
+	fz_quiet();
+	return r;
+}
+
 int fz_devhost_dispatch(const uint8_t *data, size_t size)
 {
 	static struct ipc_msg *msg;
@@ -76,7 +163,7 @@ int fz_devhost_dispatch(const uint8_t *data, size_t size)
 	static int sv[2] = { -1, -1 };
 	unsigned sel, nframes = 0, max_frames;
 	bool rx_open;
-	int r, delta;
+	int delta;
 
 	fz_quiet();
 	if (!msg) {
@@ -91,52 +178,9 @@ int fz_devhost_dispatch(const uint8_t *data, size_t size)
 
 	fz_pair_open(sv);
 	fz_fd_mark();
-	/* As dev_main sets it up. */
-	memset(&h, 0, sizeof(h));
-	h.desc = fz_devhost_descs[sel / 3 % 3];
-	h.backend_in = h.backend_out = -1;
-	h.chan.fd = -1;
-	h.timerfd = timerfd;
-	h.msg = msg;
-	for (unsigned i = 0; i < DEV_MAX_IRQS; i++)
-		h.irqfds[i] = h.resamplefds[i] = -1;
-	for (unsigned i = 0; i < DEV_MAX_DOORBELLS; i++)
-		h.doorbells[i] = -1;
-	for (unsigned i = 0; i < DEVHOST_MAX_BACKEND_FDS; i++)
-		h.backend_fd[i] = -1;
-	pthread_mutex_init(&h.lock, NULL);
-	snprintf(h.label, sizeof(h.label), "%s#0", h.desc->mf->name);
+	fz_devhost_init(&h, fz_devhost_descs[sel / 3 % 3], timerfd, msg);
 
-	switch (sel % 3) {
-	case 0:
-		phase = &devhost_bootstrap_phase;
-		ipc_chan_init(&boot, sv[1], "broker");
-		chan = &boot;
-		max_frames = 1;
-		break;
-	case 1:
-	default:
-		phase = sel % 3 == 1 ? &devhost_register_phase
-				     : &devhost_running_phase;
-		max_frames = sel % 3 == 1 ? 1 : FZ_FRAMES_MAX;
-		ipc_chan_init(&h.chan, sv[1], "worker");
-		chan = &h.chan;
-		r = dev_new_at(h.desc, 0, NULL, NULL, NULL, &devhost_ops, &h,
-			       &h.dev);
-		if (r < 0)
-			abort();
-		/* Guest RAM, as DevInit would have mapped it (saves track
-		 * the pages a device may write). */
-		if (sel % 3 == 2) {
-			int fd = fz_fd_new(FZ_FD_MEMFD);
-
-			r = devhost_map_ram(&h, fd);
-			close(fd);
-			if (r < 0)
-				abort();
-		}
-		break;
-	}
+	phase = fz_devhost_phase(&h, sel, sv[1], &boot, &chan, &max_frames);
 
 	while (nframes < max_frames && !h.stop && chan->fd >= 0 &&
 	       fz_frame_next(&in, fz_devhost_types,
@@ -145,14 +189,7 @@ int fz_devhost_dispatch(const uint8_t *data, size_t size)
 		if (fz_frame_send(sv[0], &f) < 0)
 			continue;
 		nframes++;
-		r = ipc_recv(chan, h.msg);
-		if (r == 0) {
-			r = ipc_dispatch(chan, phase, &st, &h, h.msg);
-			ipc_msg_close_fds(h.msg);
-		}
-		/* A handler may have turned logging on (DevInit.debug). */
-		fz_quiet();
-		if (r < 0)
+		if (fz_devhost_deliver(&h, chan, phase, &st) < 0)
 			break;
 	}
 

@@ -150,6 +150,81 @@ static void fz_wk_release(struct wk *w)
 	}
 }
 
+/* The worker's state for one run, around the VM every run uses. */
+static void fz_wk_begin(struct wk *w, struct emt_vm *vm, struct ipc_msg *msg)
+{
+	for (unsigned i = 0; i < EMT_MAX_DEVICES; i++)
+		w->dev_chan_fd[i] = w->dev_ring_fd[i] = -1;
+	w->vm = vm;
+	w->msg = msg;
+	/* A save runs on a thread of its own that drives the EMTs and KVM;
+	 * none may outlive a run, so every VmSave finds one in progress
+	 * (and is answered and closed as such). */
+	w->saving = true;
+	vm->ended = false;
+	vm->broker = &w->broker;
+	vm->ndevs = 1;
+}
+
+/* The channel the phase reads from, on the worker's end (fd) of the pair,
+ * and how many frames the worker reads there. */
+static struct ipc_chan *fz_wk_phase_chan(struct wk *w, struct emt_dev *d,
+					 unsigned phase, int fd,
+					 unsigned *max_frames)
+{
+	struct ipc_chan *chan;
+
+	switch (phase) {
+	case 0:
+		ipc_chan_init(&w->broker, fd, "broker");
+		chan = &w->broker;
+		*max_frames = 1;   /* the worker reads one WorkerInit */
+		break;
+	case 1:
+		ipc_chan_init(&d->chan, fd, d->label);
+		chan = &d->chan;
+		*max_frames = 1;   /* and one DevRegister per device */
+		break;
+	case 2:
+		ipc_chan_init(&w->broker, fd, "broker");
+		chan = &w->broker;
+		*max_frames = FZ_FRAMES_MAX;
+		break;
+	default:
+		ipc_chan_init(&d->chan, fd, d->label);
+		chan = &d->chan;
+		*max_frames = FZ_FRAMES_MAX;
+		break;
+	}
+	return chan;
+}
+
+/* The frame just sent, received and handled as the phase does; negative
+ * when the run ends (the channel failed or the device died). */
+static int fz_wk_deliver(struct wk_reg_ctx *x, struct ipc_chan *chan,
+			 unsigned phase, struct ipc_phase_state *st)
+{
+	struct wk *w = x->w;
+	int r;
+
+	if (phase == 3) {
+		/* The run loop's own function for a device channel. */
+		wk_serve_device(w, x->d, st);
+		return x->d->dead ? -EPIPE : 0;
+	}
+	r = ipc_recv(chan, w->msg);
+	if (r == 0) {
+		r = ipc_dispatch(chan, phase == 0 ? &wk_init_phase :
+				 phase == 1 ? &wk_register_phase :
+				 &wk_broker_running_phase,
+				 st, phase == 1 ? (void *)x : (void *)w,
+				 w->msg);
+		ipc_msg_close_fds(w->msg);
+	}
+	fz_quiet();
+	return r;
+}
+
 int fz_worker_dispatch(const uint8_t *data, size_t size)
 {
 	static struct ipc_msg *msg;
@@ -168,7 +243,7 @@ int fz_worker_dispatch(const uint8_t *data, size_t size)
 	struct fz_in in;
 	unsigned sel, phase, nframes = 0, max_frames;
 	uint64_t v;
-	int r, delta;
+	int delta;
 	bool rx_open;
 
 	fz_quiet();
@@ -186,41 +261,10 @@ int fz_worker_dispatch(const uint8_t *data, size_t size)
 
 	fz_pair_open(sv);
 	fz_fd_mark();
-	for (unsigned i = 0; i < EMT_MAX_DEVICES; i++)
-		w.dev_chan_fd[i] = w.dev_ring_fd[i] = -1;
-	w.vm = vm;
-	w.msg = msg;
-	/* A save runs on a thread of its own that drives the EMTs and KVM;
-	 * none may outlive a run, so every VmSave finds one in progress
-	 * (and is answered and closed as such). */
-	w.saving = true;
-	vm->ended = false;
-	vm->broker = &w.broker;
-	vm->ndevs = 1;
+	fz_wk_begin(&w, vm, msg);
 	fz_wk_device(&fz_wk_kinds[sel / 4 % 4], &spec, &rs, &rsp, &irq, d);
 	x = (struct wk_reg_ctx){ .w = &w, .d = d, .spec = &spec };
-	switch (phase) {
-	case 0:
-		ipc_chan_init(&w.broker, sv[1], "broker");
-		chan = &w.broker;
-		max_frames = 1;   /* the worker reads one WorkerInit */
-		break;
-	case 1:
-		ipc_chan_init(&d->chan, sv[1], d->label);
-		chan = &d->chan;
-		max_frames = 1;   /* and one DevRegister per device */
-		break;
-	case 2:
-		ipc_chan_init(&w.broker, sv[1], "broker");
-		chan = &w.broker;
-		max_frames = FZ_FRAMES_MAX;
-		break;
-	default:
-		ipc_chan_init(&d->chan, sv[1], d->label);
-		chan = &d->chan;
-		max_frames = FZ_FRAMES_MAX;
-		break;
-	}
+	chan = fz_wk_phase_chan(&w, d, phase, sv[1], &max_frames);
 
 	while (nframes < max_frames && chan->fd >= 0 &&
 	       fz_frame_next(&in, fz_wk_types,
@@ -228,24 +272,7 @@ int fz_worker_dispatch(const uint8_t *data, size_t size)
 		if (fz_frame_send(sv[0], &f) < 0)
 			continue;
 		nframes++;
-		if (phase == 3) {
-			/* The run loop's own function for a device channel. */
-			wk_serve_device(&w, d, &st);
-			if (d->dead)
-				break;
-			continue;
-		}
-		r = ipc_recv(chan, msg);
-		if (r == 0) {
-			r = ipc_dispatch(chan, phase == 0 ? &wk_init_phase :
-					 phase == 1 ? &wk_register_phase :
-					 &wk_broker_running_phase,
-					 &st, phase == 1 ? (void *)&x : (void *)&w,
-					 msg);
-			ipc_msg_close_fds(msg);
-		}
-		fz_quiet();
-		if (r < 0)
+		if (fz_wk_deliver(&x, chan, phase, &st) < 0)
 			break;
 	}
 

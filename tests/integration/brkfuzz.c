@@ -185,33 +185,14 @@ static int64_t fz_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int main(int argc, char **argv)
+/* Malformed frames: garbage, short or lying headers, oversized, empty. */
+static void fz_cases_malformed(const uint8_t *junk, size_t njunk)
 {
-	uint8_t junk[256], *big;
-	int fd, fds[17];
-	StatusReq sr = STATUS_REQ__INIT;
-	ListReq lr = LIST_REQ__INIT;
-	CreateVm cv = CREATE_VM__INIT;
-	int idle[40];
+	uint8_t *big;
+	int fd;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: brkfuzz SOCKET\n");
-		return 2;
-	}
-	ipc_log_init("brkfuzz", IPC_LOG_ERR - 1);  /* quiet */
-	fz_path = argv[1];
-	srand(42);
-	for (size_t i = 0; i < sizeof(junk); i++)
-		junk[i] = (uint8_t)rand();
-
-	if (!fz_good_client()) {
-		printf("the broker does not serve a well-behaved client\n");
-		return 1;
-	}
-
-	/* Malformed frames. */
 	fd = fz_connect();
-	fz_raw(fd, junk, sizeof(junk));
+	fz_raw(fd, junk, njunk);
 	fz_check("garbage", fd, FZ_DROP, 3000);
 
 	fd = fz_connect();
@@ -235,8 +216,14 @@ int main(int argc, char **argv)
 	fd = fz_connect();
 	fz_raw(fd, "", 0);
 	fz_check("empty-datagram", fd, FZ_DROP, 3000);
+}
 
-	/* Out of phase, or not protocol at all. */
+/* Out of phase, or not protocol at all. */
+static void fz_cases_phase(void)
+{
+	ListReq lr = LIST_REQ__INIT;
+	int fd;
+
 	fd = fz_connect();
 	fz_pb(fd, MSG_CTL_LIST, &lr.base, NULL, 0);
 	fz_check("request-before-hello", fd, FZ_DROP, 3000);
@@ -274,8 +261,35 @@ int main(int argc, char **argv)
 	fz_watch(fd, 3000, true);
 	fz_frame(fd, 0, MSG_HELLO_REPLY, NULL, 0);
 	fz_check("answer-type-from-client", fd, FZ_DROP, 3000);
+}
 
-	/* fds where none belong, and too many. */
+/* A List request carrying 17 fds, one more than ipc_send allows: the
+ * message is built by hand. */
+static void fz_send_17_fds(int fd, const int *fds)
+{
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * 17)]; } cb;
+	uint8_t hdr[6] = { 0, 0, 0, 0, MSG_CTL_LIST & 0xff,
+			   MSG_CTL_LIST >> 8 };
+	struct iovec iov = { hdr, sizeof(hdr) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cb.b,
+			     .msg_controllen = sizeof(cb.b) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * 17);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * 17);
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
+		printf("  (sendmsg: %s)\n", strerror(errno));
+}
+
+/* fds where none belong, and too many. */
+static void fz_cases_fds(void)
+{
+	ListReq lr = LIST_REQ__INIT;
+	int fd, fds[17];
+
 	fd = fz_connect();
 	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
@@ -289,29 +303,65 @@ int main(int argc, char **argv)
 	fz_watch(fd, 3000, true);
 	for (int i = 0; i < 17; i++)
 		fds[i] = open("/dev/null", O_RDONLY);
-	{
-		/* ipc_send refuses 17 fds: build the message by hand. */
-		union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * 17)]; } cb;
-		uint8_t hdr[6] = { 0, 0, 0, 0, MSG_CTL_LIST & 0xff,
-				   MSG_CTL_LIST >> 8 };
-		struct iovec iov = { hdr, sizeof(hdr) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = cb.b,
-				     .msg_controllen = sizeof(cb.b) };
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * 17);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * 17);
-		if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
-			printf("  (sendmsg: %s)\n", strerror(errno));
-	}
+	fz_send_17_fds(fd, fds);
 	for (int i = 0; i < 17; i++)
 		close(fds[i]);
 	fz_check("too-many-fds", fd, FZ_DROP, 3000);
+}
 
-	/* Wrong but well-formed requests: an error, and the client stays. */
+/* The optional devices a client asks for, against the manifest: no kind
+ * of it, a fixed kind, past a limit, ro without a backend, a disk whose fd
+ * is missing or a directory. */
+static void fz_cases_devices(void)
+{
+	static const struct {
+		const char *name, *kind;
+		unsigned n, nfds;
+		bool ro, dir;
+	} dc[] = {
+		{ "create-device-unknown", "no-such-device", 1, 1, false, false },
+		{ "create-device-fixed", "uart", 1, 1, false, false },
+		{ "create-device-too-many", "virtio-rng", 2, 1, false, false },
+		{ "create-device-ro-no-backend", "virtio-rng", 1, 1, true, false },
+		{ "create-disk-without-fd", "virtio-blk", 1, 1, false, false },
+		{ "create-disk-directory", "virtio-blk", 1, 2, false, true },
+		{ "create-disks-past-limit", "virtio-blk", 7, 1, false, false },
+	};
+	CreateVm cv = CREATE_VM__INIT;
+	DeviceReq dr[8], *drp[8];
+	int fd, fds[2];
+
+	for (size_t c = 0; c < sizeof(dc) / sizeof(dc[0]); c++) {
+		cv.name = "fuzzdev";
+		for (unsigned i = 0; i < dc[c].n; i++) {
+			device_req__init(&dr[i]);
+			dr[i].kind = (char *)dc[c].kind;
+			dr[i].ro = dc[c].ro;
+			drp[i] = &dr[i];
+		}
+		cv.n_devices = dc[c].n;
+		cv.devices = drp;
+		fd = fz_connect();
+		fz_hello(fd, BRK_PROTO_VERSION);
+		fz_watch(fd, 3000, true);
+		fds[0] = open("/dev/null", O_RDONLY);
+		for (unsigned i = 1; i < dc[c].nfds; i++)
+			fds[i] = dc[c].dir ? open("/", O_RDONLY | O_DIRECTORY)
+					   : open("/dev/null", O_RDWR);
+		fz_pb(fd, MSG_CTL_CREATE, &cv.base, fds, dc[c].nfds);
+		for (unsigned i = 0; i < dc[c].nfds; i++)
+			close(fds[i]);
+		fz_check(dc[c].name, fd, FZ_ERROR_KEEP, 3000);
+	}
+}
+
+/* Wrong but well-formed requests: an error, and the client stays. */
+static void fz_cases_requests(void)
+{
+	StatusReq sr = STATUS_REQ__INIT;
+	CreateVm cv = CREATE_VM__INIT;
+	int fd, fds[1];
+
 	fd = fz_connect();
 	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
@@ -336,50 +386,7 @@ int main(int argc, char **argv)
 	close(fds[0]);
 	fz_check("create-bad-name", fd, FZ_ERROR_KEEP, 3000);
 
-	/* The optional devices a client asks for, against the manifest:
-	 * no kind of it, a fixed kind, past a limit, ro without a backend,
-	 * a disk whose fd is missing or a directory. */
-	{
-		static const struct {
-			const char *name, *kind;
-			unsigned n, nfds;
-			bool ro, dir;
-		} dc[] = {
-			{ "create-device-unknown", "no-such-device", 1, 1, false, false },
-			{ "create-device-fixed", "uart", 1, 1, false, false },
-			{ "create-device-too-many", "virtio-rng", 2, 1, false, false },
-			{ "create-device-ro-no-backend", "virtio-rng", 1, 1, true, false },
-			{ "create-disk-without-fd", "virtio-blk", 1, 1, false, false },
-			{ "create-disk-directory", "virtio-blk", 1, 2, false, true },
-			{ "create-disks-past-limit", "virtio-blk", 7, 1, false, false },
-		};
-		DeviceReq dr[8], *drp[8];
-
-		for (size_t c = 0; c < sizeof(dc) / sizeof(dc[0]); c++) {
-			cv.name = "fuzzdev";
-			for (unsigned i = 0; i < dc[c].n; i++) {
-				device_req__init(&dr[i]);
-				dr[i].kind = (char *)dc[c].kind;
-				dr[i].ro = dc[c].ro;
-				drp[i] = &dr[i];
-			}
-			cv.n_devices = dc[c].n;
-			cv.devices = drp;
-			fd = fz_connect();
-			fz_hello(fd, BRK_PROTO_VERSION);
-			fz_watch(fd, 3000, true);
-			fds[0] = open("/dev/null", O_RDONLY);
-			for (unsigned i = 1; i < dc[c].nfds; i++)
-				fds[i] = dc[c].dir ? open("/", O_RDONLY | O_DIRECTORY)
-						   : open("/dev/null", O_RDWR);
-			fz_pb(fd, MSG_CTL_CREATE, &cv.base, fds, dc[c].nfds);
-			for (unsigned i = 0; i < dc[c].nfds; i++)
-				close(fds[i]);
-			fz_check(dc[c].name, fd, FZ_ERROR_KEEP, 3000);
-		}
-		cv.n_devices = 0;
-		cv.devices = NULL;
-	}
+	fz_cases_devices();
 
 	fd = fz_connect();
 	fz_hello(fd, BRK_PROTO_VERSION);
@@ -387,22 +394,26 @@ int main(int argc, char **argv)
 	sr.name = "no-such-vm";
 	fz_pb(fd, MSG_CTL_STATUS, &sr.base, NULL, 0);
 	fz_check("status-unknown-vm", fd, FZ_ERROR_KEEP, 3000);
+}
 
-	/* Half-open connections. */
-	{
-		int64_t t0 = fz_now_ms();
-		bool good;
+/* Half-open connections: silent, half shut, gone before the answers, and
+ * many idle at once. */
+static void fz_cases_half_open(void)
+{
+	ListReq lr = LIST_REQ__INIT;
+	int fd, idle[40];
+	int64_t t0;
+	bool good;
 
-		fd = fz_connect();
-		good = fz_good_client();  /* while fd says nothing */
-		printf("case %-28s a well-behaved client %s while it idles\n",
-		       "silent-connection", good ? "is served" : "is NOT served");
-		if (!good)
-			fz_failures++;
-		fz_check("silent-connection", fd, FZ_DROP, 8000);
-		printf("  (dropped after %lld ms)\n",
-		       (long long)(fz_now_ms() - t0));
-	}
+	t0 = fz_now_ms();
+	fd = fz_connect();
+	good = fz_good_client();  /* while fd says nothing */
+	printf("case %-28s a well-behaved client %s while it idles\n",
+	       "silent-connection", good ? "is served" : "is NOT served");
+	if (!good)
+		fz_failures++;
+	fz_check("silent-connection", fd, FZ_DROP, 8000);
+	printf("  (dropped after %lld ms)\n", (long long)(fz_now_ms() - t0));
 
 	fd = fz_connect();
 	fz_hello(fd, BRK_PROTO_VERSION);
@@ -420,49 +431,75 @@ int main(int argc, char **argv)
 
 	for (size_t i = 0; i < sizeof(idle) / sizeof(idle[0]); i++)
 		idle[i] = fz_connect();
-	{
-		bool good = fz_good_client();
-
-		printf("case %-28s %s\n", "40-idle-connections", good ?
-		       "others still served" : "others NOT served  <-- UNEXPECTED");
-		if (!good)
-			fz_failures++;
-	}
+	good = fz_good_client();
+	printf("case %-28s %s\n", "40-idle-connections", good ?
+	       "others still served" : "others NOT served  <-- UNEXPECTED");
+	if (!good)
+		fz_failures++;
 	for (size_t i = 0; i < sizeof(idle) / sizeof(idle[0]); i++)
 		close(idle[i]);
+}
 
-	/* A client that sends and never reads. */
+/* A client that sends and never reads. */
+static void fz_case_flood(void)
+{
+	ListReq lr = LIST_REQ__INIT;
+	struct ipc_chan c;
+	int fd, sent = 0, r = 0;
+	int64_t t0;
+
 	fd = fz_connect();
 	fz_hello(fd, BRK_PROTO_VERSION);
 	fz_watch(fd, 3000, true);
-	{
-		struct ipc_chan c;
-		int sent = 0, r = 0;
-		int64_t t0 = fz_now_ms();
-
-		ipc_chan_init(&c, fd, "bulkheadd");
-		fcntl(fd, F_SETFL, O_NONBLOCK);
-		while (fz_now_ms() - t0 < 5000) {
-			r = ipc_send_pb(&c, MSG_CTL_LIST, &lr.base, NULL, 0);
-			if (r == -EAGAIN) {
-				usleep(1000);
-				continue;
-			}
-			if (r < 0)
-				break;
-			sent++;
+	t0 = fz_now_ms();
+	ipc_chan_init(&c, fd, "bulkheadd");
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	while (fz_now_ms() - t0 < 5000) {
+		r = ipc_send_pb(&c, MSG_CTL_LIST, &lr.base, NULL, 0);
+		if (r == -EAGAIN) {
+			usleep(1000);
+			continue;
 		}
-		printf("case %-28s sent %d requests without reading (%s)\n",
-		       "flood-without-reading", sent,
-		       r < 0 && r != -EAGAIN ? "then the broker hung up" :
-		       "the broker stopped reading");
-		fcntl(fd, F_SETFL, 0);
-		if (!fz_good_client()) {
-			printf("  a well-behaved client was NOT served\n");
-			fz_failures++;
-		}
-		close(fd);
+		if (r < 0)
+			break;
+		sent++;
 	}
+	printf("case %-28s sent %d requests without reading (%s)\n",
+	       "flood-without-reading", sent,
+	       r < 0 && r != -EAGAIN ? "then the broker hung up" :
+	       "the broker stopped reading");
+	fcntl(fd, F_SETFL, 0);
+	if (!fz_good_client()) {
+		printf("  a well-behaved client was NOT served\n");
+		fz_failures++;
+	}
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	uint8_t junk[256];
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: brkfuzz SOCKET\n");
+		return 2;
+	}
+	ipc_log_init("brkfuzz", IPC_LOG_ERR - 1);  /* quiet */
+	fz_path = argv[1];
+	srand(42);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)rand();
+
+	if (!fz_good_client()) {
+		printf("the broker does not serve a well-behaved client\n");
+		return 1;
+	}
+	fz_cases_malformed(junk, sizeof(junk));
+	fz_cases_phase();
+	fz_cases_fds();
+	fz_cases_requests();
+	fz_cases_half_open();
+	fz_case_flood();
 
 	printf("%s: %d unexpected outcome(s)\n", fz_failures ? "FAILED" : "OK",
 	       fz_failures);

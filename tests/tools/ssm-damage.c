@@ -555,105 +555,113 @@ static const char *sd_base(const struct sd_stream *s)
 	return b ? b + 1 : s->path;
 }
 
-static int sd_flips(struct sd_out *o)
+/* A field to flip a bit in: its offset in its part, and its name. */
+struct sd_field {
+	size_t off;
+	const char *what;
+};
+
+/* The fields of the file header, of a unit header (the end unit's too), of
+ * a unit's terminator and of the footer. */
+static const struct sd_field sd_hdr_fields[] = {
+	{ 0, "magic, byte 0" }, { 5, "magic, byte 5" },
+	{ 13, "magic, CR LF" }, { 15, "magic, Ctrl-Z LF" },
+	{ 24, "magic's NUL padding" },
+	{ SSM_HDR_VER_MAJOR, "format version major" },
+	{ SSM_HDR_VER_MINOR, "format version minor" },
+	{ SSM_HDR_PAGE_SIZE + 1, "host page size" },
+	{ SSM_HDR_FLAGS, "flags" },
+	{ SSM_HDR_BLOCK_SIZE + 1, "maximum block size" },
+	{ SSM_HDR_HOST_BITS, "host bits" },
+	{ SSM_HDR_HOST_BITS + 1, "reserved after host bits" },
+	{ SSM_HDR_PRODUCER, "producer" },
+	{ SSM_HDR_RESERVED, "reserved" },
+	{ SSM_HDR_CRC, "header CRC" },
+}, sd_uh_fields[] = {
+	{ 0, "magic, byte 0" }, { 4, "magic, byte 4" },
+	{ SSM_UH_OFFSET, "stream offset" },
+	{ SSM_UH_OFFSET + 2, "stream offset, byte 2" },
+	{ SSM_UH_STREAM_CRC, "running CRC" },
+	{ SSM_UH_CRC, "header CRC" },
+	{ SSM_UH_VERSION, "unit version" },
+	{ SSM_UH_INSTANCE, "instance" },
+	{ SSM_UH_PASS, "pass" },
+	{ SSM_UH_PASS + 3, "pass, byte 3" },
+	{ SSM_UH_FLAGS, "flags" },
+	{ SSM_UH_NAME_LEN, "name length" },
+}, sd_term_fields[] = {
+	{ 0, "type byte" }, { 1, "payload size" },
+	{ SSM_TERM_FLAGS, "flags" }, { SSM_TERM_FLAGS + 1, "flags, byte 1" },
+	{ SSM_TERM_STREAM_CRC, "running CRC" },
+	{ SSM_TERM_STREAM_CRC + 3, "running CRC, byte 3" },
+	{ SSM_TERM_UNIT_SIZE, "unit size" },
+	{ SSM_TERM_UNIT_SIZE + 7, "unit size, byte 7" },
+}, sd_ft_fields[] = {
+	{ 0, "magic, byte 0" }, { 6, "magic, byte 6" },
+	{ SSM_FT_OFFSET, "stream offset" },
+	{ SSM_FT_STREAM_CRC, "stream CRC" },
+	{ SSM_FT_COUNT, "directory entry count" },
+	{ SSM_FT_RESERVED, "reserved" },
+	{ SSM_FT_CRC, "footer CRC" },
+	{ SSM_FT_CRC + 3, "footer CRC, byte 3" },
+};
+#define SD_NFIELDS(f) (sizeof(f) / sizeof((f)[0]))
+
+/* Flips in unit k: each header field, the name, the first record, the
+ * data and each terminator field. */
+static int sd_flips_unit(struct sd_out *o, unsigned k)
 {
-	static const struct {
-		size_t off;
-		const char *what;
-	} hdr[] = {
-		{ 0, "magic, byte 0" }, { 5, "magic, byte 5" },
-		{ 13, "magic, CR LF" }, { 15, "magic, Ctrl-Z LF" },
-		{ 24, "magic's NUL padding" },
-		{ SSM_HDR_VER_MAJOR, "format version major" },
-		{ SSM_HDR_VER_MINOR, "format version minor" },
-		{ SSM_HDR_PAGE_SIZE + 1, "host page size" },
-		{ SSM_HDR_FLAGS, "flags" },
-		{ SSM_HDR_BLOCK_SIZE + 1, "maximum block size" },
-		{ SSM_HDR_HOST_BITS, "host bits" },
-		{ SSM_HDR_HOST_BITS + 1, "reserved after host bits" },
-		{ SSM_HDR_PRODUCER, "producer" },
-		{ SSM_HDR_RESERVED, "reserved" },
-		{ SSM_HDR_CRC, "header CRC" },
-	}, uh[] = {
-		{ 0, "magic, byte 0" }, { 4, "magic, byte 4" },
-		{ SSM_UH_OFFSET, "stream offset" },
-		{ SSM_UH_OFFSET + 2, "stream offset, byte 2" },
-		{ SSM_UH_STREAM_CRC, "running CRC" },
-		{ SSM_UH_CRC, "header CRC" },
-		{ SSM_UH_VERSION, "unit version" },
-		{ SSM_UH_INSTANCE, "instance" },
-		{ SSM_UH_PASS, "pass" },
-		{ SSM_UH_PASS + 3, "pass, byte 3" },
-		{ SSM_UH_FLAGS, "flags" },
-		{ SSM_UH_NAME_LEN, "name length" },
-	}, term[] = {
-		{ 0, "type byte" }, { 1, "payload size" },
-		{ SSM_TERM_FLAGS, "flags" }, { SSM_TERM_FLAGS + 1, "flags, byte 1" },
-		{ SSM_TERM_STREAM_CRC, "running CRC" },
-		{ SSM_TERM_STREAM_CRC + 3, "running CRC, byte 3" },
-		{ SSM_TERM_UNIT_SIZE, "unit size" },
-		{ SSM_TERM_UNIT_SIZE + 7, "unit size, byte 7" },
-	}, ft[] = {
-		{ 0, "magic, byte 0" }, { 6, "magic, byte 6" },
-		{ SSM_FT_OFFSET, "stream offset" },
-		{ SSM_FT_STREAM_CRC, "stream CRC" },
-		{ SSM_FT_COUNT, "directory entry count" },
-		{ SSM_FT_RESERVED, "reserved" },
-		{ SSM_FT_CRC, "footer CRC" },
-		{ SSM_FT_CRC + 3, "footer CRC, byte 3" },
-	};
-	const struct sd_stream *a = o->in[0];
-	size_t i;
+	const struct sd_unit *u = &o->in[0]->unit[k];
+	size_t i, nlen = u->rec - u->off - SSM_UNIT_HDR_SIZE;
 	int r = 0;
 
-	for (i = 0; r == 0 && i < sizeof(hdr) / sizeof(hdr[0]); i++)
-		r = sd_flip(o, hdr[i].off, SD_FLIP_HEADER, SD_AT_HEADER,
-			    "file header: %s", hdr[i].what);
-	for (unsigned k = 0; r == 0 && k < a->nunits; k++) {
-		const struct sd_unit *u = &a->unit[k];
-		size_t nlen = u->rec - u->off - SSM_UNIT_HDR_SIZE;
+	for (i = 0; r == 0 && i < SD_NFIELDS(sd_uh_fields); i++)
+		r = sd_flip(o, u->off + sd_uh_fields[i].off, SD_FLIP_UNIT_HDR,
+			    k, "unit %s#%u, header: %s", u->name,
+			    u->instance, sd_uh_fields[i].what);
+	if (r == 0)
+		r = sd_flip(o, u->off + SSM_UNIT_HDR_SIZE, SD_FLIP_UNIT_HDR, k,
+			    "unit %s#%u, header: name, first character",
+			    u->name, u->instance);
+	if (r == 0)
+		r = sd_flip(o, u->rec - 1, SD_FLIP_UNIT_HDR, k,
+			    "unit %s#%u, header: name's NUL (length %zu)",
+			    u->name, u->instance, nlen);
+	if (r == 0)
+		r = sd_flip(o, u->rec, SD_FLIP_RECORD, k, "unit %s#%u, "
+			    "first record: type byte", u->name, u->instance);
+	if (r == 0)
+		r = sd_flip(o, u->rec + 1, SD_FLIP_RECORD, k,
+			    "unit %s#%u, first record: size", u->name,
+			    u->instance);
+	if (r == 0)
+		r = sd_flip(o, u->rec_data, SD_FLIP_RECORD, k,
+			    "unit %s#%u, first record: first payload byte",
+			    u->name, u->instance);
+	if (r == 0)
+		r = sd_flip(o, u->rec_data + (u->term - u->rec_data) / 2,
+			    SD_FLIP_DATA, k, "unit %s#%u, data: the middle",
+			    u->name, u->instance);
+	if (r == 0)
+		r = sd_flip(o, u->term - 1, SD_FLIP_DATA, k,
+			    "unit %s#%u, data: the last byte", u->name,
+			    u->instance);
+	for (i = 0; r == 0 && i < SD_NFIELDS(sd_term_fields); i++)
+		r = sd_flip(o, u->term + sd_term_fields[i].off, SD_FLIP_TERM,
+			    k, "unit %s#%u, terminator: %s", u->name,
+			    u->instance, sd_term_fields[i].what);
+	return r;
+}
 
-		for (i = 0; r == 0 && i < sizeof(uh) / sizeof(uh[0]); i++)
-			r = sd_flip(o, u->off + uh[i].off, SD_FLIP_UNIT_HDR, k,
-				    "unit %s#%u, header: %s", u->name,
-				    u->instance, uh[i].what);
-		if (r == 0)
-			r = sd_flip(o, u->off + SSM_UNIT_HDR_SIZE,
-				    SD_FLIP_UNIT_HDR, k, "unit %s#%u, header: "
-				    "name, first character", u->name,
-				    u->instance);
-		if (r == 0)
-			r = sd_flip(o, u->rec - 1, SD_FLIP_UNIT_HDR, k,
-				    "unit %s#%u, header: name's NUL (length "
-				    "%zu)", u->name, u->instance, nlen);
-		if (r == 0)
-			r = sd_flip(o, u->rec, SD_FLIP_RECORD, k, "unit %s#%u, "
-				    "first record: type byte", u->name,
-				    u->instance);
-		if (r == 0)
-			r = sd_flip(o, u->rec + 1, SD_FLIP_RECORD, k,
-				    "unit %s#%u, first record: size", u->name,
-				    u->instance);
-		if (r == 0)
-			r = sd_flip(o, u->rec_data, SD_FLIP_RECORD, k,
-				    "unit %s#%u, first record: first payload "
-				    "byte", u->name, u->instance);
-		if (r == 0)
-			r = sd_flip(o, u->rec_data + (u->term - u->rec_data) / 2,
-				    SD_FLIP_DATA, k, "unit %s#%u, data: the "
-				    "middle", u->name, u->instance);
-		if (r == 0)
-			r = sd_flip(o, u->term - 1, SD_FLIP_DATA, k,
-				    "unit %s#%u, data: the last byte",
-				    u->name, u->instance);
-		for (i = 0; r == 0 && i < sizeof(term) / sizeof(term[0]); i++)
-			r = sd_flip(o, u->term + term[i].off, SD_FLIP_TERM, k,
-				    "unit %s#%u, terminator: %s", u->name,
-				    u->instance, term[i].what);
-	}
-	for (i = 0; r == 0 && i < sizeof(uh) / sizeof(uh[0]); i++)
-		r = sd_flip(o, a->end_unit + uh[i].off, SD_FLIP_END, SD_AT_END,
-			    "end unit: %s", uh[i].what);
+/* Flips in the end unit and the directory's header. */
+static int sd_flips_end_dir(struct sd_out *o)
+{
+	const struct sd_stream *a = o->in[0];
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < SD_NFIELDS(sd_uh_fields); i++)
+		r = sd_flip(o, a->end_unit + sd_uh_fields[i].off, SD_FLIP_END,
+			    SD_AT_END, "end unit: %s", sd_uh_fields[i].what);
 	if (r == 0)
 		r = sd_flip(o, a->end_unit + SSM_UNIT_HDR_SIZE - 1, SD_FLIP_END,
 			    SD_AT_END, "end unit: its last byte");
@@ -672,6 +680,16 @@ static int sd_flips(struct sd_out *o)
 	if (r == 0)
 		r = sd_flip(o, a->dir + SSM_DIR_COUNT + 3, SD_FLIP_DIR,
 			    SD_AT_DIR, "directory: entry count, byte 3");
+	return r;
+}
+
+/* Flips in each directory entry (offset, instance, name CRC), then in
+ * each field of the footer. */
+static int sd_flips_entries_footer(struct sd_out *o)
+{
+	const struct sd_stream *a = o->in[0];
+	int r = 0;
+
 	for (unsigned k = 0; r == 0 && k < a->nunits; k++) {
 		size_t e = a->dir + SSM_DIR_HDR_SIZE + SSM_DIR_ENTRY_SIZE * k;
 		const struct sd_unit *u = &a->unit[k];
@@ -688,9 +706,28 @@ static int sd_flips(struct sd_out *o)
 				    SD_AT_DIR, "directory entry %u (%s#%u): "
 				    "name CRC", k, u->name, u->instance);
 	}
-	for (i = 0; r == 0 && i < sizeof(ft) / sizeof(ft[0]); i++)
-		r = sd_flip(o, a->footer + ft[i].off, SD_FLIP_FOOTER,
-			    SD_AT_FOOTER, "footer: %s", ft[i].what);
+	for (size_t i = 0; r == 0 && i < SD_NFIELDS(sd_ft_fields); i++)
+		r = sd_flip(o, a->footer + sd_ft_fields[i].off, SD_FLIP_FOOTER,
+			    SD_AT_FOOTER, "footer: %s", sd_ft_fields[i].what);
+	return r;
+}
+
+/* A bit flipped in every field of every part, in the stream's order. */
+static int sd_flips(struct sd_out *o)
+{
+	const struct sd_stream *a = o->in[0];
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < SD_NFIELDS(sd_hdr_fields); i++)
+		r = sd_flip(o, sd_hdr_fields[i].off, SD_FLIP_HEADER,
+			    SD_AT_HEADER, "file header: %s",
+			    sd_hdr_fields[i].what);
+	for (unsigned k = 0; r == 0 && k < a->nunits; k++)
+		r = sd_flips_unit(o, k);
+	if (r == 0)
+		r = sd_flips_end_dir(o);
+	if (r == 0)
+		r = sd_flips_entries_footer(o);
 	return r;
 }
 

@@ -220,14 +220,12 @@ static void copy_id(char *dst, const uint8_t *src, size_t n)
 	dst[n] = '\0';
 }
 
-int smp_init(void)
+/* The floating pointer structure: found, a known revision, pointing to a
+ * configuration table. */
+static int mp_read_fps(struct smp_mp_info *mp)
 {
-	struct smp_mp_info *mp = &smp_mp;
 	uint32_t bad = 0;
-	uint32_t seen[SMP_MAX_CPUS / 32] = { 0 };
-	unsigned nbsp = 0;
 
-	memset(mp, 0, sizeof(*mp));
 	mp->fps_addr = mp_find_fps(&bad);
 	if (!mp->fps_addr) {
 		if (bad)
@@ -245,26 +243,67 @@ int smp_init(void)
 	mp->config_addr = rd32(fps + 4);
 	if (!mp->config_addr)
 		return mp_fail("MP floating pointer: null configuration table pointer");
+	return 0;
+}
 
+/* The configuration table's header: signature, length, revision and
+ * checksums; its base length into *len. */
+static int mp_read_config(struct smp_mp_info *mp, unsigned *len)
+{
 	const uint8_t *cfg = phys(mp->config_addr);
 	if (rd32(cfg) != MP_CFG_SIG)
 		return mp_fail("no PCMP signature at 0x%x", mp->config_addr);
-	unsigned len = rd16(cfg + 4);
-	if (len < MP_CFG_HDR)
-		return mp_fail("MP config table: base length %u too short", len);
+	*len = rd16(cfg + 4);
+	if (*len < MP_CFG_HDR)
+		return mp_fail("MP config table: base length %u too short", *len);
 	mp->config_rev = cfg[6];
 	if (mp->config_rev != 1 && mp->config_rev != 4)
 		return mp_fail("MP config table: unknown spec revision %u", cfg[6]);
-	if (sum8(cfg, len))
+	if (sum8(cfg, *len))
 		return mp_fail("MP config table: bad checksum (sum 0x%x over %u bytes)",
-			       sum8(cfg, len), len);
+			       sum8(cfg, *len), *len);
 	unsigned ext_len = rd16(cfg + 40);
-	if (ext_len && (uint8_t)(sum8(cfg + len, ext_len) + cfg[42]))
+	if (ext_len && (uint8_t)(sum8(cfg + *len, ext_len) + cfg[42]))
 		return mp_fail("MP config table: bad extended table checksum");
 	copy_id(mp->oem_id, cfg + 8, 8);
 	copy_id(mp->product_id, cfg + 16, 12);
 	mp->nentries = rd16(cfg + 34);
 	mp->lapic_addr = rd32(cfg + 36);
+	return 0;
+}
+
+/* A processor entry: an enabled CPU's APIC id (below SMP_MAX_CPUS, listed
+ * once, marked in seen) is recorded; *nbsp counts those flagged BSP. */
+static int mp_read_proc(struct smp_mp_info *mp, const uint8_t *e,
+			uint32_t *seen, unsigned *nbsp)
+{
+	unsigned id = e[1], flags = e[3];
+	mp->nproc++;
+	if ((flags & 2) && !(flags & 1))
+		return mp_fail("MP config table: BSP (apic id %u) is disabled", id);
+	if (!(flags & 1))
+		return 0;
+	if (id >= SMP_MAX_CPUS)
+		return mp_fail("MP config table: apic id %u (supported: < %u)",
+			       id, SMP_MAX_CPUS);
+	if (seen[id / 32] & (1u << (id % 32)))
+		return mp_fail("MP config table: apic id %u listed twice", id);
+	seen[id / 32] |= 1u << (id % 32);
+	mp->apic_ids[mp->ncpus++] = (uint8_t)id;
+	if (flags & 2) {
+		(*nbsp)++;
+		mp->bsp_apic_id = id;
+	}
+	return 0;
+}
+
+/* The table's entries, each inside the base length, which they must fill;
+ * *nbsp counts the enabled processors flagged BSP. */
+static int mp_read_entries(struct smp_mp_info *mp, unsigned len,
+			   unsigned *nbsp)
+{
+	const uint8_t *cfg = phys(mp->config_addr);
+	uint32_t seen[SMP_MAX_CPUS / 32] = { 0 };
 
 	unsigned off = MP_CFG_HDR;
 	for (unsigned i = 0; i < mp->nentries; i++) {
@@ -279,26 +318,10 @@ int smp_init(void)
 			return mp_fail("MP config table: entry %u (type %u) ends past the "
 				       "base length %u", i, e[0], len);
 		switch (e[0]) {
-		case MP_PROC: {
-			unsigned id = e[1], flags = e[3];
-			mp->nproc++;
-			if ((flags & 2) && !(flags & 1))
-				return mp_fail("MP config table: BSP (apic id %u) is disabled", id);
-			if (!(flags & 1))
-				break;
-			if (id >= SMP_MAX_CPUS)
-				return mp_fail("MP config table: apic id %u (supported: < %u)",
-					       id, SMP_MAX_CPUS);
-			if (seen[id / 32] & (1u << (id % 32)))
-				return mp_fail("MP config table: apic id %u listed twice", id);
-			seen[id / 32] |= 1u << (id % 32);
-			mp->apic_ids[mp->ncpus++] = (uint8_t)id;
-			if (flags & 2) {
-				nbsp++;
-				mp->bsp_apic_id = id;
-			}
+		case MP_PROC:
+			if (mp_read_proc(mp, e, seen, nbsp) < 0)
+				return -1;
 			break;
-		}
 		case MP_BUS:
 			mp->nbus++;
 			if (!memcmp(e + 2, "ISA   ", 6))
@@ -323,6 +346,18 @@ int smp_init(void)
 	if (off != len)
 		return mp_fail("MP config table: base length %u but the %u entries end at %u",
 			       len, mp->nentries, off);
+	return 0;
+}
+
+int smp_init(void)
+{
+	struct smp_mp_info *mp = &smp_mp;
+	unsigned len = 0, nbsp = 0;
+
+	memset(mp, 0, sizeof(*mp));
+	if (mp_read_fps(mp) < 0 || mp_read_config(mp, &len) < 0 ||
+	    mp_read_entries(mp, len, &nbsp) < 0)
+		return -1;
 	if (nbsp != 1)
 		return mp_fail("MP config table: %u enabled processors flagged BSP", nbsp);
 
