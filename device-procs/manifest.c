@@ -12,6 +12,7 @@ const struct dev_manifest dev_mf_uart = {
 	.regions = { { DEV_PIO, 0x3f8, 8 } }, .nregions = 1,
 	.irqs = { 4 }, .nirqs = 1,
 	.backend = DEV_BACKEND_CONSOLE, .state_version = 1,
+	.acpi_hid = "PNP0501", .acpi_name = "COM1",
 };
 
 /* QEMU's isa-debug-exit convention: one port at 0xf4. */
@@ -26,6 +27,7 @@ const struct dev_manifest dev_mf_rtc = {
 	.name = "rtc", .binary = "bulkhead-dev-rtc",
 	.regions = { { DEV_PIO, 0x70, 2 } }, .nregions = 1,
 	.irqs = { 8 }, .nirqs = 1, .state_version = 1,
+	.acpi_hid = "PNP0B00", .acpi_name = "RTC0",
 };
 
 /* 8042 keyboard controller: data 0x60, command/status 0x64; IRQ 1
@@ -64,7 +66,7 @@ const struct dev_manifest dev_mf_virtio_blk = {
 	.state_version = 1, .option = "disk", .option_arg = "PATH[,ro]",
 	.option_help = "a virtio-blk disk on the raw image PATH (,ro: the\n"
 		       "guest cannot write it); up to 6, each in its own process",
-	.max_instances = 6,
+	.max_instances = 6, .acpi_hid = "LNRO0005", .acpi_name = "VBK",
 };
 
 const struct dev_manifest dev_mf_virtio_rng = {
@@ -75,7 +77,7 @@ const struct dev_manifest dev_mf_virtio_rng = {
 	.flags = DEV_MF_DMA | DEV_MF_VIRTIO | DEV_MF_OPTIONAL,
 	.virtio_id = DEV_VIRTIO_ID_ENTROPY, .state_version = 1,
 	.option = "rng", .option_help = "a virtio-rng entropy device",
-	.max_instances = 1,
+	.max_instances = 1, .acpi_hid = "LNRO0005", .acpi_name = "VRN",
 };
 
 /* The test device: a port range and an MMIO page that do nothing. */

@@ -41,7 +41,10 @@ struct dev_region {
 #define DEV_MF_DMA (1u << 2)    /* maps guest RAM (virtio) */
 #define DEV_MF_VIRTIO (1u << 3) /* virtio-mmio: the broker places it (below) */
 #define DEV_MF_OPTIONAL (1u << 4) /* only when its CLI option asks for it */
-#define DEV_MF_POWEROFF (1u << 5) /* may power the VM off (ACPI sleep) */
+/* May power the VM off: the ACPI PM device, whose first region holds the
+ * ACPI_PM_* registers the FADT points at and whose first IRQ is the power
+ * button's (the DSDT's generic event device). */
+#define DEV_MF_POWEROFF (1u << 5)
 
 /* The fd the broker hands the device for its backend, if any. */
 enum dev_backend {
@@ -111,6 +114,17 @@ struct dev_manifest {
 	const char *option_arg;
 	const char *option_help;
 	unsigned max_instances;
+	/*
+	 * Its announcement in the ACPI tables (emt-worker/acpi.c): a device
+	 * of the DSDT with this _HID (an EISA id, "PNP0501", or a string id,
+	 * "LNRO0005") and AML name, its regions and IRQs in its _CRS. A name
+	 * of 3 characters is completed with the instance's hex digit ("VBK"
+	 * -> VBK0, VBK1, ...). NULL: not in the DSDT (debug-exit, the i8042,
+	 * which the FADT's 8042 flag announces, and the ACPI PM device, whose
+	 * registers the FADT names: DEV_MF_POWEROFF).
+	 */
+	const char *acpi_hid;
+	const char *acpi_name;
 };
 
 extern const struct dev_manifest dev_mf_uart, dev_mf_debugexit, dev_mf_rtc,

@@ -652,6 +652,15 @@ int emt_vm_capture_reset_state(struct emt_vm *vm)
 		    (r = kd_vcpu_get_events(c->kv, &c->init_events)) < 0 ||
 		    (r = kd_vcpu_get_mp_state(c->kv, &c->init_mp_state)) < 0)
 			return r;
+		c->init_msrs = calloc(vm->kvm->nmsrs ? vm->kvm->nmsrs : 1,
+				      sizeof(*c->init_msrs));
+		if (!c->init_msrs)
+			return -ENOMEM;
+		c->init_nmsrs = vm->kvm->nmsrs;
+		r = kd_vcpu_get_msrs(c->kv, vm->kvm->msr_index, c->init_msrs,
+				     &c->init_nmsrs);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -666,7 +675,8 @@ int emt_vcpu_reset(struct emt_vcpu *c)
 	    (r = kd_vcpu_set_fpu(v, &c->init_fpu)) < 0 ||
 	    (r = kd_vcpu_set_lapic(v, &c->init_lapic)) < 0 ||
 	    (r = kd_vcpu_set_events(v, &c->init_events)) < 0 ||
-	    (r = kd_vcpu_set_mp_state(v, c->init_mp_state)) < 0)
+	    (r = kd_vcpu_set_mp_state(v, c->init_mp_state)) < 0 ||
+	    (r = kd_vcpu_set_msrs(v, c->init_msrs, c->init_nmsrs)) < 0)
 		return r;
 	return 0;
 }

@@ -108,6 +108,12 @@ struct emt_vcpu {
 	struct kvm_lapic_state init_lapic;
 	struct kvm_vcpu_events init_events;
 	uint32_t init_mp_state;
+	/* and its MSRs (vm->kvm->msr_index), kvm-clock's and the other
+	 * paravirtual ones among them: left as the last boot set them, KVM
+	 * would go on writing guest RAM at the addresses they hold, over the
+	 * next boot's kernel. Allocated once, for the process's life. */
+	struct kvm_msr_entry *init_msrs;
+	unsigned init_nmsrs;
 	/* Devices (bit = index) that may still have writes of this vCPU
 	 * posted and not yet handled. */
 	uint32_t posted_devs;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "device.pb-c.h"
+#include "emt-worker/boottab.h"
 #include "emt-worker/devrules.h"
 #include "emt-worker/emt.h"
 #include "emt-worker/save.h"
@@ -294,9 +295,6 @@ static int wk_setup_vcpus(struct wk *w)
 		return r;
 	if (w->init->restore)
 		return 0;  /* RAM and vCPU state come from the stream */
-	r = emt_mptable_build(vm->ram, vm->ram_size, vm->ncpus);
-	if (r < 0)
-		return r;
 	return emt_vcpu_boot(&vm->vcpus[0], &vm->boot);
 }
 
@@ -1181,6 +1179,14 @@ static int wk_build(struct wk *w)
 			return r;
 		}
 		wk_dev_build_phase(&vm->devs[i]);
+	}
+	if (!w->init->restore) {
+		/* RAM comes from the stream on restore, tables and all. */
+		r = emt_vm_boot_tables(vm, err, sizeof(err));
+		if (r < 0) {
+			emt_vm_end(vm, EMT_END_ERROR, 0, "boot-tables", "%s", err);
+			return r;
+		}
 	}
 	return vm_sm_set(&vm->sm, VM_STATE_CREATING, VM_STATE_CREATED);
 }

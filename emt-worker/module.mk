@@ -5,6 +5,9 @@ worker_lib_SRCS += emt-worker/vmsync.c
 worker_lib_SRCS += emt-worker/mptable.c
 worker_lib_SRCS += emt-worker/aml.c
 worker_lib_SRCS += emt-worker/acpi.c
+worker_lib_SRCS += emt-worker/boottab.c
+# the device manifest: what each device announces in the boot tables
+worker_lib_SRCS += device-procs/manifest.c
 worker_lib_SRCS += emt-worker/devrules.c
 worker_main_SRCS += emt-worker/main.c
 worker_main_SRCS += emt-worker/emt.c
@@ -22,13 +25,14 @@ $(BUILD)/bin/bulkhead-ssm-dump: $(call obj,$(SSM_DUMP_SRCS))
 all: $(BUILD)/bin/bulkhead-ssm-dump
 
 # Modules (tests/tools/modgraph.sh): each with its public header.
-MODULES += loader vmstate vmsync mptable aml acpi devrules ssm emt vmapi save worker
+MODULES += loader vmstate vmsync mptable aml acpi boottab devrules ssm emt vmapi save worker
 loader_MODULE := emt-worker/loader.c
 vmstate_MODULE := emt-worker/vmstate.c
 vmsync_MODULE := emt-worker/vmsync.c
 mptable_MODULE := emt-worker/mptable.c
 aml_MODULE := emt-worker/aml.c
 acpi_MODULE := emt-worker/acpi.c
+boottab_MODULE := emt-worker/boottab.c
 devrules_MODULE := emt-worker/devrules.c
 ssm_MODULE := $(SSM_SRCS)
 # The worker's layers, each calling only down: main.c -> save.c (saved

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "device.pb-c.h"
+#include "emt-worker/boottab.h"
 #include "emt-worker/vmapi.h"
 #include "ipc/log.h"
 #include "proto/msgtypes.h"
@@ -235,9 +236,11 @@ static int emt_reset_machine(struct emt_vm *vm)
 		LOG_ERR("reset: cannot load the image again: %s", err);
 		return r;
 	}
-	r = emt_mptable_build(vm->ram, vm->ram_size, vm->ncpus);
-	if (r < 0)
+	r = emt_vm_boot_tables(vm, err, sizeof(err));
+	if (r < 0) {
+		LOG_ERR("reset: %s", err);
 		return r;
+	}
 	return emt_vcpu_boot(&vm->vcpus[0], &vm->boot);
 }
 

@@ -24,6 +24,26 @@
 #define KD_CPUID_LEAF_TOPOLOGY_V2 0x1f
 #define KD_CPUID_APIC_ID_SHIFT 24
 #define KD_CPUID_EBX_OTHER 0x00ffffffu   /* leaf 1 EBX without the APIC id */
+/*
+ * What KVM_GET_SUPPORTED_CPUID leaves to the VMM (KVM's api.rst, "4.46
+ * KVM_GET_SUPPORTED_CPUID"): leaf 1 ECX bit 31, "hypervisor present",
+ * without which a guest never looks at KVM's leaves 0x40000000 and
+ * 0x40000001 (the signature and kvm-clock, which KVM does report); and
+ * bit 24, the TSC-deadline timer, which KVM emulates wherever
+ * KVM_CAP_TSC_DEADLINE_TIMER says so. A guest without a PIT (ACPI's
+ * hardware-reduced mode) needs both to keep time.
+ */
+#define KD_CPUID_ECX_HYPERVISOR (1u << 31)
+#define KD_CPUID_ECX_TSC_DEADLINE (1u << 24)
+/*
+ * KVM's paravirtual features (leaf 0x40000001 EAX, KVM's cpuid.rst): only
+ * kvm-clock (CLOCKSOURCE, CLOCKSOURCE2, CLOCKSOURCE_STABLE_BIT). With all
+ * KVM offers (async page faults, steal time, PV EOI, PV IPIs...) Debian's
+ * kernel stalled in the nested KVM host in 8 of 9 boots, with these three
+ * in 1 of 5 (docs/linux-boot.md, "Known problems in the nest").
+ */
+#define KD_CPUID_LEAF_KVM_FEATURES 0x40000001u
+#define KD_KVM_FEATURES_KEEP ((1u << 0) | (1u << 3) | (1u << 24))
 
 /* Control register and EFER bits (Intel SDM vol. 3A, 2.5 and 2.2.1). */
 #define KD_CR0_PE 0x00000001ull
@@ -129,6 +149,18 @@ static int kd_fetch_cpuid(struct kd_vm *vm)
 	if (r < 0) {
 		free(c);
 		return r;
+	}
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if (e->function == KD_CPUID_LEAF_KVM_FEATURES)
+			e->eax &= KD_KVM_FEATURES_KEEP;
+		if (e->function != KD_CPUID_LEAF_FEATURES)
+			continue;
+		e->ecx |= KD_CPUID_ECX_HYPERVISOR;
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION,
+			  KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+			e->ecx |= KD_CPUID_ECX_TSC_DEADLINE;
 	}
 	vm->cpuid = c;
 	return 0;

@@ -18,7 +18,8 @@ set -eu
 
 build_pkgs="gcc make binutils pkg-config procps libseccomp-dev libcap-dev \
 libprotobuf-c-dev protobuf-c-compiler liblzf-dev zlib1g-dev check libjson-c-dev"
-check_pkgs="$build_pkgs linux-image-amd64 busybox-static cpio kmod util-linux"
+check_pkgs="$build_pkgs linux-image-amd64 busybox-static cpio kmod util-linux \
+	acpica-tools e2fsprogs"
 nest_pkgs="$check_pkgs qemu-system-x86"
 fuzz_pkgs="$build_pkgs clang libclang-rt-14-dev afl++"
 

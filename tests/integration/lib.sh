@@ -126,3 +126,44 @@ children() {
 		[ "$pp" = "$1" ] && echo "${d#/proc/}"
 	done
 }
+
+# debian_kernel: sets $kernel to Debian's newest /boot/vmlinuz-* (or
+# $BULKHEAD_LINUX_IMAGE), $kver to its version and $kmods to its modules'
+# folder, failing with what to install where one is missing.
+debian_kernel() {
+	kernel=${BULKHEAD_LINUX_IMAGE:-$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)}
+	[ -n "$kernel" ] && [ -r "$kernel" ] ||
+		fail "no readable Debian kernel in /boot: sh scripts/install-deps.sh check installs linux-image-amd64"
+	kver=${kernel##*/vmlinuz-}
+	kmods=/lib/modules/$kver
+	[ -x /bin/busybox ] ||
+		fail "no /bin/busybox: sh scripts/install-deps.sh check installs busybox-static"
+	echo "kernel: $kernel ($(dpkg -S "$kernel" 2>/dev/null | cut -d: -f1))"
+}
+
+# debian_modules DIR MODULE...: copies each module of $kver (by name, with
+# - or _) into DIR, uncompressed, in the order given (dependencies first).
+debian_modules() {
+	dir=$1; shift
+	mkdir -p "$dir"
+	for m in "$@"; do
+		f=$(find "$kmods/kernel" -name "$m.ko*" | head -n 1)
+		[ -n "$f" ] || fail "no module $m in $kmods"
+		case $f in
+		*.xz) xz -dc "$f" >"$dir/$m.ko" ;;
+		*.zst) zstd -qdc "$f" >"$dir/$m.ko" ;;
+		*) cp "$f" "$dir/$m.ko" ;;
+		esac || fail "cannot copy $f"
+	done
+}
+
+# nest_stalled FILE: true where a run_vm_watched boot in the nest ended the
+# one way a nested guest fails on its own (docs/linux-boot.md, "Known
+# problems in the nest"): its console silent until the watchdog, no panic
+# or oops in FILE. The tests that boot Debian's kernel then try it again
+# (at most twice more), saying so, with the first attempt's log above.
+nest_stalled() {
+	[ "${BULKHEAD_IN_NEST:-0}" = 1 ] && [ "$status" -eq 124 ] &&
+		[ "$vm_why" = "it printed nothing for ${VM_IDLE_LIMIT:-120} s" ] &&
+		! grep -q -e "Kernel panic" -e "Oops" "$1"
+}

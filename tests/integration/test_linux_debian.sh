@@ -14,12 +14,7 @@
 # boot is stopped only when its log stops growing, see run_vm_watched).
 . tests/integration/lib.sh
 need_kvm cpl0
-kernel=${BULKHEAD_LINUX_IMAGE:-$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)}
-[ -n "$kernel" ] && [ -r "$kernel" ] ||
-	fail "no readable Debian kernel in /boot: sh scripts/install-deps.sh check installs linux-image-amd64"
-[ -x /bin/busybox ] ||
-	fail "no /bin/busybox: sh scripts/install-deps.sh check installs busybox-static"
-echo "kernel: $kernel ($(dpkg -S "$kernel" 2>/dev/null | cut -d: -f1))"
+debian_kernel
 
 # ---- the initramfs: static busybox and an /init --------------------------
 ir=$TMP/initramfs
@@ -85,18 +80,15 @@ boot() {
 	ms=$(( ($(date +%s%N) - start) / 1000000 ))
 	echo "bulkhead run of Debian's kernel to its exit from user space: $ms ms"
 }
+# A silent console until the watchdog, and only that, is the nest's known
+# stall (nest_stalled in lib.sh): tried again, at most twice.
+VM_IDLE_LIMIT=${VM_IDLE_LIMIT:-60}
 boot
-# A nest with 2 vCPUs let nested guests deadlock, their console silent for
-# good (docs/linux-boot.md, "Known problems in the nest"); scripts/kvm-nest
-# now gives it 1. Should it still happen there, and only for that (a
-# silent console until the watchdog, nothing else wrong), the boot is tried
-# once more; the first attempt's log stays above and the line below says so.
-if [ "${BULKHEAD_IN_NEST:-0}" = 1 ] && [ "$status" -eq 124 ] &&
-	[ "$vm_why" = "it printed nothing for ${VM_IDLE_LIMIT:-120} s" ] &&
-	! grep -q -e "Kernel panic" -e "Oops" "$TMP/boot"; then
-	echo "NOTE: the nested guest stalled ($vm_why); booting it once more"
+for again in 1 2; do
+	nest_stalled "$TMP/boot" || break
+	echo "NOTE: the nested guest stalled ($vm_why); booting it again ($again)"
 	boot
-fi
+done
 # CI shows a long log's head and tail: the reason goes in the last line.
 expect_status 85 "${vm_why:+stopped: $vm_why; }the console's last line: $(tr -d '\r' <"$TMP/boot" | tail -n 1)"
 expect_text "$TMP/boot" "bulkhead-initramfs: user space reached, pid 1"

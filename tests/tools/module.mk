@@ -47,3 +47,14 @@ $(MODULES_FILE): $(MAKEFILE_LIST) $(foreach m,$(MODULES),$(call obj,$($(m)_MODUL
 	$(call msg,GEN,$@)
 	$(shell mkdir -p $(dir $@))
 	$(file >$@,$(foreach m,$(MODULES),$(m) $(call obj,$($(m)_MODULE))$(newline)))
+
+# acpi-dump: the worker's boot tables for a list of devices, as files for
+# iasl -d (tests/integration/test_acpi_tables.sh).
+ACPI_DUMP_BIN := $(BUILD)/tests/acpi-dump
+TEST_BINS += $(ACPI_DUMP_BIN)
+$(ACPI_DUMP_BIN): $(call obj,tests/tools/acpi-dump.c emt-worker/boottab.c \
+		emt-worker/acpi.c emt-worker/aml.c emt-worker/mptable.c \
+		device-procs/manifest.c)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
