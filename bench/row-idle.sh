@@ -93,9 +93,9 @@ row_idle() {
 		i=$((i + 1))
 	done
 	mib() { awk '{ print $1 / 1024 }' "$1" 2>/dev/null | median; }
-	bench_row "Memory (PSS), idle 64 MiB guest: bulkhead run (CLI, worker, 4 devices)" \
+	bench_row "Memory (PSS), idle 64 MiB guest: bulkhead run (CLI, worker, fixed devices)" \
 		"$(mib "$d/pss-a")" "$(mib "$d/pss-q")" MiB "<=" 0.5
-	bench_row "Memory (PSS), idle 64 MiB guest: bulkheadd, worker, 4 devices" \
+	bench_row "Memory (PSS), idle 64 MiB guest: bulkheadd, worker, fixed devices" \
 		"$(mib "$d/pss-b")" "$(mib "$d/pss-q")" MiB "<=" 0.5
 	bench_row "Idle CPU: bulkheadd, worker, devices (ms of CPU per s)" \
 		"$(median <"$d/cpu-b")" "$(median <"$d/cpu-q")" "ms/s" - - 3
