@@ -803,12 +803,7 @@ static int cli_console(struct cli_conn *cc, const char *name, bool replay)
 			raw ? "\r\n" : "\n");
 	console_attached__free_unpacked(att, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	sigfd = brk_stop_signals_fd(&sigs);
 
 	status = cli_console_loop(cc, raw, sigfd);
 	if (raw)

@@ -14,6 +14,7 @@
 #ifndef BULKHEAD_LAUNCH_H
 #define BULKHEAD_LAUNCH_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -193,6 +194,11 @@ void brk_vm_explain(const struct brk_vm *vm, const char *error_id,
 int brk_vm_exit_status(const struct brk_vm *vm, char *err, size_t errlen);
 
 int64_t brk_now_ms(void);
+/*
+ * SIGINT, SIGTERM and SIGHUP (the set, in *sigs) blocked and read from the
+ * signalfd returned (close-on-exec; -1 with errno where it cannot be made).
+ */
+int brk_stop_signals_fd(sigset_t *sigs);
 
 /*
  * Spawn `dir/binary` into its sandbox (docs/sandbox.md): new pid, net, ipc,

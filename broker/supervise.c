@@ -325,6 +325,16 @@ int brk_vm_exit_status(const struct brk_vm *vm, char *err, size_t errlen)
 	return brk_exit_for_id(vm->end_id);
 }
 
+int brk_stop_signals_fd(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, sigs, NULL);
+	return signalfd(-1, sigs, SFD_CLOEXEC);
+}
+
 int64_t brk_now_ms(void)
 {
 	struct timespec ts;
@@ -476,12 +486,7 @@ int brk_vm_run_foreground(struct brk_vm *vm, bool verbose, char *err,
 	}
 	vm->hooks = &brk_fg_hooks;
 	vm->hook_ctx = &fg;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	sigfd = brk_stop_signals_fd(&sigs);
 
 	while (!brk_vm_all_reaped(vm)) {
 		struct pollfd p[3 + BRK_MAX_DEVICES];

@@ -404,30 +404,30 @@ static int elf_read_header(struct loader *l, struct elf_image *e)
 {
 	const uint8_t *img = l->a->image;
 	size_t len = l->a->image_len;
+	/* Per class: header sizes and the machine it must be for. */
+	static const struct {
+		size_t ehsize, phsize;
+		uint16_t machine;
+	} classes[] = {
+		[ELFCLASS32] = { sizeof(Elf32_Ehdr), sizeof(Elf32_Phdr),
+				 EM_386 },
+		[ELFCLASS64] = { sizeof(Elf64_Ehdr), sizeof(Elf64_Phdr),
+				 EM_X86_64 },
+	};
 	size_t ehsize, phsize;
 	uint16_t type, machine, want_machine;
 
 	if (len < EI_NIDENT)
 		return loader_fail(l, -ENOEXEC,
 				   "ELF header is truncated (%zu bytes)", len);
-	switch (img[EI_CLASS]) {
-	case ELFCLASS32:
-		e->is64 = false;
-		ehsize = sizeof(Elf32_Ehdr);
-		phsize = sizeof(Elf32_Phdr);
-		want_machine = EM_386;
-		break;
-	case ELFCLASS64:
-		e->is64 = true;
-		ehsize = sizeof(Elf64_Ehdr);
-		phsize = sizeof(Elf64_Phdr);
-		want_machine = EM_X86_64;
-		break;
-	default:
+	if (img[EI_CLASS] != ELFCLASS32 && img[EI_CLASS] != ELFCLASS64)
 		return loader_fail(l, -ENOEXEC,
 				   "ELF class %u is not supported (need ELF32 "
 				   "or ELF64)", img[EI_CLASS]);
-	}
+	e->is64 = img[EI_CLASS] == ELFCLASS64;
+	ehsize = classes[img[EI_CLASS]].ehsize;
+	phsize = classes[img[EI_CLASS]].phsize;
+	want_machine = classes[img[EI_CLASS]].machine;
 	if (img[EI_DATA] != ELFDATA2LSB)
 		return loader_fail(l, -ENOEXEC,
 				   "ELF image is not little-endian (data "
@@ -974,18 +974,23 @@ static int bz_copy_header(struct loader *l, struct bz_header *h)
 /* A boot protocol with the 64-bit entry (2.12+), and a header that long. */
 static int bz_check_version(struct loader *l, struct bz_header *h)
 {
+	static const struct {
+		uint16_t min;
+		const char *why;
+	} needs[] = {
+		{ BZ_MIN_VERSION, "is too old: Bulkhead needs 2.06 or later "
+				  "(Linux 2.6.22+)" },
+		{ BZ_XLF_VERSION, "has no 64-bit entry point: Bulkhead boots "
+				  "Linux through the 64-bit boot protocol "
+				  "(2.12 or later, Linux 3.8+)" },
+	};
+
 	h->version = (uint16_t)bz_field(h, BZ_VERSION_OFF, 2);
-	if (h->version < BZ_MIN_VERSION)
-		return loader_fail(l, -ENOEXEC,
-				   "Linux boot protocol %u.%02u is too old: "
-				   "Bulkhead needs 2.06 or later (Linux "
-				   "2.6.22+)", BZ_VER(h->version));
-	if (h->version < BZ_XLF_VERSION)
-		return loader_fail(l, -ENOEXEC,
-				   "Linux boot protocol %u.%02u has no 64-bit "
-				   "entry point: Bulkhead boots Linux through "
-				   "the 64-bit boot protocol (2.12 or later, "
-				   "Linux 3.8+)", BZ_VER(h->version));
+	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++)
+		if (h->version < needs[i].min)
+			return loader_fail(l, -ENOEXEC,
+					   "Linux boot protocol %u.%02u %s",
+					   BZ_VER(h->version), needs[i].why);
 	if (h->hdr_end < BZ_HDR_MIN_END)
 		return loader_fail(l, -ENOEXEC,
 				   "Linux setup header ends at 0x%x, too short "

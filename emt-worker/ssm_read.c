@@ -132,6 +132,20 @@ static int ssm_rd_fill(struct ssm_reader *r)
 	return 0;
 }
 
+/* Up to len of the avail bytes at src into *dst (NULL: discard), moved on
+ * past them; returns how many. */
+static size_t ssm_rd_take(uint8_t **dst, const uint8_t *src, size_t avail,
+			  size_t len)
+{
+	size_t n = avail < len ? avail : len;
+
+	if (*dst) {
+		memcpy(*dst, src, n);
+		*dst += n;
+	}
+	return n;
+}
+
 /* Consume exactly len bytes into dst (NULL: discard), updating the CRC. */
 static int ssm_rd_in(struct ssm_reader *r, void *dst, size_t len)
 {
@@ -154,13 +168,8 @@ static int ssm_rd_in(struct ssm_reader *r, void *dst, size_t len)
 			if (rc < 0)
 				return rc;
 		}
-		n = r->in_len - r->in_pos;
-		if (n > len)
-			n = len;
-		if (d) {
-			memcpy(d, r->in + r->in_pos, n);
-			d += n;
-		}
+		n = ssm_rd_take(&d, r->in + r->in_pos, r->in_len - r->in_pos,
+				len);
 		r->crc = (uint32_t)crc32(r->crc, r->in + r->in_pos, (uInt)n);
 		r->in_pos += n;
 		r->off += n;
@@ -277,6 +286,38 @@ void ssm_reader_info(const struct ssm_reader *r, struct ssm_stream_info *info)
 	*info = r->info;
 }
 
+/*
+ * Read a fixed-size structure (directory, footer) at r->off into buf, as
+ * ctx for the messages, and check that it starts with magic.
+ */
+static int ssm_rd_struct(struct ssm_reader *r, enum ssm_rd_ctx ctx,
+			 uint8_t *buf, size_t len, const char *magic)
+{
+	uint64_t off = r->off;
+	int rc;
+
+	r->ctx = ctx;
+	rc = ssm_rd_in(r, buf, len);
+	if (rc < 0)
+		return rc;
+	if (memcmp(buf, magic, SSM_MAGIC_LEN) != 0)
+		return ssm_rd_fail(r, -EBADMSG, off, "bad magic");
+	return 0;
+}
+
+/* A CRC field (at off) against the CRC computed; what ("", "stream ",
+ * ...) says which CRC in the message. */
+static int ssm_rd_crc(struct ssm_reader *r, uint64_t off, const char *what,
+		      uint32_t stored, uint32_t computed)
+{
+	if (stored != computed)
+		return ssm_rd_fail(r, -EBADMSG, off,
+				   "%sCRC mismatch (stored 0x%08" PRIx32
+				   ", computed 0x%08" PRIx32 ")",
+				   what, stored, computed);
+	return 0;
+}
+
 static int ssm_rd_directory(struct ssm_reader *r)
 {
 	uint8_t d[SSM_DIR_HDR_SIZE], e[SSM_DIR_ENTRY_SIZE];
@@ -285,12 +326,9 @@ static int ssm_rd_directory(struct ssm_reader *r)
 	int64_t bad = -1;
 	int rc;
 
-	r->ctx = SSM_CTX_DIR;
-	rc = ssm_rd_in(r, d, sizeof(d));
+	rc = ssm_rd_struct(r, SSM_CTX_DIR, d, sizeof(d), ssm_dir_magic);
 	if (rc < 0)
 		return rc;
-	if (memcmp(d, ssm_dir_magic, SSM_MAGIC_LEN) != 0)
-		return ssm_rd_fail(r, -EBADMSG, dir_off, "bad magic");
 	stored = ssm_le32(d + SSM_DIR_CRC);
 	count = ssm_le32(d + SSM_DIR_COUNT);
 	/* Bounded by what was seen before a single entry is read. */
@@ -317,10 +355,9 @@ static int ssm_rd_directory(struct ssm_reader *r)
 		}
 		prev = eoff;
 	}
-	if (c != stored)
-		return ssm_rd_fail(r, -EBADMSG, dir_off + SSM_DIR_CRC,
-				   "CRC mismatch (stored 0x%08" PRIx32
-				   ", computed 0x%08" PRIx32 ")", stored, c);
+	rc = ssm_rd_crc(r, dir_off + SSM_DIR_CRC, "", stored, c);
+	if (rc < 0)
+		return rc;
 	if (bad >= 0)
 		return ssm_rd_fail(r, -EBADMSG, dir_off, "entry %" PRId64
 				   ": unit offset 0x%" PRIx64 " out of order",
@@ -339,27 +376,21 @@ static int ssm_rd_footer(struct ssm_reader *r)
 	uint32_t stream_crc = r->crc, c;
 	int rc;
 
-	r->ctx = SSM_CTX_FOOTER;
-	rc = ssm_rd_in(r, f, sizeof(f));
+	rc = ssm_rd_struct(r, SSM_CTX_FOOTER, f, sizeof(f), ssm_footer_magic);
 	if (rc < 0)
 		return rc;
-	if (memcmp(f, ssm_footer_magic, SSM_MAGIC_LEN) != 0)
-		return ssm_rd_fail(r, -EBADMSG, foff, "bad magic");
 	c = ssm_struct_crc(f, sizeof(f), SSM_FT_CRC);
-	if (ssm_le32(f + SSM_FT_CRC) != c)
-		return ssm_rd_fail(r, -EBADMSG, foff + SSM_FT_CRC,
-				   "CRC mismatch (stored 0x%08" PRIx32
-				   ", computed 0x%08" PRIx32 ")",
-				   ssm_le32(f + SSM_FT_CRC), c);
+	rc = ssm_rd_crc(r, foff + SSM_FT_CRC, "", ssm_le32(f + SSM_FT_CRC), c);
+	if (rc < 0)
+		return rc;
 	if (ssm_le64(f + SSM_FT_OFFSET) != foff)
 		return ssm_rd_fail(r, -EBADMSG, foff + SSM_FT_OFFSET,
 				   "says offset 0x%" PRIx64,
 				   ssm_le64(f + SSM_FT_OFFSET));
-	if (ssm_le32(f + SSM_FT_STREAM_CRC) != stream_crc)
-		return ssm_rd_fail(r, -EBADMSG, foff + SSM_FT_STREAM_CRC,
-				   "stream CRC mismatch (stored 0x%08" PRIx32
-				   ", computed 0x%08" PRIx32 ")",
-				   ssm_le32(f + SSM_FT_STREAM_CRC), stream_crc);
+	rc = ssm_rd_crc(r, foff + SSM_FT_STREAM_CRC, "stream ",
+			ssm_le32(f + SSM_FT_STREAM_CRC), stream_crc);
+	if (rc < 0)
+		return rc;
 	if (ssm_le32(f + SSM_FT_COUNT) != r->nfinal)
 		return ssm_rd_fail(r, -EBADMSG, foff + SSM_FT_COUNT,
 				   "counts %" PRIu32 " directory entries, the "
@@ -400,21 +431,18 @@ static int ssm_rd_unit_hdr(struct ssm_reader *r, uint64_t hoff, uint8_t *h,
 	if (rc < 0)
 		return rc;
 	c = ssm_struct_crc(h, SSM_UNIT_HDR_SIZE + *name_len, SSM_UH_CRC);
-	if (ssm_le32(h + SSM_UH_CRC) != c)
-		return ssm_rd_fail(r, -EBADMSG, hoff + SSM_UH_CRC,
-				   "CRC mismatch (stored 0x%08" PRIx32
-				   ", computed 0x%08" PRIx32 ")",
-				   ssm_le32(h + SSM_UH_CRC), c);
+	rc = ssm_rd_crc(r, hoff + SSM_UH_CRC, "", ssm_le32(h + SSM_UH_CRC), c);
+	if (rc < 0)
+		return rc;
 	if (ssm_le64(h + SSM_UH_OFFSET) != hoff)
 		return ssm_rd_fail(r, -EBADMSG, hoff + SSM_UH_OFFSET,
 				   "says offset 0x%" PRIx64
 				   " (spliced or shifted stream)",
 				   ssm_le64(h + SSM_UH_OFFSET));
-	if (ssm_le32(h + SSM_UH_STREAM_CRC) != stream_crc)
-		return ssm_rd_fail(r, -EBADMSG, hoff + SSM_UH_STREAM_CRC,
-				   "running CRC mismatch (stored 0x%08" PRIx32
-				   ", computed 0x%08" PRIx32 ")",
-				   ssm_le32(h + SSM_UH_STREAM_CRC), stream_crc);
+	rc = ssm_rd_crc(r, hoff + SSM_UH_STREAM_CRC, "running ",
+			ssm_le32(h + SSM_UH_STREAM_CRC), stream_crc);
+	if (rc < 0)
+		return rc;
 	flags = ssm_le32(h + SSM_UH_FLAGS);
 	if (flags != 0)
 		return ssm_rd_fail(r, -ENOTSUP, hoff + SSM_UH_FLAGS,
@@ -692,13 +720,8 @@ static int ssm_rd_data(struct ssm_reader *r, uint8_t *dst, size_t len)
 		size_t n;
 
 		if (r->blk_pos < r->blk_len) {
-			n = r->blk_len - r->blk_pos;
-			if (n > len)
-				n = len;
-			if (dst) {
-				memcpy(dst, r->blk + r->blk_pos, n);
-				dst += n;
-			}
+			n = ssm_rd_take(&dst, r->blk + r->blk_pos,
+					r->blk_len - r->blk_pos, len);
 			r->blk_pos += n;
 			len -= n;
 		} else if (r->raw_left > 0) {
@@ -738,54 +761,47 @@ int ssm_get_u8(struct ssm_reader *r, uint8_t *v)
 	return ssm_rd_data(r, v, 1);
 }
 
+/* A little-endian integer of n (2, 4 or 8) bytes into *v, an integer of
+ * that size (signed or not); *v is left alone on an error. */
+static int ssm_rd_le(struct ssm_reader *r, void *v, size_t n)
+{
+	uint8_t b[8];
+	int rc = ssm_rd_data(r, b, n);
+
+	if (rc != 0)
+		return rc;
+	if (n == 2)
+		*(uint16_t *)v = ssm_le16(b);
+	else if (n == 4)
+		*(uint32_t *)v = ssm_le32(b);
+	else
+		*(uint64_t *)v = ssm_le64(b);
+	return rc;
+}
+
 int ssm_get_u16(struct ssm_reader *r, uint16_t *v)
 {
-	uint8_t b[2];
-	int rc = ssm_rd_data(r, b, sizeof(b));
-
-	if (rc == 0)
-		*v = ssm_le16(b);
-	return rc;
+	return ssm_rd_le(r, v, sizeof(*v));
 }
 
 int ssm_get_u32(struct ssm_reader *r, uint32_t *v)
 {
-	uint8_t b[4];
-	int rc = ssm_rd_data(r, b, sizeof(b));
-
-	if (rc == 0)
-		*v = ssm_le32(b);
-	return rc;
+	return ssm_rd_le(r, v, sizeof(*v));
 }
 
 int ssm_get_u64(struct ssm_reader *r, uint64_t *v)
 {
-	uint8_t b[8];
-	int rc = ssm_rd_data(r, b, sizeof(b));
-
-	if (rc == 0)
-		*v = ssm_le64(b);
-	return rc;
+	return ssm_rd_le(r, v, sizeof(*v));
 }
 
 int ssm_get_s32(struct ssm_reader *r, int32_t *v)
 {
-	uint32_t u;
-	int rc = ssm_get_u32(r, &u);
-
-	if (rc == 0)
-		*v = (int32_t)u;
-	return rc;
+	return ssm_rd_le(r, v, sizeof(*v));
 }
 
 int ssm_get_s64(struct ssm_reader *r, int64_t *v)
 {
-	uint64_t u;
-	int rc = ssm_get_u64(r, &u);
-
-	if (rc == 0)
-		*v = (int64_t)u;
-	return rc;
+	return ssm_rd_le(r, v, sizeof(*v));
 }
 
 int ssm_get_bool(struct ssm_reader *r, bool *v)

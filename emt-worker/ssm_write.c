@@ -112,6 +112,20 @@ static int ssm_wr_flush_out(struct ssm_writer *w)
 	return 0;
 }
 
+/* Up to len bytes from p into buf, which holds *used of cap; returns how
+ * many. */
+static size_t ssm_wr_copy(uint8_t *buf, size_t *used, size_t cap,
+			  const uint8_t *p, size_t len)
+{
+	size_t n = cap - *used;
+
+	if (n > len)
+		n = len;
+	memcpy(buf + *used, p, n);
+	*used += n;
+	return n;
+}
+
 /* Append bytes to the stream: CRC, offset, output buffer. */
 static int ssm_wr_emit(struct ssm_writer *w, const void *buf, size_t len)
 {
@@ -119,13 +133,10 @@ static int ssm_wr_emit(struct ssm_writer *w, const void *buf, size_t len)
 	int r;
 
 	while (len > 0) {
-		size_t n = SSM_OUT_BUF - w->out_len;
+		size_t n = ssm_wr_copy(w->out, &w->out_len, SSM_OUT_BUF,
+				       p, len);
 
-		if (n > len)
-			n = len;
-		memcpy(w->out + w->out_len, p, n);
 		w->crc = (uint32_t)crc32(w->crc, p, (uInt)n);
-		w->out_len += n;
 		w->off += n;
 		p += n;
 		len -= n;
@@ -414,12 +425,9 @@ static int ssm_wr_data(struct ssm_writer *w, const uint8_t *p, size_t len)
 	int r;
 
 	while (len > 0) {
-		size_t n = SSM_BLOCK_SIZE - w->data_len;
+		size_t n = ssm_wr_copy(w->data, &w->data_len, SSM_BLOCK_SIZE,
+				       p, len);
 
-		if (n > len)
-			n = len;
-		memcpy(w->data + w->data_len, p, n);
-		w->data_len += n;
 		p += n;
 		len -= n;
 		if (w->data_len == SSM_BLOCK_SIZE) {
@@ -705,31 +713,34 @@ int ssm_put_u8(struct ssm_writer *w, uint8_t v)
 	return r < 0 ? r : ssm_wr_data(w, &v, 1);
 }
 
-int ssm_put_u16(struct ssm_writer *w, uint16_t v)
-{
-	uint8_t b[2];
-	int r = ssm_wr_check(w);
-
-	ssm_le16_put(b, v);
-	return r < 0 ? r : ssm_wr_data(w, b, sizeof(b));
-}
-
-int ssm_put_u32(struct ssm_writer *w, uint32_t v)
-{
-	uint8_t b[4];
-	int r = ssm_wr_check(w);
-
-	ssm_le32_put(b, v);
-	return r < 0 ? r : ssm_wr_data(w, b, sizeof(b));
-}
-
-int ssm_put_u64(struct ssm_writer *w, uint64_t v)
+/* v as a little-endian integer of n (2, 4 or 8) bytes. */
+static int ssm_wr_le(struct ssm_writer *w, uint64_t v, size_t n)
 {
 	uint8_t b[8];
 	int r = ssm_wr_check(w);
 
-	ssm_le64_put(b, v);
-	return r < 0 ? r : ssm_wr_data(w, b, sizeof(b));
+	if (n == 2)
+		ssm_le16_put(b, (uint16_t)v);
+	else if (n == 4)
+		ssm_le32_put(b, (uint32_t)v);
+	else
+		ssm_le64_put(b, v);
+	return r < 0 ? r : ssm_wr_data(w, b, n);
+}
+
+int ssm_put_u16(struct ssm_writer *w, uint16_t v)
+{
+	return ssm_wr_le(w, v, sizeof(v));
+}
+
+int ssm_put_u32(struct ssm_writer *w, uint32_t v)
+{
+	return ssm_wr_le(w, v, sizeof(v));
+}
+
+int ssm_put_u64(struct ssm_writer *w, uint64_t v)
+{
+	return ssm_wr_le(w, v, sizeof(v));
 }
 
 int ssm_put_s32(struct ssm_writer *w, int32_t v)

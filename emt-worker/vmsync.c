@@ -170,6 +170,20 @@ static void vm_rdv_run(struct vm_sync *s, unsigned cpu)
 }
 
 /*
+ * Count this vCPU in *count (arrived, done) and wait until every vCPU has
+ * been counted: 0, or -ESHUTDOWN when the VM ends first. Lock held.
+ */
+static int vm_rdv_gather_locked(struct vm_sync *s, unsigned cpu,
+				unsigned *count)
+{
+	(*count)++;
+	pthread_cond_broadcast(&s->cond);
+	while (*count < s->ncpus && !s->terminating)
+		vm_wait_locked(s, (int)cpu);
+	return s->terminating ? -ESHUTDOWN : 0;
+}
+
+/*
  * Take part in the rendezvous in progress, if any, once. Returns its
  * status. Lock held on entry and exit.
  */
@@ -181,12 +195,8 @@ static int vm_rdv_participate_locked(struct vm_sync *s, unsigned cpu)
 	if (!s->rdv.active || s->rdv.seen_gen[cpu] == s->rdv.gen)
 		return 0;
 	s->rdv.seen_gen[cpu] = s->rdv.gen;
-	s->rdv.arrived++;
-	pthread_cond_broadcast(&s->cond);
 	/* Everyone gathers first: nobody runs guest code during fn. */
-	while (s->rdv.arrived < n && !s->terminating)
-		vm_wait_locked(s, (int)cpu);
-	if (s->terminating)
+	if (vm_rdv_gather_locked(s, cpu, &s->rdv.arrived) < 0)
 		return -ESHUTDOWN;
 
 	switch (s->rdv.type) {
@@ -212,11 +222,7 @@ static int vm_rdv_participate_locked(struct vm_sync *s, unsigned cpu)
 		s->rdv.next += s->rdv.type == VM_RDV_ASCENDING ? 1 : -1;
 		break;
 	}
-	s->rdv.done++;
-	pthread_cond_broadcast(&s->cond);
-	while (s->rdv.done < n && !s->terminating)
-		vm_wait_locked(s, (int)cpu);
-	if (s->terminating)
+	if (vm_rdv_gather_locked(s, cpu, &s->rdv.done) < 0)
 		return -ESHUTDOWN;
 	st = s->rdv.status;
 	if (++s->rdv.left == n) {
@@ -293,6 +299,14 @@ int vm_rendezvous(struct vm_sync *s, unsigned flags, vm_req_fn fn, void *arg)
 	return st;
 }
 
+/* New work or news for every EMT: they all wake and look (lock held). */
+static void vm_wake_locked(struct vm_sync *s)
+{
+	s->wake_gen++;
+	__atomic_add_fetch(&s->work_gen, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&s->cond);
+}
+
 static int vm_req_one(struct vm_sync *s, int target, unsigned flags,
 		      vm_req_fn fn, void *arg, int *status)
 {
@@ -312,9 +326,7 @@ static int vm_req_one(struct vm_sync *s, int target, unsigned flags,
 		return -ESHUTDOWN;
 	}
 	vm_enqueue(target >= 0 ? &s->queue[target] : &s->any_queue, r);
-	s->wake_gen++;
-	__atomic_add_fetch(&s->work_gen, 1, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&s->cond);
+	vm_wake_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	/* Every request kicks its EMT out of guest code unless the caller
 	 * says it need not (then it is served at the next exit). */
@@ -406,14 +418,24 @@ void vm_emt_service(struct vm_sync *s, unsigned cpu, bool priority_only)
 	pthread_mutex_unlock(&s->lock);
 }
 
-unsigned vm_sync_wake_gen(struct vm_sync *s)
+/* The wake generation, and in *terminating whether the VM is ending, as
+ * of one moment. */
+static unsigned vm_sync_peek(struct vm_sync *s, bool *terminating)
 {
 	unsigned g;
 
 	pthread_mutex_lock(&s->lock);
 	g = s->wake_gen;
+	*terminating = s->terminating;
 	pthread_mutex_unlock(&s->lock);
 	return g;
+}
+
+unsigned vm_sync_wake_gen(struct vm_sync *s)
+{
+	bool t;
+
+	return vm_sync_peek(s, &t);
 }
 
 void vm_emt_wait(struct vm_sync *s, unsigned cpu, unsigned gen, int timeout_ms)
@@ -445,9 +467,7 @@ void vm_emt_wait(struct vm_sync *s, unsigned cpu, unsigned gen, int timeout_ms)
 void vm_sync_wake_all(struct vm_sync *s)
 {
 	pthread_mutex_lock(&s->lock);
-	s->wake_gen++;
-	__atomic_add_fetch(&s->work_gen, 1, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&s->cond);
+	vm_wake_locked(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -455,9 +475,7 @@ bool vm_sync_terminating(struct vm_sync *s)
 {
 	bool t;
 
-	pthread_mutex_lock(&s->lock);
-	t = s->terminating;
-	pthread_mutex_unlock(&s->lock);
+	vm_sync_peek(s, &t);
 	return t;
 }
 
@@ -465,9 +483,7 @@ void vm_sync_terminate(struct vm_sync *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->terminating = true;
-	s->wake_gen++;
-	__atomic_add_fetch(&s->work_gen, 1, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&s->cond);
+	vm_wake_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < s->ncpus; i++)
 		vm_poke(s, i);

@@ -473,6 +473,20 @@ static void sbx_chain_str(struct sbx_parser *ps, const char *last, char *buf,
 	}
 }
 
+/* A policy file that cannot be opened: the top one, or one included (where
+ * the message names the file and line of the @include). Returns -errno. */
+static int sbx_open_err(struct sbx_parser *ps, const char *path)
+{
+	int e = errno;
+
+	if (ps->depth == 0)
+		snprintf(ps->err, ps->errlen, "cannot open policy '%s': %s",
+			 path, strerror(e));
+	else
+		sbx_perr(ps, "cannot include '%s': %s", path, strerror(e));
+	return -e;
+}
+
 static int sbx_parse_file(struct sbx_parser *ps, const char *path)
 {
 	const char *saved_file = ps->file;
@@ -484,13 +498,7 @@ static int sbx_parse_file(struct sbx_parser *ps, const char *path)
 
 	real = realpath(path, NULL);
 	if (!real) {
-		r = -errno;
-		if (ps->depth == 0)
-			snprintf(ps->err, ps->errlen, "cannot open policy '%s': %s",
-				 path, strerror(errno));
-		else
-			sbx_perr(ps, "cannot include '%s': %s", path,
-				 strerror(errno));
+		r = sbx_open_err(ps, path);
 		return r;
 	}
 	for (unsigned i = 0; i < ps->depth; i++) {
@@ -507,13 +515,7 @@ static int sbx_parse_file(struct sbx_parser *ps, const char *path)
 	}
 	f = fopen(path, "re");
 	if (!f) {
-		r = -errno;
-		if (ps->depth == 0)
-			snprintf(ps->err, ps->errlen, "cannot open policy '%s': %s",
-				 path, strerror(errno));
-		else
-			sbx_perr(ps, "cannot include '%s': %s", path,
-				 strerror(errno));
+		r = sbx_open_err(ps, path);
 		goto out;
 	}
 	ps->chain[ps->depth++] = real;

@@ -304,17 +304,8 @@ void guest_main(uint32_t mb_magic, uint32_t mbi_addr)
 	for (unsigned i = 0; i < 16; i++)
 		kprintf(" %02x", sbuf[i]);
 	kprintf("\n");
-	if (irq) {
-		/* A completion may have been seen before its interrupt came. */
-		uint64_t t0 = rdtsc();
-		while (dev.interrupts == 0 && rdtsc() - t0 < VIRTIO_TIMEOUT_TSC)
-			irq_wait();
-		if (dev.interrupts == 0) {
-			kprintf("blk: FAIL no interrupt taken\n");
-			fail();
-		}
-		kprintf("blk: %lu interrupts\n", (unsigned long)dev.interrupts);
-	}
+	if (irq)
+		virtio_expect_irqs(&dev, "blk");
 	kprintf("blk: ok capacity=%lu id='%s'\n", (unsigned long)capacity, id);
 	debug_exit(GUEST_EXIT_OK);
 }

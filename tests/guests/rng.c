@@ -111,16 +111,8 @@ void guest_main(uint32_t mb_magic, uint32_t mbi_addr)
 	for (unsigned j = 0; j < 8; j++)
 		kprintf(" %02x", buf[0][j]);
 	kprintf("\n");
-	if (irq) {
-		uint64_t t0 = rdtsc();
-		while (dev.interrupts == 0 && rdtsc() - t0 < VIRTIO_TIMEOUT_TSC)
-			irq_wait();
-		if (dev.interrupts == 0) {
-			kprintf("rng: FAIL no interrupt taken\n");
-			fail();
-		}
-		kprintf("rng: %lu interrupts\n", (unsigned long)dev.interrupts);
-	}
+	if (irq)
+		virtio_expect_irqs(&dev, "rng");
 	kprintf("rng: ok %lu bytes\n", (unsigned long)(count * bytes));
 	debug_exit(GUEST_EXIT_OK);
 }

@@ -118,6 +118,20 @@ expect_state() {
 		fail "list --json: $1 is not $2"
 }
 
+# status_until NAME PATTERN TRIES MESSAGE: runs status NAME every 0.1 s
+# until its output has a line matching PATTERN (grep), failing with MESSAGE
+# after TRIES more tries.
+status_until() {
+	i=0
+	while :; do
+		bh_ok status "$1"
+		grep -q "$2" "$TMP/o" && break
+		i=$((i + 1))
+		[ $i -gt "$3" ] && fail "$4"
+		sleep 0.1
+	done
+}
+
 # vm_pid NAME LABEL: the pid of the VM's process LABEL (worker, uart#0, ...)
 vm_pid() {
 	timeout 60 "$BIN/bulkhead" status "$1" | sed -n 's/^processes: *//p' |

@@ -141,6 +141,17 @@ debian_kernel() {
 	echo "kernel: $kernel ($(dpkg -S "$kernel" 2>/dev/null | cut -d: -f1))"
 }
 
+# busybox_initramfs DIR APPLET...: DIR/bin/busybox (static) with a link for
+# each applet, and empty proc, sys and dev folders for /init to mount.
+busybox_initramfs() {
+	dir=$1; shift
+	mkdir -p "$dir/bin" "$dir/proc" "$dir/sys" "$dir/dev"
+	cp /bin/busybox "$dir/bin/busybox"
+	for a in "$@"; do
+		ln -s busybox "$dir/bin/$a"
+	done
+}
+
 # debian_modules DIR MODULE...: copies each module of $kver (by name, with
 # - or _) into DIR, uncompressed, in the order given (dependencies first).
 debian_modules() {
@@ -166,4 +177,57 @@ nest_stalled() {
 	[ "${BULKHEAD_IN_NEST:-0}" = 1 ] && [ "$status" -eq 124 ] &&
 		[ "$vm_why" = "it printed nothing for ${VM_IDLE_LIMIT:-120} s" ] &&
 		! grep -q -e "Kernel panic" -e "Oops" "$1"
+}
+
+# boot_watched FILE FUNC STATUS: FUNC boots with run_vm_watched into FILE
+# (VM_IDLE_LIMIT 60 s unless set). The nest's known stall (nest_stalled) is
+# tried again, at most twice; then the exit status must be STATUS. CI shows
+# a long log's head and tail: the reason goes in the last line.
+boot_watched() {
+	VM_IDLE_LIMIT=${VM_IDLE_LIMIT:-60}
+	$2
+	for again in 1 2; do
+		nest_stalled "$1" || break
+		echo "NOTE: the nested guest stalled ($vm_why); booting it again ($again)"
+		$2
+	done
+	expect_status "$3" "${vm_why:+stopped: $vm_why; }the console's last line: $(tr -d '\r' <"$1" | tail -n 1)"
+}
+
+# echo_vm_start: `bulkhead run` of echo.elf in the background ($vmm), its
+# console a fifo held open on fd 4 until echo_vm_wait, once it is ready.
+echo_vm_start() {
+	mkfifo "$TMP/in"
+	"$BIN/bulkhead" run "$GUESTS/echo.elf" <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
+	vmm=$!
+	exec 4>"$TMP/in"
+	wait_for "$TMP/out" "echo: ready"
+}
+
+# echo_vm_wait: waits for echo_vm_start's VM ($status), closes its console
+# and shows its output.
+echo_vm_wait() {
+	status=0
+	wait $vmm || status=$?
+	exec 4>&-
+	cat "$TMP/out" "$TMP/err"
+}
+
+# children_gone PID...: none of them outlives the VM (a zombie may).
+children_gone() {
+	sleep 0.2
+	for p in "$@"; do
+		[ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 /proc/$p/stat)" != Z ] && fail "child $p outlived the VM"
+	done
+	return 0
+}
+
+# initrd_make FILE TEXT BYTES: FILE holds the line TEXT, then BYTES random
+# bytes; sets $size to its size and $sum to the 32-bit sum of its bytes, as
+# the test guests print it.
+initrd_make() {
+	printf '%s\n' "$2" >"$1"
+	head -c "$3" /dev/urandom >>"$1"
+	size=$(stat -c %s "$1")
+	sum=$(od -An -v -tu1 "$1" | tr -s ' ' '\n' | awk 'NF{s=(s+$1)%4294967296} END{printf "0x%x", s}')
 }

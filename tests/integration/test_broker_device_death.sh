@@ -16,14 +16,8 @@ uart=$(vm_pid b uart#0)
 [ "$(basename "$(readlink /proc/$uart/exe)")" = bulkhead-dev-uart ] || fail "pid $uart is not the UART"
 kill -9 "$uart"
 # The worker suspends the VM and reports; the broker adds how it died.
-i=0
-while :; do
-	bh_ok status b
-	grep -q "^error: *device uart#0 was killed by signal 9" "$TMP/o" && break
-	i=$((i + 1))
-	[ $i -gt 50 ] && fail "b's status does not report the dead UART"
-	sleep 0.1
-done
+status_until b "^error: *device uart#0 was killed by signal 9" 50 \
+	"b's status does not report the dead UART"
 expect_text "$TMP/o" "uart#0 $uart (was killed by signal 9 (Killed))"
 bh_ok --json status b
 expect_text "$TMP/o" '"error":"device uart#0 was killed by signal 9 (Killed)"'
@@ -46,14 +40,8 @@ bh_ok destroy b
 # A worker killed: only its VM ends, and status says so.
 w=$(vm_pid c worker)
 kill -9 "$w"
-i=0
-while :; do
-	bh_ok status c
-	grep -q "^state: *OFF" "$TMP/o" && break
-	i=$((i + 1))
-	[ $i -gt 100 ] && fail "c did not end after its worker was killed"
-	sleep 0.1
-done
+status_until c "^state: *OFF" 100 \
+	"c did not end after its worker was killed"
 expect_text "$TMP/o" "the worker was killed by signal 9 (Killed)"
 expect_state a RUNNING
 broker_alive

@@ -6,10 +6,7 @@
 . tests/integration/lib.sh
 need_kvm
 img=$GUESTS/bzImage
-printf 'initial ramdisk for the bzImage guest\n' >"$TMP/initrd"
-head -c 20000 /dev/urandom >>"$TMP/initrd"
-size=$(stat -c %s "$TMP/initrd")
-sum=$(od -An -v -tu1 "$TMP/initrd" | tr -s ' ' '\n' | awk 'NF{s=(s+$1)%4294967296} END{printf "0x%x", s}')
+initrd_make "$TMP/initrd" "initial ramdisk for the bzImage guest" 20000
 
 run_vm "$TMP/out" --mem 64M --cmdline "console=ttyS0 answer=42" \
 	--initrd "$TMP/initrd" "$img"

@@ -50,6 +50,13 @@ truncate -s 1M "$img" || fail "cannot create $img"
 printf 'BULKHEAD-SECTOR0' | dd of="$img" conv=notrunc status=none
 cp "$img" "$TMP/blank.img"
 sector0="blk: sector 0: 42 55 4c 4b 48 45 41 44 2d 53 45 43 54 4f 52 30"
+# expect_blk_ok: blk.elf read sector 0 back as the host wrote it and ended
+# with its ok line.
+expect_blk_ok() {
+	expect_line "$TMP/out" "$sector0"
+	tr -d '\r' <"$TMP/out" | grep -q "^blk: ok capacity=2048 id='.*'\$" ||
+		fail "no 'blk: ok capacity=2048 id=...' line"
+}
 
 # Twice, with different seeds (the second overwrites the first), polled
 # and with interrupts; the whole image must be what the guest wrote.
@@ -59,9 +66,7 @@ for run in "$(( $$ % 1000 + 2 )) 0" "$(( $$ % 1000 + 1003 )) 1"; do
 	run_vm "$TMP/out" --disk "$img" --cmdline "seed=$seed irq=$mode" "$GUESTS/blk.elf"
 	expect_status 1
 	expect_line "$TMP/out" "blk: wrote, flushed and read back sectors 1-64 (seed $seed)"
-	expect_line "$TMP/out" "$sector0"
-	tr -d '\r' <"$TMP/out" | grep -q "^blk: ok capacity=2048 id='.*'\$" ||
-		fail "no 'blk: ok capacity=2048 id=...' line"
+	expect_blk_ok
 	cp "$TMP/blank.img" "$TMP/expect.img"
 	"$pattern" "$seed" 1 64 >"$TMP/pattern" || fail "blkpattern failed"
 	dd if="$TMP/pattern" of="$TMP/expect.img" bs=512 seek=1 conv=notrunc status=none
@@ -75,9 +80,7 @@ cp "$img" "$TMP/before.img"
 run_vm "$TMP/out" --disk "$img,ro" --cmdline "ro=1" "$GUESTS/blk.elf"
 expect_status 1
 expect_line "$TMP/out" "blk: read-only disk refused the write"
-expect_line "$TMP/out" "$sector0"
-tr -d '\r' <"$TMP/out" | grep -q "^blk: ok capacity=2048 id='.*'\$" ||
-	fail "no 'blk: ok capacity=2048 id=...' line"
+expect_blk_ok
 cmp "$img" "$TMP/before.img" || fail "the read-only image changed"
 echo "read-only image unchanged"
 

@@ -18,11 +18,7 @@ debian_kernel
 
 # ---- the initramfs: static busybox and an /init --------------------------
 ir=$TMP/initramfs
-mkdir -p "$ir/bin" "$ir/proc" "$ir/sys" "$ir/dev"
-cp /bin/busybox "$ir/bin/busybox"
-for a in sh mount echo cat grep printf dd poweroff; do
-	ln -s busybox "$ir/bin/$a"
-done
+busybox_initramfs "$ir" sh mount echo cat grep printf dd poweroff
 cat >"$ir/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
@@ -80,17 +76,7 @@ boot() {
 	ms=$(( ($(date +%s%N) - start) / 1000000 ))
 	echo "bulkhead run of Debian's kernel to its exit from user space: $ms ms"
 }
-# A silent console until the watchdog, and only that, is the nest's known
-# stall (nest_stalled in lib.sh): tried again, at most twice.
-VM_IDLE_LIMIT=${VM_IDLE_LIMIT:-60}
-boot
-for again in 1 2; do
-	nest_stalled "$TMP/boot" || break
-	echo "NOTE: the nested guest stalled ($vm_why); booting it again ($again)"
-	boot
-done
-# CI shows a long log's head and tail: the reason goes in the last line.
-expect_status 85 "${vm_why:+stopped: $vm_why; }the console's last line: $(tr -d '\r' <"$TMP/boot" | tail -n 1)"
+boot_watched "$TMP/boot" boot 85
 expect_text "$TMP/boot" "bulkhead-initramfs: user space reached, pid 1"
 tr -d '\r' <"$TMP/boot" | grep -q "bulkhead-initramfs: cpus online 0-1$" ||
 	fail "the guest did not report cpus 0-1 online"

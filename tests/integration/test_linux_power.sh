@@ -20,11 +20,8 @@ need_kvm cpl0
 debian_kernel
 
 ir=$TMP/initramfs
-mkdir -p "$ir/bin" "$ir/proc" "$ir/sys" "$ir/dev"
-cp /bin/busybox "$ir/bin/busybox"
-for a in sh mount echo cat ls tr dd insmod sync reboot poweroff sleep; do
-	ln -s busybox "$ir/bin/$a"
-done
+busybox_initramfs "$ir" sh mount echo cat ls tr dd insmod sync reboot \
+	poweroff sleep
 debian_modules "$ir/mod" virtio_ring virtio virtio_mmio virtio_blk virtio-rng button
 cat >"$ir/init" <<'INIT'
 #!/bin/sh
@@ -69,15 +66,7 @@ boot() {
 		--cmdline "console=ttyS0 panic=-1 reboot=force" "$kernel"
 	echo "two boots of Debian's kernel, reboot and power-off: $(( ($(date +%s%N) - start) / 1000000 )) ms"
 }
-# The nest's known stall (nest_stalled in lib.sh) is tried again, twice at most.
-VM_IDLE_LIMIT=${VM_IDLE_LIMIT:-60}
-boot
-for again in 1 2; do
-	nest_stalled "$TMP/boot" || break
-	echo "NOTE: the nested guest stalled ($vm_why); booting it again ($again)"
-	boot
-done
-expect_status 0 "${vm_why:+stopped: $vm_why; }the console's last line: $(tr -d '\r' <"$TMP/boot" | tail -n 1)"
+boot_watched "$TMP/boot" boot 0
 log=$TMP/log
 tr -d '\r' <"$TMP/boot" >"$log"
 grep -q "Kernel panic" "$log" && fail "the kernel panicked"

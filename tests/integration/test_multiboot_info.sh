@@ -2,10 +2,7 @@
 # and the memory map matches --mem.
 . tests/integration/lib.sh
 need_kvm
-printf 'initial ramdisk contents\n' >"$TMP/initrd"
-head -c 10000 /dev/urandom >>"$TMP/initrd"
-size=$(stat -c %s "$TMP/initrd")
-sum=$(od -An -v -tu1 "$TMP/initrd" | tr -s ' ' '\n' | awk 'NF{s=(s+$1)%4294967296} END{printf "0x%x", s}')
+initrd_make "$TMP/initrd" "initial ramdisk contents" 10000
 run_vm "$TMP/out" --mem 32M --cmdline "console=ttyS0 answer=42" \
 	--initrd "$TMP/initrd" "$GUESTS/hello.elf"
 expect_status 1

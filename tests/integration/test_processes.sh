@@ -3,11 +3,7 @@
 # the console reaches the guest through the UART process.
 . tests/integration/lib.sh
 need_kvm
-mkfifo "$TMP/in"
-"$BIN/bulkhead" run "$GUESTS/echo.elf" <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
-vmm=$!
-exec 4>"$TMP/in"   # keep the console open until we are done
-wait_for "$TMP/out" "echo: ready"
+echo_vm_start
 
 kids=$(children $vmm)
 echo "bulkhead run is pid $vmm; children: $kids"
@@ -38,15 +34,9 @@ ls -l "/proc/$pid_bulkhead_worker/fd" | grep -q /dev/kvm || fail "worker lacks /
 printf 'ping\n' >&4
 wait_for "$TMP/out" "ping"
 printf 'q' >&4
-status=0
-wait $vmm || status=$?
-exec 4>&-
-cat "$TMP/out" "$TMP/err"
+echo_vm_wait
 expect_status 1
 expect_line "$TMP/out" "echo: bye"
 # Every child is gone.
-sleep 0.2
-for p in $kids; do
-	[ -e "/proc/$p" ] && [ "$(cut -d' ' -f3 /proc/$p/stat)" != Z ] && fail "child $p outlived the VM"
-done
+children_gone $kids
 exit 0

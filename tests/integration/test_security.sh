@@ -194,10 +194,7 @@ done
 [ "$nkids" -ge 4 ] || fail "expected the worker and at least uart, debug-exit and null, found $nkids children"
 
 printf 'q' >&4
-status=0
-wait $vmm || status=$?
-exec 4>&-
-cat "$TMP/out" "$TMP/err"
+echo_vm_wait
 expect_status 1
 expect_line "$TMP/out" "echo: bye"
 exit 0

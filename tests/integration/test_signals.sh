@@ -2,11 +2,7 @@
 # own debug-exit codes come through as (v << 1) | 1.
 . tests/integration/lib.sh
 need_kvm
-mkfifo "$TMP/in"
-"$BIN/bulkhead" run "$GUESTS/echo.elf" <"$TMP/in" >"$TMP/out" 2>"$TMP/err" &
-vmm=$!
-exec 4>"$TMP/in"
-wait_for "$TMP/out" "echo: ready"
+echo_vm_start
 kill -TERM $vmm
 status=0
 wait $vmm || status=$?

@@ -382,3 +382,17 @@ uint64_t virtio_config_read64(struct virtio_dev *dev, unsigned off)
 	} while (gen != virtio_read(dev, VIRTIO_MMIO_CONFIG_GENERATION));
 	return (uint64_t)hi << 32 | lo;
 }
+
+void virtio_expect_irqs(struct virtio_dev *dev, const char *who)
+{
+	/* A completion may have been seen before its interrupt came. */
+	uint64_t t0 = rdtsc();
+
+	while (dev->interrupts == 0 && rdtsc() - t0 < VIRTIO_TIMEOUT_TSC)
+		irq_wait();
+	if (dev->interrupts == 0) {
+		kprintf("%s: FAIL no interrupt taken\n", who);
+		debug_exit(GUEST_EXIT_FAIL);
+	}
+	kprintf("%s: %lu interrupts\n", who, (unsigned long)dev->interrupts);
+}

@@ -130,6 +130,11 @@ int virtio_driver_ok(struct virtio_dev *dev, const char *who);
  * APIC (this starts the local APIC tick for the timeouts). 0 or -1. */
 int virtio_use_irq(struct virtio_dev *dev, unsigned vector, const char *who);
 
+/* In interrupt mode, at the end: waits (up to VIRTIO_TIMEOUT_TSC) for an
+ * interrupt to have been taken, then prints "<who>: <n> interrupts"; with
+ * none, "<who>: FAIL no interrupt taken" and exit GUEST_EXIT_FAIL. */
+void virtio_expect_irqs(struct virtio_dev *dev, const char *who);
+
 /*
  * Submit one request (n buffers, device-readable ones first, as one chain
  * starting at descriptor 0), notify the device and wait for its
