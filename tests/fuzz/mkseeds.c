@@ -64,6 +64,13 @@ static void sd_u8(struct sd *s, uint8_t v)
 	sd_le(s, v, 1);
 }
 
+/* Empty s and start it with the harness's lead byte. */
+static void sd_start(struct sd *s, uint8_t lead)
+{
+	s->n = 0;
+	sd_u8(s, lead);
+}
+
 static void sd_write_file(const char *target, const char *name,
 			  const struct sd *s)
 {
@@ -171,8 +178,7 @@ static void sd_uart(void)
 	struct sd s;
 
 	/* Linux's 8250 set-up at 115200 8N1, FIFOs on, then talk. */
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_wr(&s, 0, U_LCR, 1, 0x80);
 	sd_wr(&s, 0, U_THR, 1, 0x01);
 	sd_wr(&s, 0, U_IER, 1, 0x00);
@@ -196,8 +202,7 @@ static void sd_uart(void)
 
 	/* The loopback test of a driver probing for a 16550A, with the
 	 * divisor latch open and the scratch register in use. */
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_wr(&s, 0, U_SCR, 1, 0x5a);
 	sd_rd(&s, 0, U_SCR, 1);
 	sd_wr(&s, 0, U_MCR, 1, 0x1f);
@@ -215,8 +220,7 @@ static void sd_uart(void)
 
 	/* FIFO trigger levels and an overrun, 16-bit and 32-bit accesses,
 	 * a reset in the middle. */
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_wr(&s, 0, U_FCR, 1, 0x81);
 	sd_wr(&s, 0, U_IER, 2, 0x0005);
 	sd_wr(&s, 0, U_MCR, 1, 0x08);
@@ -239,8 +243,7 @@ static void sd_small_devices(void)
 {
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_wr(&s, 0, 0, 1, 0x00);
 	sd_wr(&s, 0, 0, 2, 0x1234);
 	sd_wr(&s, 0, 0, 4, 0x31);
@@ -248,8 +251,7 @@ static void sd_small_devices(void)
 	sd_rd(&s, 0, 0, 1);
 	sd_write_file("debugexit", "exit-codes", &s);
 
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	for (unsigned i = 0; i < 8; i++) {
 		sd_wr(&s, 0, (uint16_t)i, 1, i);
 		sd_rd(&s, 0, (uint16_t)i, 4);
@@ -259,8 +261,7 @@ static void sd_small_devices(void)
 
 	/* acpi-pm: a sleep state we do not offer, a wrong reset value, the
 	 * status register, a wide write, then \_S5 and the reset value. */
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_wr(&s, 0, ACPI_PM_SLEEP_CONTROL, 1, (3u << ACPI_PM_SLP_TYP_SHIFT) |
 	      ACPI_PM_SLP_EN);
 	sd_wr(&s, 0, ACPI_PM_RESET, 1, 0x42);
@@ -291,8 +292,7 @@ static void sd_rtc(void)
 
 	/* Linux reading the time (UIP, then every field, in BCD), setting
 	 * it (SET), then periodic interrupts and an alarm. */
-	s.n = 0;
-	sd_u8(&s, 0x30);
+	sd_start(&s, 0x30);
 	sd_lifecycle(&s, FZ_LC_POWER_ON);
 	sd_rtc_reg(&s, 0x0a, -1);
 	for (uint8_t r = 0; r <= 9; r++)
@@ -329,8 +329,7 @@ static void sd_rtc(void)
 	sd_write_file("rtc", "linux", &s);
 
 	/* NVRAM, binary mode, 12-hour mode, the divider held in reset. */
-	s.n = 0;
-	sd_u8(&s, 0x00);
+	sd_start(&s, 0x00);
 	for (uint8_t r = 0x0e; r < 0x80; r += 9)
 		sd_rtc_reg(&s, r, r ^ 0x5a);
 	sd_rtc_reg(&s, 0x0b, 0x06);
@@ -355,8 +354,7 @@ static void sd_i8042(void)
 	/* Linux's i8042 probe and atkbd/psmouse set-up: the controller's
 	 * self test, command byte, loopback, then keyboard and mouse
 	 * commands. Region 0 is port 0x60, region 1 port 0x64. */
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_wr(&s, 1, 0, 1, 0xaa);
 	sd_rd(&s, 1, 0, 1);
 	sd_rd(&s, 0, 0, 1);
@@ -528,8 +526,7 @@ static void sd_virtio_blk_read(void)
 	static const uint16_t head0[] = { 0 };
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, 0x02);
+	sd_start(&s, 0x02);
 	sd_virtio_init(&s, VBLK_FEATURES);
 	sd_blk_hdr(&s, 0x4000, 0, 1);
 	{
@@ -556,8 +553,7 @@ static void sd_virtio_blk_write(void)
 	for (unsigned i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)i;
 
-	s.n = 0;
-	sd_u8(&s, 0x02);
+	sd_start(&s, 0x02);
 	sd_virtio_init(&s, VBLK_FEATURES);
 	sd_blk_hdr(&s, 0x4000, 1, 2);
 	sd_mem(&s, 0x5000, data, sizeof(data));
@@ -586,8 +582,7 @@ static void sd_virtio_blk_indirect(void)
 {
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, 0x06);
+	sd_start(&s, 0x06);
 	sd_virtio_init(&s, VBLK_FEATURES | (1u << 28));
 	sd_blk_hdr(&s, 0x4000, 8, 0);
 	sd_blk_hdr(&s, 0x4100, 0, 3);
@@ -643,8 +638,7 @@ static void sd_virtio_load_state(void)
 	vs.n_queues = 1;
 	vs.queues = &qp;
 	n = virtio_state__pack(&vs, buf);
-	s.n = 0;
-	sd_u8(&s, 0x02);
+	sd_start(&s, 0x02);
 	sd_load(&s, buf, n);
 	sd_rd(&s, 0, V_STATUS, 4);
 	sd_blk_hdr(&s, 0x4000, 0, 0);
@@ -665,8 +659,7 @@ static void sd_virtio_load_state(void)
 	sd_write_file("virtio-blk", "load-state", &s);
 	vs.device_id = 4;
 	n = virtio_state__pack(&vs, buf);
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_load(&s, buf, n);
 	sd_notify(&s, 0);
 	sd_write_file("virtio-rng", "load-state", &s);
@@ -685,8 +678,7 @@ static void sd_virtio_rng(void)
 	static const uint16_t head0[] = { 0 };
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_virtio_init(&s, 0);
 	{
 		const struct sd_desc d[] = {
@@ -718,6 +710,16 @@ static void sd_frame(struct sd *s, uint16_t type, const uint8_t *fd_kinds,
 	sd_put(s, buf, n);
 }
 
+/* A seed of the lead byte and one frame, written as target's seed-name. */
+static void sd_frame_seed(struct sd *s, const char *target, const char *name,
+			  uint8_t lead, uint16_t type, const uint8_t *fd_kinds,
+			  unsigned nfds, const ProtobufCMessage *pb)
+{
+	sd_start(s, lead);
+	sd_frame(s, type, fd_kinds, nfds, pb);
+	sd_write_file(target, name, s);
+}
+
 /* The devhost's bootstrap (selector 3 * device + 0): uart 0,
  * debug-exit 1. */
 static void sd_devhost_init(void)
@@ -729,18 +731,14 @@ static void sd_devhost_init(void)
 
 	di.kind = "uart";
 	di.nbackend_fds = 2;
-	s.n = 0;
-	sd_u8(&s, 0);
-	sd_frame(&s, MSG_DEV_INIT, fk, 4, &di.base);
-	sd_write_file("dispatch-devhost", "init-uart", &s);
+	sd_frame_seed(&s, "dispatch-devhost", "init-uart", 0, MSG_DEV_INIT, fk,
+		      4, &di.base);
 
 	di.kind = "debug-exit";
 	di.nbackend_fds = 0;
 	di.debug = 0;
-	s.n = 0;
-	sd_u8(&s, 3);
-	sd_frame(&s, MSG_DEV_INIT, fk, 2, &di.base);
-	sd_write_file("dispatch-devhost", "init-debugexit", &s);
+	sd_frame_seed(&s, "dispatch-devhost", "init-debugexit", 3, MSG_DEV_INIT,
+		      fk, 2, &di.base);
 }
 
 /* The devhost's bootstrap for virtio-blk (device 2): guest RAM, a
@@ -766,10 +764,8 @@ static void sd_devhost_init_vblk(void)
 	di.regions = &rgp;
 	di.n_irqs = 1;
 	di.irqs = &irq;
-	s.n = 0;
-	sd_u8(&s, 6);
-	sd_frame(&s, MSG_DEV_INIT, fk, 4, &di.base);
-	sd_write_file("dispatch-devhost", "init-virtio-blk", &s);
+	sd_frame_seed(&s, "dispatch-devhost", "init-virtio-blk", 6,
+		      MSG_DEV_INIT, fk, 4, &di.base);
 }
 
 /* The devhost registering (3 * device + 1). */
@@ -781,16 +777,12 @@ static void sd_devhost_registered(void)
 	struct sd s;
 
 	ok.nirqfds = 1;
-	s.n = 0;
-	sd_u8(&s, 1);
-	sd_frame(&s, MSG_DEV_REGISTERED, fk, 1, &ok.base);
-	sd_write_file("dispatch-devhost", "registered-uart", &s);
+	sd_frame_seed(&s, "dispatch-devhost", "registered-uart", 1,
+		      MSG_DEV_REGISTERED, fk, 1, &ok.base);
 
 	ok.ndoorbells = 1;
-	s.n = 0;
-	sd_u8(&s, 7);
-	sd_frame(&s, MSG_DEV_REGISTERED, fk, 3, &ok.base);
-	sd_write_file("dispatch-devhost", "registered-virtio-blk", &s);
+	sd_frame_seed(&s, "dispatch-devhost", "registered-virtio-blk", 7,
+		      MSG_DEV_REGISTERED, fk, 3, &ok.base);
 }
 
 /* The devhost running (3 * device + 2): every notification, then
@@ -807,8 +799,7 @@ static void sd_devhost_running(void)
 	for (unsigned dev = 0; dev < 3; dev += 2) {
 		DevDestruct dd = DEV_DESTRUCT__INIT;
 
-		s.n = 0;
-		sd_u8(&s, (uint8_t)(3 * dev + 2));
+		sd_start(&s, (uint8_t)(3 * dev + 2));
 		for (unsigned i = 0; i < 5; i++) {
 			DevNotify n = DEV_NOTIFY__INIT;
 
@@ -866,15 +857,11 @@ static void sd_worker_init(void)
 	ds[1].may_request_exit = true;
 	wi.n_devices = 2;
 	wi.devices = dsp;
-	s.n = 0;
-	sd_u8(&s, 0);
-	sd_frame(&s, MSG_WORKER_INIT, fk, 7, &wi.base);
-	sd_write_file("dispatch-worker", "init", &s);
+	sd_frame_seed(&s, "dispatch-worker", "init", 0, MSG_WORKER_INIT, fk, 7,
+		      &wi.base);
 	wi.has_initrd = true;
-	s.n = 0;
-	sd_u8(&s, 0);
-	sd_frame(&s, MSG_WORKER_INIT, fk2, 8, &wi.base);
-	sd_write_file("dispatch-worker", "init-initrd", &s);
+	sd_frame_seed(&s, "dispatch-worker", "init-initrd", 0, MSG_WORKER_INIT,
+		      fk2, 8, &wi.base);
 }
 
 /* The worker's registering phase: DevRegister from a uart, a debug-exit
@@ -894,19 +881,15 @@ static void sd_worker_register(void)
 	reg.regions = &rgp;
 	reg.n_irqs = 1;
 	reg.irqs = &irq;
-	s.n = 0;
-	sd_u8(&s, 1);
-	sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
-	sd_write_file("dispatch-worker", "register-uart", &s);
+	sd_frame_seed(&s, "dispatch-worker", "register-uart", 1,
+		      MSG_DEV_REGISTER, NULL, 0, &reg.base);
 
 	reg.kind = "debug-exit";
 	rg.addr = 0xf4;
 	rg.len = 1;
 	reg.n_irqs = 0;
-	s.n = 0;
-	sd_u8(&s, 1 + 4);
-	sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
-	sd_write_file("dispatch-worker", "register-debugexit", &s);
+	sd_frame_seed(&s, "dispatch-worker", "register-debugexit", 1 + 4,
+		      MSG_DEV_REGISTER, NULL, 0, &reg.base);
 
 	reg.kind = "virtio-blk";
 	rg.space = 1;
@@ -920,10 +903,8 @@ static void sd_worker_register(void)
 	db.len = 4;
 	reg.n_doorbells = 1;
 	reg.doorbells = &dbp;
-	s.n = 0;
-	sd_u8(&s, 1 + 8);
-	sd_frame(&s, MSG_DEV_REGISTER, NULL, 0, &reg.base);
-	sd_write_file("dispatch-worker", "register-virtio-blk", &s);
+	sd_frame_seed(&s, "dispatch-worker", "register-virtio-blk", 1 + 8,
+		      MSG_DEV_REGISTER, NULL, 0, &reg.base);
 }
 
 /* The broker's channel while running: every VmControl, VmStats, a live
@@ -935,8 +916,7 @@ static void sd_worker_broker(void)
 	const uint8_t fk[] = { FZ_FD_PIPE };
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, 2);
+	sd_start(&s, 2);
 	for (unsigned op = 0; op < 4; op++) {
 		VmControl vc = VM_CONTROL__INIT;
 
@@ -966,22 +946,19 @@ static void sd_worker_devices(void)
 
 	nd.event = DEV_NOTIFY__EVENT__POWER_ON;
 	nd.seq = 1;
-	s.n = 0;
-	sd_u8(&s, 3);
+	sd_start(&s, 3);
 	sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
 	sd_frame(&s, MSG_DEV_DESTRUCT_DONE, NULL, 0, &dd.base);
 	sd_write_file("dispatch-worker", "uart-running", &s);
 
 	ge.code = 3;
-	s.n = 0;
-	sd_u8(&s, 3 + 4);
+	sd_start(&s, 3 + 4);
 	sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
 	sd_frame(&s, MSG_DEV_GUEST_EXIT, NULL, 0, &ge.base);
 	sd_frame(&s, MSG_DEV_DESTRUCT_DONE, NULL, 0, &dd.base);
 	sd_write_file("dispatch-worker", "debugexit-running", &s);
 
-	s.n = 0;
-	sd_u8(&s, 3 + 12);
+	sd_start(&s, 3 + 12);
 	sd_frame(&s, MSG_DEV_REQUEST_RESET, NULL, 0, &rr.base);
 	sd_frame(&s, MSG_DEV_REQUEST_POWEROFF, NULL, 0, &po.base);
 	sd_frame(&s, MSG_DEV_NOTIFY_DONE, NULL, 0, &nd.base);
@@ -1033,8 +1010,7 @@ static void sd_broker(void)
 	c[1].value = 999;
 	ex.n_counters = 2;
 	ex.counters = cp;
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_frame(&s, MSG_WORKER_READY, NULL, 0, &wr.base);
 	sd_frame(&s, MSG_VM_STATE, NULL, 0, &sc.base);
 	sd_frame(&s, MSG_VM_CONTROL_REPLY, NULL, 0, &cr.base);
@@ -1078,8 +1054,7 @@ static void sd_control(void)
 	st.name = "vm1";
 	ca.name = "vm1";
 	for (unsigned who = 0; who < 2; who++) {
-		s.n = 0;
-		sd_u8(&s, (uint8_t)(3 * who));
+		sd_start(&s, (uint8_t)(3 * who));
 		sd_frame(&s, MSG_HELLO, NULL, 0, &h.base);
 		sd_frame(&s, MSG_CTL_CREATE, img, 1, &cv.base);
 		sd_frame(&s, MSG_CTL_STATUS, NULL, 0, &sr.base);
@@ -1095,8 +1070,7 @@ static void sd_control(void)
 	dnull.kind = "null";
 	cv.n_devices = 1;
 	cv.devices = devp;
-	s.n = 0;
-	sd_u8(&s, 1 + 3);
+	sd_start(&s, 1 + 3);
 	sd_frame(&s, MSG_CTL_CREATE, img, 3, &cv.base);
 	sd_frame(&s, MSG_CTL_CONSOLE_ATTACH, NULL, 0, &ca.base);
 	cd.data.data = (uint8_t *)"ls\r";
@@ -1104,8 +1078,7 @@ static void sd_control(void)
 	sd_frame(&s, MSG_CTL_CONSOLE_INPUT, NULL, 0, &cd.base);
 	sd_frame(&s, MSG_CTL_CONSOLE_DETACH, NULL, 0, &cdt.base);
 	sd_write_file("control", "create-console", &s);
-	s.n = 0;
-	sd_u8(&s, 2);
+	sd_start(&s, 2);
 	sd_frame(&s, MSG_CTL_CONSOLE_INPUT, NULL, 0, &cd.base);
 	sd_frame(&s, MSG_CTL_CONSOLE_DETACH, NULL, 0, &cdt.base);
 	sd_write_file("control", "console", &s);
@@ -1120,8 +1093,7 @@ static void sd_ipc_one(const char *name, uint8_t flags, uint16_t type,
 	size_t n = pb ? protobuf_c_message_pack(pb, buf) : 0;
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, flags);
+	sd_start(&s, flags);
 	sd_le(&s, n, 4);
 	sd_le(&s, type, 2);
 	sd_put(&s, buf, n);
@@ -1194,8 +1166,7 @@ static void sd_loader_file(const char *name, uint8_t flags,
 {
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, flags);
+	sd_start(&s, flags);
 	if (flags & 1) {
 		sd_le(&s, strlen(initrd), 2);
 		sd_put(&s, initrd, strlen(initrd));
@@ -1208,71 +1179,46 @@ static void sd_loader_file(const char *name, uint8_t flags,
 	sd_write_file("loader", name, &s);
 }
 
-/* A minimal multiboot ELF32: header, one PT_LOAD at 1 MiB, the multiboot
- * header in the first 8 KiB. */
-static size_t sd_elf32(uint8_t *b)
-{
-	Elf32_Ehdr *e = (Elf32_Ehdr *)b;
-	Elf32_Phdr *p = (Elf32_Phdr *)(b + sizeof(*e));
-	uint32_t *mb = (uint32_t *)(b + 0x80);
-	size_t n = 0x100;
-
-	memset(b, 0, n);
-	memcpy(e->e_ident, ELFMAG, SELFMAG);
-	e->e_ident[EI_CLASS] = ELFCLASS32;
-	e->e_ident[EI_DATA] = ELFDATA2LSB;
-	e->e_ident[EI_VERSION] = EV_CURRENT;
-	e->e_type = ET_EXEC;
-	e->e_machine = EM_386;
-	e->e_version = EV_CURRENT;
-	e->e_entry = 0x100080;
-	e->e_phoff = sizeof(*e);
-	e->e_ehsize = sizeof(*e);
-	e->e_phentsize = sizeof(*p);
-	e->e_phnum = 1;
-	p->p_type = PT_LOAD;
-	p->p_offset = 0;
-	p->p_vaddr = p->p_paddr = 0x100000;
-	p->p_filesz = (uint32_t)n;
-	p->p_memsz = 0x3000;
-	p->p_flags = PF_R | PF_X;
-	mb[0] = 0x1BADB002u;
-	mb[1] = 0x3;
-	mb[2] = (uint32_t)-(0x1BADB002u + 0x3);
-	return n;
+/*
+ * A minimal multiboot ELF of one class (W is 32 or 64): the header, one
+ * PT_LOAD at 1 MiB of memsz bytes, the multiboot header with flags mbf at
+ * mb_off (in the first 8 KiB), the entry point on it.
+ */
+#define SD_DEFINE_ELF(name, W, machine, mb_off, memsz, mbf)		\
+static size_t name(uint8_t *b)						\
+{									\
+	Elf##W##_Ehdr *e = (Elf##W##_Ehdr *)b;				\
+	Elf##W##_Phdr *p = (Elf##W##_Phdr *)(b + sizeof(*e));		\
+	uint32_t *mb = (uint32_t *)(b + (mb_off));			\
+	size_t n = 0x100;						\
+									\
+	memset(b, 0, n);						\
+	memcpy(e->e_ident, ELFMAG, SELFMAG);				\
+	e->e_ident[EI_CLASS] = ELFCLASS##W;				\
+	e->e_ident[EI_DATA] = ELFDATA2LSB;				\
+	e->e_ident[EI_VERSION] = EV_CURRENT;				\
+	e->e_type = ET_EXEC;						\
+	e->e_machine = (machine);					\
+	e->e_version = EV_CURRENT;					\
+	e->e_entry = 0x100000 + (mb_off);				\
+	e->e_phoff = sizeof(*e);					\
+	e->e_ehsize = sizeof(*e);					\
+	e->e_phentsize = sizeof(*p);					\
+	e->e_phnum = 1;							\
+	p->p_type = PT_LOAD;						\
+	p->p_offset = 0;						\
+	p->p_vaddr = p->p_paddr = 0x100000;				\
+	p->p_filesz = (__typeof__(p->p_filesz))n;			\
+	p->p_memsz = (memsz);						\
+	p->p_flags = PF_R | PF_X;					\
+	mb[0] = 0x1BADB002u;						\
+	mb[1] = (mbf);							\
+	mb[2] = (uint32_t)-(0x1BADB002u + (mbf));			\
+	return n;							\
 }
 
-static size_t sd_elf64(uint8_t *b)
-{
-	Elf64_Ehdr *e = (Elf64_Ehdr *)b;
-	Elf64_Phdr *p = (Elf64_Phdr *)(b + sizeof(*e));
-	uint32_t *mb = (uint32_t *)(b + 0xc0);
-	size_t n = 0x100;
-
-	memset(b, 0, n);
-	memcpy(e->e_ident, ELFMAG, SELFMAG);
-	e->e_ident[EI_CLASS] = ELFCLASS64;
-	e->e_ident[EI_DATA] = ELFDATA2LSB;
-	e->e_ident[EI_VERSION] = EV_CURRENT;
-	e->e_type = ET_EXEC;
-	e->e_machine = EM_X86_64;
-	e->e_version = EV_CURRENT;
-	e->e_entry = 0x1000c0;
-	e->e_phoff = sizeof(*e);
-	e->e_ehsize = sizeof(*e);
-	e->e_phentsize = sizeof(*p);
-	e->e_phnum = 1;
-	p->p_type = PT_LOAD;
-	p->p_offset = 0;
-	p->p_vaddr = p->p_paddr = 0x100000;
-	p->p_filesz = n;
-	p->p_memsz = 0x2000;
-	p->p_flags = PF_R | PF_X;
-	mb[0] = 0x1BADB002u;
-	mb[1] = 0x2;
-	mb[2] = (uint32_t)-(0x1BADB002u + 0x2);
-	return n;
-}
+SD_DEFINE_ELF(sd_elf32, 32, EM_386, 0x80, 0x3000, 0x3)
+SD_DEFINE_ELF(sd_elf64, 64, EM_X86_64, 0xc0, 0x2000, 0x2)
 
 /* The a.out kludge: a flat image with the address fields (flag 16). */
 static size_t sd_aout(uint8_t *b)
@@ -1394,16 +1340,14 @@ static void sd_ssm_read(const struct ssm_mem *mem)
 	static const uint8_t skip[] = { 12, 13, 12, 13, 12 };
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, 0);
+	sd_start(&s, 0);
 	sd_u8(&s, sizeof(script));
 	sd_put(&s, script, sizeof(script));
 	sd_put(&s, mem->data, mem->len);
 	sd_write_file("ssm", "read-vm", &s);
 	s.b[0] = 7 << 1;
 	sd_write_file("ssm", "read-vm-7", &s);
-	s.n = 0;
-	sd_u8(&s, 3 << 1);
+	sd_start(&s, 3 << 1);
 	sd_u8(&s, sizeof(skip));
 	sd_put(&s, skip, sizeof(skip));
 	sd_put(&s, mem->data, mem->len);
@@ -1415,8 +1359,7 @@ static void sd_ssm_roundtrip(void)
 {
 	struct sd s;
 
-	s.n = 0;
-	sd_u8(&s, 1);
+	sd_start(&s, 1);
 	sd_u8(&s, 11);                       /* unit 1: 11 values */
 	sd_u8(&s, 2);
 	sd_put(&s, "cpu", 3);

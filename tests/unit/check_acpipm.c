@@ -21,29 +21,22 @@ static struct dev *dev;
 
 static void pm_setup(void)
 {
-	fakehost_reset(&host, 1);
-	ck_assert_int_eq(dev_new(&acpipm_desc, 0, &fakehost_ops, &host, &dev), 0);
+	fakehost_dev_new(&host, 1, &acpipm_desc, &dev);
 }
 
 static void pm_teardown(void)
 {
-	ck_assert_uint_eq(host.irq_redundant, 0);
-	ck_assert_uint_eq(host.irq_bad_line, 0);
-	dev_free(dev);
-	dev = NULL;
+	fakehost_dev_free(&host, &dev);
 }
 
 static void pm_out(uint64_t reg, uint8_t v)
 {
-	dev->desc->io(dev, 0, reg, &v, 1, true);
+	fakehost_wr8(dev, 0, reg, v);
 }
 
 static uint8_t pm_in(uint64_t reg)
 {
-	uint8_t v = 0xee;
-
-	dev->desc->io(dev, 0, reg, &v, 1, false);
-	return v;
+	return fakehost_rd8(dev, 0, reg, 0xee);
 }
 
 static uint8_t slp(unsigned typ, bool en)

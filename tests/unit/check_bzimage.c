@@ -21,6 +21,7 @@
 
 #include "emt-worker/loader.h"
 #include "tests/unit/suites.h"
+#include "tests/unit/testlib.h"
 
 #define MiB (1024ull * 1024)
 #define GiB (1024 * MiB)
@@ -69,85 +70,31 @@
 
 /* ---- guarded buffers ---------------------------------------------------- */
 
-/* Large guards: a read far past the end crashes too. */
-#define GUARD_LEN (64 * MiB)
-
-struct guarded {
-	uint8_t *map;
-	size_t map_len;
-	uint8_t *start;
-	size_t len;
-};
-
-static void guarded_alloc(struct guarded *g, size_t len)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-
-	g->len = (len + page - 1) / page * page;
-	g->map_len = g->len + 2 * GUARD_LEN;
-	g->map = mmap(NULL, g->map_len, PROT_NONE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ck_assert_msg(g->map != MAP_FAILED, "cannot map %zu guarded bytes",
-		      len);
-	g->start = g->map + GUARD_LEN;
-	ck_assert_int_eq(mprotect(g->start, g->len, PROT_READ | PROT_WRITE),
-			 0);
-}
-
-static void guarded_free(struct guarded *g)
-{
-	if (g->map)
-		munmap(g->map, g->map_len);
-	g->map = NULL;
-}
-
-/* Where data of len bytes ends right at the trailing guard. */
-static uint8_t *guarded_tail(struct guarded *g, size_t len)
-{
-	ck_assert_uint_le(len, g->len);
-	return g->start + g->len - len;
-}
-
-static struct guarded ram_buf, image_buf, initrd_buf;
+static struct tl_guarded ram_buf, image_buf, initrd_buf;
 static uint8_t *ram;
 
 static void bz_setup(void)
 {
-	guarded_alloc(&ram_buf, TEST_RAM);
+	tl_guarded_alloc(&ram_buf, TEST_RAM, true);
 	ram = ram_buf.start;
-	guarded_alloc(&image_buf, IMG_CAP);
-	guarded_alloc(&initrd_buf, 24 * MiB);
+	tl_guarded_alloc(&image_buf, IMG_CAP, true);
+	tl_guarded_alloc(&initrd_buf, 24 * MiB, true);
 }
 
 static void bz_teardown(void)
 {
-	guarded_free(&initrd_buf);
-	guarded_free(&image_buf);
-	guarded_free(&ram_buf);
+	tl_guarded_free(&initrd_buf);
+	tl_guarded_free(&image_buf);
+	tl_guarded_free(&ram_buf);
 	ram = NULL;
 }
 
 /* ---- little-endian access ---------------------------------------------- */
 
-static void put_le(uint8_t *p, uint64_t v, size_t n)
-{
-	for (size_t i = 0; i < n; i++, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_le(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	while (n--)
-		v = (v << 8) | p[n];
-	return v;
-}
-
 static uint64_t ram_le(uint64_t addr, size_t n)
 {
 	ck_assert_uint_le(addr + n, TEST_RAM);
-	return get_le(ram + addr, n);
+	return tl_get_le(ram + addr, n);
 }
 
 /* Index of the first byte in [p, p + n) that is not v, or n. */
@@ -226,22 +173,22 @@ static size_t build_bz(uint8_t *buf, const struct test_bz *t)
 	memset(buf + OFF_SETUP_SECTS, 0, HDR_END - OFF_SETUP_SECTS);
 	buf[OFF_SETUP_SECTS] = t->setup_sects_hdr < 0 ?
 			       t->setup_sects : (uint8_t)t->setup_sects_hdr;
-	put_le(buf + OFF_SYSSIZE, t->syssize, 4);
-	put_le(buf + OFF_BOOT_FLAG, 0xaa55, 2);
+	tl_put_le(buf + OFF_SYSSIZE, t->syssize, 4);
+	tl_put_le(buf + OFF_BOOT_FLAG, 0xaa55, 2);
 	buf[OFF_JUMP] = 0xeb;
 	buf[OFF_JUMP + 1] = t->jump_len;
 	memcpy(buf + OFF_HDRS, "HdrS", 4);
-	put_le(buf + OFF_VERSION, t->version, 2);
+	tl_put_le(buf + OFF_VERSION, t->version, 2);
 	buf[OFF_LOADFLAGS] = t->loadflags;
-	put_le(buf + OFF_CODE32_START, 0x100000, 4);
-	put_le(buf + OFF_INITRD_ADDR_MAX, t->initrd_addr_max, 4);
-	put_le(buf + OFF_KERNEL_ALIGNMENT, t->kernel_alignment, 4);
+	tl_put_le(buf + OFF_CODE32_START, 0x100000, 4);
+	tl_put_le(buf + OFF_INITRD_ADDR_MAX, t->initrd_addr_max, 4);
+	tl_put_le(buf + OFF_KERNEL_ALIGNMENT, t->kernel_alignment, 4);
 	buf[OFF_RELOCATABLE] = t->relocatable;
 	buf[OFF_RELOCATABLE + 1] = 21;  /* min_alignment */
-	put_le(buf + OFF_XLOADFLAGS, t->xloadflags, 2);
-	put_le(buf + OFF_CMDLINE_SIZE, t->cmdline_size, 4);
-	put_le(buf + OFF_PREF_ADDRESS, t->pref_address, 8);
-	put_le(buf + OFF_INIT_SIZE, t->init_size, 4);
+	tl_put_le(buf + OFF_XLOADFLAGS, t->xloadflags, 2);
+	tl_put_le(buf + OFF_CMDLINE_SIZE, t->cmdline_size, 4);
+	tl_put_le(buf + OFF_PREF_ADDRESS, t->pref_address, 8);
+	tl_put_le(buf + OFF_INIT_SIZE, t->init_size, 4);
 	for (size_t j = 0; j < t->pm_len; j++)
 		buf[setup_len + j] = pm_byte(j);
 	return len;
@@ -263,8 +210,7 @@ static int load(const uint8_t *img, size_t len, const struct load_opts *o,
 {
 	static const struct load_opts none;
 	struct emt_load_args a;
-	uint8_t *copy = guarded_tail(&image_buf, len);
-	int rc;
+	uint8_t *copy = tl_guarded_tail(&image_buf, len);
 
 	if (!o)
 		o = &none;
@@ -278,29 +224,15 @@ static int load(const uint8_t *img, size_t len, const struct load_opts *o,
 		.ram = ram,
 		.ram_size = o->ram_size ? o->ram_size : TEST_RAM,
 	};
-	memset(boot, 0, sizeof(*boot));
-	memset(err, 'X', sizeof(err));
-	rc = emt_load_image(&a, boot, err, sizeof(err));
-	/* plain ifs: each passing ck_assert costs a write in Check */
-	if (!memchr(err, '\0', sizeof(err)))
-		ck_abort_msg("err is not NUL-terminated");
-	if (rc == 0 && err[0] != '\0')
-		ck_abort_msg("success left an error: %s", err);
-	if (rc != 0 && (err[0] == '\0' || strchr(err, '\n')))
-		ck_abort_msg("error %d without a one-line message", rc);
-	return rc;
+	return tl_load_checked(&a, boot, err, sizeof(err));
 }
 
 static void expect_fail(const uint8_t *img, size_t len,
 			const struct load_opts *o, int rc, const char *what)
 {
 	struct emt_boot boot;
-	int got = load(img, len, o, &boot);
 
-	ck_assert_msg(got == rc, "expected %d (%s), got %d: %s", rc, what, got,
-		      err);
-	ck_assert_msg(strstr(err, what) != NULL,
-		      "error '%s' does not mention '%s'", err, what);
+	tl_expect_error(load(img, len, o, &boot), rc, what, err);
 }
 
 /* An initrd of len recognisable bytes ending at a guard page. */
@@ -311,7 +243,7 @@ static uint8_t initrd_byte(size_t j)
 
 static const uint8_t *make_initrd(size_t len, bool fill)
 {
-	uint8_t *p = guarded_tail(&initrd_buf, len);
+	uint8_t *p = tl_guarded_tail(&initrd_buf, len);
 
 	if (fill)
 		for (size_t j = 0; j < len; j++)
@@ -350,7 +282,7 @@ static void check_page_tables(void)
 	ck_assert_uint_eq(first_not(ram + pdpt + 24, 4096 - 24, 0), 4096 - 24);
 	/* every 2 MiB page of [0, 3 GiB) maps to itself */
 	for (uint64_t k = 0; k < 3 * 512; k++) {
-		uint64_t e = get_le(ram + pd + 8 * k, 8);
+		uint64_t e = tl_get_le(ram + pd + 8 * k, 8);
 
 		if (e != ((k << 21) | 0x83))
 			ck_abort_msg("PD entry %" PRIu64 " is 0x%" PRIx64, k, e);
@@ -428,12 +360,12 @@ static void check_boot_params(const uint8_t *img, uint64_t initrd_addr,
 	}
 	ck_assert_uint_eq(bp[OFF_TYPE_OF_LOADER], 0xff);
 	ck_assert_uint_eq(bp[OFF_LOADFLAGS], img[OFF_LOADFLAGS] | 0x80);
-	ck_assert_uint_eq(get_le(bp + OFF_HEAP_END_PTR, 2), 0xfe00);
-	ck_assert_uint_eq(get_le(bp + OFF_CMD_LINE_PTR, 4),
+	ck_assert_uint_eq(tl_get_le(bp + OFF_HEAP_END_PTR, 2), 0xfe00);
+	ck_assert_uint_eq(tl_get_le(bp + OFF_CMD_LINE_PTR, 4),
 			  EMT_BZ_CMDLINE_ADDR);
-	ck_assert_uint_eq(get_le(bp + OFF_RAMDISK_IMAGE, 4), initrd_addr);
-	ck_assert_uint_eq(get_le(bp + OFF_RAMDISK_SIZE, 4), initrd_len);
-	ck_assert_uint_eq(get_le(bp + OFF_SETUP_DATA, 8), 0);
+	ck_assert_uint_eq(tl_get_le(bp + OFF_RAMDISK_IMAGE, 4), initrd_addr);
+	ck_assert_uint_eq(tl_get_le(bp + OFF_RAMDISK_SIZE, 4), initrd_len);
+	ck_assert_uint_eq(tl_get_le(bp + OFF_SETUP_DATA, 8), 0);
 	/* past the header, up to the e820 table: nothing */
 	ck_assert_uint_eq(first_not(bp + HDR_END, BP_E820_TABLE - HDR_END, 0),
 			  BP_E820_TABLE - HDR_END);
@@ -863,7 +795,7 @@ END_TEST
 START_TEST(test_bz_big_ram)
 {
 	static uint8_t buf[IMG_CAP];
-	struct guarded big = { 0 };
+	struct tl_guarded big = { 0 };
 	struct test_bz t = default_bz();
 	uint64_t size = 4 * GiB;
 	struct emt_load_args a;
@@ -888,9 +820,9 @@ START_TEST(test_bz_big_ram)
 	};
 	ck_assert_int_eq(emt_load_image(&a, &boot, err, sizeof(err)), 0);
 	/* the initrd ends at 3 GiB, the e820 map still covers all RAM */
-	ck_assert_uint_eq(get_le(big.map + BP + OFF_RAMDISK_IMAGE, 4),
+	ck_assert_uint_eq(tl_get_le(big.map + BP + OFF_RAMDISK_IMAGE, 4),
 			  3 * GiB - ilen);
-	ck_assert_uint_eq(get_le(big.map + BP + BP_E820_TABLE + 48, 8),
+	ck_assert_uint_eq(tl_get_le(big.map + BP + BP_E820_TABLE + 48, 8),
 			  size - MiB);
 
 	t.pref_address = 3 * GiB - 0x200000;
@@ -908,74 +840,29 @@ END_TEST
 
 /* ---- mutation ---------------------------------------------------------- */
 
-static uint64_t rng_state;
+static const uint64_t interesting_vals[] = {
+	0, 1, 2, 4, 0x7f, 0x80, 0xff, 0x100, 0x200, 0x206, 0x20c,
+	0x20f, 0x1000, 0x7fff, 0xffff, 0x10000, 0x100000, 0x200000,
+	0xf00000, PREF, TEST_RAM - PREF, TEST_RAM - 1, TEST_RAM,
+	TEST_RAM + 1, 0x7fffffff, 0x80000000, 0xc0000000, 0xfffffffe,
+	0xffffffff, 0x100000000ull, 0x8000000000000000ull,
+	0xfffffffffffff000ull, UINT64_MAX,
+};
+
+static struct tl_mutator mut = {
+	.vals = interesting_vals,
+	.nvals = sizeof(interesting_vals) / sizeof(interesting_vals[0]),
+};
 
 static uint64_t rng(void)
 {
-	/* xorshift64*: deterministic, good enough to scatter mutations */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static uint64_t interesting(void)
-{
-	static const uint64_t vals[] = {
-		0, 1, 2, 4, 0x7f, 0x80, 0xff, 0x100, 0x200, 0x206, 0x20c,
-		0x20f, 0x1000, 0x7fff, 0xffff, 0x10000, 0x100000, 0x200000,
-		0xf00000, PREF, TEST_RAM - PREF, TEST_RAM - 1, TEST_RAM,
-		TEST_RAM + 1, 0x7fffffff, 0x80000000, 0xc0000000, 0xfffffffe,
-		0xffffffff, 0x100000000ull, 0x8000000000000000ull,
-		0xfffffffffffff000ull, UINT64_MAX,
-	};
-	uint64_t v = vals[rng() % (sizeof(vals) / sizeof(vals[0]))];
-
-	switch (rng() % 4) {
-	case 0:
-		return v + (rng() % 16) - 8;
-	case 1:
-		return rng();
-	default:
-		return v;
-	}
+	return tl_rng(&mut);
 }
 
 /* Flip, set and overwrite bytes, mostly in the setup header. */
 static void mutate(uint8_t *img, size_t *len)
 {
-	int n = 1 + (int)(rng() % 4);
-
-	for (int k = 0; k < n; k++) {
-		size_t off = rng() % 4 ? 0x1f1 + rng() % (BP_HDR_LIMIT - 0x1f1)
-				       : rng() % *len;
-		size_t width;
-
-		if (off >= *len)
-			continue;
-		switch (rng() % 5) {
-		case 0:
-			img[off] ^= (uint8_t)(1u << (rng() % 8));
-			continue;
-		case 1:
-			img[off] = (uint8_t)rng();
-			continue;
-		case 2:
-			width = 2;
-			break;
-		case 3:
-			width = 4;
-			break;
-		default:
-			width = 8;
-			break;
-		}
-		if (off + width > *len)
-			continue;
-		put_le(img + off, interesting(), width);
-	}
-	if (rng() % 16 == 0)
-		*len = rng() % (*len + 1);
+	tl_mutate(&mut, img, len, 0x1f1, BP_HDR_LIMIT);
 }
 
 /* What a refused image must leave untouched: the loader's low area. */
@@ -1009,17 +896,18 @@ static void check_mutant(const uint8_t *img, size_t len,
 	switch (boot.kind) {
 	case EMT_IMAGE_BZIMAGE:
 		load_at = boot.rip - 0x200;
-		ird = get_le(bp + OFF_RAMDISK_IMAGE, 4);
-		ird_len = get_le(bp + OFF_RAMDISK_SIZE, 4);
+		ird = tl_get_le(bp + OFF_RAMDISK_IMAGE, 4);
+		ird_len = tl_get_le(bp + OFF_RAMDISK_SIZE, 4);
 		if (boot.mode != EMT_MODE_LONG64 || load_at < MiB ||
 		    boot.rip >= boot.image_end ||
 		    boot.rsi != EMT_BZ_BOOT_PARAMS_ADDR ||
 		    boot.cr3 != EMT_BZ_PAGE_TABLES_ADDR ||
-		    get_le(bp + OFF_BOOT_FLAG, 2) != 0xaa55 ||
+		    tl_get_le(bp + OFF_BOOT_FLAG, 2) != 0xaa55 ||
 		    memcmp(bp + OFF_HDRS, "HdrS", 4) != 0 ||
 		    bp[BP_E820_ENTRIES] != 3 || bp[OFF_TYPE_OF_LOADER] != 0xff ||
-		    get_le(bp + OFF_CMD_LINE_PTR, 4) != EMT_BZ_CMDLINE_ADDR ||
-		    get_le(bp + OFF_SETUP_DATA, 8) != 0)
+		    tl_get_le(bp + OFF_CMD_LINE_PTR, 4) !=
+		    EMT_BZ_CMDLINE_ADDR ||
+		    tl_get_le(bp + OFF_SETUP_DATA, 8) != 0)
 			ck_abort_msg("bad bzImage state: rip 0x%" PRIx64
 				     " end 0x%" PRIx64, boot.rip,
 				     boot.image_end);
@@ -1040,11 +928,7 @@ static void check_mutant(const uint8_t *img, size_t len,
 		memset(ram, 0, EMT_BOOTSECT_ADDR);
 		break;
 	case EMT_IMAGE_RAW:
-		if (boot.mode != EMT_MODE_REAL ||
-		    boot.rip != EMT_BOOTSECT_ADDR ||
-		    boot.image_end != EMT_BOOTSECT_ADDR + len)
-			ck_abort_msg("bad raw state");
-		memset(ram + EMT_BOOTSECT_ADDR, 0, len);
+		tl_check_raw_load(&boot, ram, len);
 		break;
 	default:
 		ck_abort_msg("kind %d loaded", boot.kind);
@@ -1064,7 +948,7 @@ START_TEST(test_bz_mutations)
 	if (_i == 1)  /* a kernel that fills RAM: the initrd goes below */
 		t.init_size = (uint32_t)(TEST_RAM - PREF);
 	base_len = build_bz(base, &t);
-	rng_state = 0x9e3779b97f4a7c15ull + (uint64_t)_i;
+	mut.rng = 0x9e3779b97f4a7c15ull + (uint64_t)_i;
 	for (int n = 0; n < MUTANTS; n++) {
 		struct load_opts o = { 0 };
 

@@ -43,44 +43,34 @@ static struct dev *dev;
 
 static void kbc_setup(void)
 {
-	fakehost_reset(&host, 2);
-	ck_assert_int_eq(dev_new(&i8042_desc, 0, &fakehost_ops, &host, &dev), 0);
+	fakehost_dev_new(&host, 2, &i8042_desc, &dev);
 }
 
 static void kbc_teardown(void)
 {
-	ck_assert_uint_eq(host.irq_redundant, 0);
-	ck_assert_uint_eq(host.irq_bad_line, 0);
-	dev_free(dev);
-	dev = NULL;
+	fakehost_dev_free(&host, &dev);
 }
 
 /* ---- access helpers ----------------------------------------------------- */
 
 static void out_data(uint8_t val)
 {
-	dev->desc->io(dev, DATA, 0, &val, 1, true);
+	fakehost_wr8(dev, DATA, 0, val);
 }
 
 static void out_cmd(uint8_t val)
 {
-	dev->desc->io(dev, CMD, 0, &val, 1, true);
+	fakehost_wr8(dev, CMD, 0, val);
 }
 
 static uint8_t in_data(void)
 {
-	uint8_t b = 0xaa;
-
-	dev->desc->io(dev, DATA, 0, &b, 1, false);
-	return b;
+	return fakehost_rd8(dev, DATA, 0, 0xaa);
 }
 
 static uint8_t in_status(void)
 {
-	uint8_t b = 0xaa;
-
-	dev->desc->io(dev, CMD, 0, &b, 1, false);
-	return b;
+	return fakehost_rd8(dev, CMD, 0, 0xaa);
 }
 
 /* The next byte waiting, from the keyboard side or the aux port. */
@@ -734,10 +724,7 @@ END_TEST
 
 static void save(uint8_t **buf, size_t *len)
 {
-	*buf = NULL;
-	*len = 0;
-	ck_assert_int_eq(dev->desc->save(dev, buf, len), 0);
-	ck_assert_ptr_nonnull(*buf);
+	fakehost_save(dev, buf, len);
 }
 
 START_TEST(test_i8042_save_load_round_trip)
@@ -770,8 +757,7 @@ START_TEST(test_i8042_save_load_round_trip)
 	save(&a, &alen);
 
 	dev_free(dev);
-	fakehost_reset(&host, 2);
-	ck_assert_int_eq(dev_new(&i8042_desc, 0, &fakehost_ops, &host, &dev), 0);
+	fakehost_dev_new(&host, 2, &i8042_desc, &dev);
 	ck_assert_int_eq(dev->desc->load(dev, a, alen, 1), 0);
 	save(&b, &blen);
 	ck_assert_uint_eq(alen, blen);
@@ -798,33 +784,9 @@ START_TEST(test_i8042_save_load_round_trip)
 }
 END_TEST
 
-static void check_refused(const uint8_t *buf, size_t len, uint32_t version,
-			  const uint8_t *orig, size_t orig_len)
-{
-	uint8_t *now;
-	size_t now_len;
-
-	ck_assert_int_lt(dev->desc->load(dev, buf, len, version), 0);
-	save(&now, &now_len);
-	ck_assert_uint_eq(now_len, orig_len);
-	ck_assert_mem_eq(now, orig, orig_len);
-	free(now);
-}
-
-static void check_refused_msg(const I8042State *m, const uint8_t *orig,
-			      size_t orig_len)
-{
-	size_t len = i8042_state__get_packed_size(m);
-	uint8_t *buf = malloc(len ? len : 1);
-
-	ck_assert_ptr_nonnull(buf);
-	i8042_state__pack(m, buf);
-	check_refused(buf, len, 1, orig, orig_len);
-	free(buf);
-}
-
 START_TEST(test_i8042_load_hostile)
 {
+	struct fakehost_saved sv;
 	uint32_t big[QUEUE + 1], bad_aux[1] = {0x012}, bad_kbd[1] = {0x1fa};
 	uint32_t too_wide[1] = {0x200};
 	uint8_t *orig;
@@ -836,21 +798,22 @@ START_TEST(test_i8042_load_hostile)
 	out_data(0xf2);
 	aux_send(0xf2);
 	save(&orig, &orig_len);
+	sv = (struct fakehost_saved){ dev, orig, orig_len };
 	good = i8042_state__unpack(NULL, orig_len, orig);
 	ck_assert_ptr_nonnull(good);
 	for (unsigned i = 0; i <= QUEUE; i++)
 		big[i] = 0x55;
 
-	check_refused(orig, orig_len, 0, orig, orig_len);
-	check_refused(orig, orig_len, 2, orig, orig_len);
-	check_refused((const uint8_t *)"\x0a\xff\xff", 3, 1, orig, orig_len);
-	check_refused(NULL, 5, 1, orig, orig_len);
-	check_refused(NULL, 0, 1, orig, orig_len);
+	fakehost_refuse(&sv, orig, orig_len, 0);
+	fakehost_refuse(&sv, orig, orig_len, 2);
+	fakehost_refuse(&sv, (const uint8_t *)"\x0a\xff\xff", 3, 1);
+	fakehost_refuse(&sv, NULL, 5, 1);
+	fakehost_refuse(&sv, NULL, 0, 1);
 
 #define REFUSE(field, value) do {				\
 		m = *good;					\
 		m.field = value;				\
-		check_refused_msg(&m, orig, orig_len);		\
+		fakehost_refuse_msg(&sv, &m.base);		\
 	} while (0)
 	REFUSE(ram.len, 31);
 	REFUSE(ram.len, 0);
@@ -869,26 +832,18 @@ START_TEST(test_i8042_load_hostile)
 	REFUSE(aux_resolution, 4);
 	REFUSE(aux_rate, 256);
 	REFUSE(aux_last, 0x1fa);
-	m = *good;
-	m.n_ctrl_queue = QUEUE + 1;
-	m.ctrl_queue = big;
-	check_refused_msg(&m, orig, orig_len);
-	m = *good;
-	m.n_kbd_queue = QUEUE + 1;
-	m.kbd_queue = big;
-	check_refused_msg(&m, orig, orig_len);
-	m = *good;
-	m.n_kbd_queue = 1;
-	m.kbd_queue = bad_kbd;
-	check_refused_msg(&m, orig, orig_len);
-	m = *good;
-	m.n_aux_queue = 1;
-	m.aux_queue = bad_aux;
-	check_refused_msg(&m, orig, orig_len);
-	m = *good;
-	m.n_ctrl_queue = 1;
-	m.ctrl_queue = too_wide;
-	check_refused_msg(&m, orig, orig_len);
+#define REFUSE_QUEUE(queue, n, values) do {			\
+		m = *good;					\
+		m.n_##queue = (n);				\
+		m.queue = (values);				\
+		fakehost_refuse_msg(&sv, &m.base);		\
+	} while (0)
+	REFUSE_QUEUE(ctrl_queue, QUEUE + 1, big);
+	REFUSE_QUEUE(kbd_queue, QUEUE + 1, big);
+	REFUSE_QUEUE(kbd_queue, 1, bad_kbd);
+	REFUSE_QUEUE(aux_queue, 1, bad_aux);
+	REFUSE_QUEUE(ctrl_queue, 1, too_wide);
+#undef REFUSE_QUEUE
 #undef REFUSE
 
 	/* random corruption: refused and unchanged, or accepted */
@@ -916,7 +871,7 @@ START_TEST(test_i8042_load_hostile)
 						 0);
 			} else {
 				refused++;
-				check_refused(buf, len, 1, orig, orig_len);
+				fakehost_refuse(&sv, buf, len, 1);
 			}
 		}
 		ck_assert_uint_gt(accepted, 0);

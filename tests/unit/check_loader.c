@@ -19,6 +19,7 @@
 
 #include "emt-worker/loader.h"
 #include "tests/unit/suites.h"
+#include "tests/unit/testlib.h"
 
 #define MiB (1024ull * 1024)
 #define GiB (1024 * MiB)
@@ -43,110 +44,36 @@
 
 /* ---- guarded buffers ---------------------------------------------------- */
 
-/*
- * A buffer between two PROT_NONE guards. The guards are large (reserving
- * address space costs nothing) so that a read far past the end crashes too
- * instead of landing in some other mapping.
- */
-#define GUARD_LEN (64 * MiB)
-
-struct guarded {
-	uint8_t *map;
-	size_t map_len;
-	uint8_t *start; /* first usable byte */
-	size_t len;     /* usable bytes, a multiple of the page size */
-};
-
-/* Map len usable bytes between guards; false if the system refuses. */
-static bool guarded_try_alloc(struct guarded *g, size_t len, bool noreserve)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
-
-	g->len = (len + page - 1) / page * page;
-	g->map_len = g->len + 2 * GUARD_LEN;
-	g->map = mmap(NULL, g->map_len, PROT_NONE, flags, -1, 0);
-	if (g->map == MAP_FAILED) {
-		g->map = NULL;
-		return false;
-	}
-	g->start = g->map + GUARD_LEN;
-	if (mprotect(g->start, g->len, PROT_READ | PROT_WRITE) != 0) {
-		munmap(g->map, g->map_len);
-		g->map = NULL;
-		return false;
-	}
-	return true;
-}
-
-static void guarded_alloc(struct guarded *g, size_t len, bool noreserve)
-{
-	ck_assert_msg(guarded_try_alloc(g, len, noreserve),
-		      "cannot map %zu guarded bytes", len);
-}
-
-static void guarded_free(struct guarded *g)
-{
-	if (g->map)
-		munmap(g->map, g->map_len);
-	g->map = NULL;
-}
-
-/* Copy data so that it ends right at the trailing guard page. */
-static uint8_t *guarded_place(struct guarded *g, const void *data, size_t len)
-{
-	uint8_t *p = g->start + g->len - len;
-
-	ck_assert_uint_le(len, g->len);
-	memcpy(p, data, len);
-	return p;
-}
-
 /* Guest RAM, and a fenced copy of every image load() hands the loader. */
-static struct guarded ram_buf, image_buf;
+static struct tl_guarded ram_buf, image_buf;
 static uint8_t *ram;
 
 static void ram_setup(void)
 {
-	guarded_alloc(&ram_buf, TEST_RAM, false);
+	tl_guarded_alloc(&ram_buf, TEST_RAM, false);
 	ram = ram_buf.start;
-	guarded_alloc(&image_buf, EMT_RAW_MAX + 1, false);
+	tl_guarded_alloc(&image_buf, EMT_RAW_MAX + 1, false);
 }
 
 static void ram_teardown(void)
 {
-	guarded_free(&image_buf);
-	guarded_free(&ram_buf);
+	tl_guarded_free(&image_buf);
+	tl_guarded_free(&ram_buf);
 	ram = NULL;
 }
 
 /* ---- little-endian access ---------------------------------------------- */
 
-static void put_le(uint8_t *p, uint64_t v, size_t n)
-{
-	for (size_t i = 0; i < n; i++, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_le(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	while (n--)
-		v = (v << 8) | p[n];
-	return v;
-}
-
 static uint32_t ram32(uint64_t addr)
 {
 	ck_assert_uint_le(addr + 4, TEST_RAM);
-	return (uint32_t)get_le(ram + addr, 4);
+	return (uint32_t)tl_get_le(ram + addr, 4);
 }
 
 static uint64_t ram64(uint64_t addr)
 {
 	ck_assert_uint_le(addr + 8, TEST_RAM);
-	return get_le(ram + addr, 8);
+	return tl_get_le(ram + addr, 8);
 }
 
 /* ---- image builders ---------------------------------------------------- */
@@ -179,12 +106,49 @@ static uint8_t seg_byte(int i, size_t j)
 static void put_mb_header(uint8_t *buf, uint32_t off, uint32_t flags,
 			  const uint32_t addrs[5])
 {
-	put_le(buf + off, MB_MAGIC, 4);
-	put_le(buf + off + 4, flags, 4);
-	put_le(buf + off + 8, -(MB_MAGIC + flags), 4);
+	tl_put_le(buf + off, MB_MAGIC, 4);
+	tl_put_le(buf + off + 4, flags, 4);
+	tl_put_le(buf + off + 8, -(MB_MAGIC + flags), 4);
 	if (flags & MB_FLAG_ADDRS)
 		for (int i = 0; i < 5; i++)
-			put_le(buf + off + 12 + 4 * i, addrs[i], 4);
+			tl_put_le(buf + off + 12 + 4 * i, addrs[i], 4);
+}
+
+/* Where a header field sits in each ELF class, and how wide it is there. */
+struct elf_field {
+	size_t at64, at32;
+	size_t w64, w32;
+};
+
+#define ELF_FIELD(hdr, f) {						\
+	offsetof(Elf64_##hdr, f), offsetof(Elf32_##hdr, f),		\
+	sizeof(((Elf64_##hdr *)0)->f), sizeof(((Elf32_##hdr *)0)->f),	\
+}
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct elf_field ehdr_fields[] = {
+	ELF_FIELD(Ehdr, e_type), ELF_FIELD(Ehdr, e_machine),
+	ELF_FIELD(Ehdr, e_version), ELF_FIELD(Ehdr, e_entry),
+	ELF_FIELD(Ehdr, e_phoff), ELF_FIELD(Ehdr, e_ehsize),
+	ELF_FIELD(Ehdr, e_phentsize), ELF_FIELD(Ehdr, e_phnum),
+};
+
+static const struct elf_field phdr_fields[] = {
+	ELF_FIELD(Phdr, p_type), ELF_FIELD(Phdr, p_offset),
+	ELF_FIELD(Phdr, p_vaddr), ELF_FIELD(Phdr, p_paddr),
+	ELF_FIELD(Phdr, p_filesz), ELF_FIELD(Phdr, p_memsz),
+};
+
+/* Write the n values v, in order, to the fields f of a header at p. */
+static void put_elf_fields(uint8_t *p, bool is64, const struct elf_field *f,
+			   const uint64_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (is64)
+			tl_put_le(p + f[i].at64, v[i], f[i].w64);
+		else
+			tl_put_le(p + f[i].at32, v[i], f[i].w32);
+	}
 }
 
 /* Assemble an ELF executable in buf (IMG_CAP bytes); returns its length. */
@@ -200,25 +164,10 @@ static size_t build_elf(uint8_t *buf, const struct test_elf *t)
 	buf[EI_CLASS] = t->is64 ? ELFCLASS64 : ELFCLASS32;
 	buf[EI_DATA] = ELFDATA2LSB;
 	buf[EI_VERSION] = EV_CURRENT;
-	if (t->is64) {
-		put_le(buf + offsetof(Elf64_Ehdr, e_type), ET_EXEC, 2);
-		put_le(buf + offsetof(Elf64_Ehdr, e_machine), EM_X86_64, 2);
-		put_le(buf + offsetof(Elf64_Ehdr, e_version), EV_CURRENT, 4);
-		put_le(buf + offsetof(Elf64_Ehdr, e_entry), t->entry, 8);
-		put_le(buf + offsetof(Elf64_Ehdr, e_phoff), ehsize, 8);
-		put_le(buf + offsetof(Elf64_Ehdr, e_ehsize), ehsize, 2);
-		put_le(buf + offsetof(Elf64_Ehdr, e_phentsize), phsize, 2);
-		put_le(buf + offsetof(Elf64_Ehdr, e_phnum), t->nsegs, 2);
-	} else {
-		put_le(buf + offsetof(Elf32_Ehdr, e_type), ET_EXEC, 2);
-		put_le(buf + offsetof(Elf32_Ehdr, e_machine), EM_386, 2);
-		put_le(buf + offsetof(Elf32_Ehdr, e_version), EV_CURRENT, 4);
-		put_le(buf + offsetof(Elf32_Ehdr, e_entry), t->entry, 4);
-		put_le(buf + offsetof(Elf32_Ehdr, e_phoff), ehsize, 4);
-		put_le(buf + offsetof(Elf32_Ehdr, e_ehsize), ehsize, 2);
-		put_le(buf + offsetof(Elf32_Ehdr, e_phentsize), phsize, 2);
-		put_le(buf + offsetof(Elf32_Ehdr, e_phnum), t->nsegs, 2);
-	}
+	put_elf_fields(buf, t->is64, ehdr_fields, (const uint64_t[]){
+		ET_EXEC, t->is64 ? EM_X86_64 : EM_386, EV_CURRENT, t->entry,
+		ehsize, ehsize, phsize, (uint64_t)t->nsegs,
+	}, ARRAY_LEN(ehdr_fields));
 	for (int i = 0; i < t->nsegs; i++) {
 		const struct test_seg *s = &t->seg[i];
 		uint8_t *ph = buf + ehsize + (size_t)i * phsize;
@@ -229,21 +178,9 @@ static size_t build_elf(uint8_t *buf, const struct test_elf *t)
 		ck_assert_uint_le(s->filesz, SEG_SLOT);
 		for (size_t j = 0; j < s->filesz; j++)
 			buf[off + j] = seg_byte(i, j);
-		if (t->is64) {
-			put_le(ph + offsetof(Elf64_Phdr, p_type), type, 4);
-			put_le(ph + offsetof(Elf64_Phdr, p_offset), off, 8);
-			put_le(ph + offsetof(Elf64_Phdr, p_vaddr), vaddr, 8);
-			put_le(ph + offsetof(Elf64_Phdr, p_paddr), s->paddr, 8);
-			put_le(ph + offsetof(Elf64_Phdr, p_filesz), s->filesz, 8);
-			put_le(ph + offsetof(Elf64_Phdr, p_memsz), s->memsz, 8);
-		} else {
-			put_le(ph + offsetof(Elf32_Phdr, p_type), type, 4);
-			put_le(ph + offsetof(Elf32_Phdr, p_offset), off, 4);
-			put_le(ph + offsetof(Elf32_Phdr, p_vaddr), vaddr, 4);
-			put_le(ph + offsetof(Elf32_Phdr, p_paddr), s->paddr, 4);
-			put_le(ph + offsetof(Elf32_Phdr, p_filesz), s->filesz, 4);
-			put_le(ph + offsetof(Elf32_Phdr, p_memsz), s->memsz, 4);
-		}
+		put_elf_fields(ph, t->is64, phdr_fields, (const uint64_t[]){
+			type, off, vaddr, s->paddr, s->filesz, s->memsz,
+		}, ARRAY_LEN(phdr_fields));
 	}
 	if (!t->no_mb) {
 		ck_assert_uint_le(mb_off + 32, IMG_CAP);
@@ -316,7 +253,6 @@ static int load(const uint8_t *img, size_t len, const struct load_opts *o,
 {
 	static const struct load_opts none;
 	struct emt_load_args a;
-	int rc;
 
 	if (!o)
 		o = &none;
@@ -334,17 +270,7 @@ static int load(const uint8_t *img, size_t len, const struct load_opts *o,
 		.ram = o->ram ? o->ram : ram,
 		.ram_size = o->ram_size ? o->ram_size : TEST_RAM,
 	};
-	memset(boot, 0, sizeof(*boot));
-	memset(err, 'X', sizeof(err));
-	rc = emt_load_image(&a, boot, err, sizeof(err));
-	/* plain ifs: each passing ck_assert costs a write in Check */
-	if (!memchr(err, '\0', sizeof(err)))
-		ck_abort_msg("err is not NUL-terminated");
-	if (rc == 0 && err[0] != '\0')
-		ck_abort_msg("success left an error: %s", err);
-	if (rc != 0 && (err[0] == '\0' || strchr(err, '\n')))
-		ck_abort_msg("error %d without a one-line message", rc);
-	return rc;
+	return tl_load_checked(&a, boot, err, sizeof(err));
 }
 
 /* Expect failure rc with a message containing what. */
@@ -352,12 +278,8 @@ static void expect_fail(const uint8_t *img, size_t len,
 			const struct load_opts *o, int rc, const char *what)
 {
 	struct emt_boot boot;
-	int got = load(img, len, o, &boot);
 
-	ck_assert_msg(got == rc, "expected %d (%s), got %d: %s", rc, what, got,
-		      err);
-	ck_assert_msg(strstr(err, what) != NULL,
-		      "error '%s' does not mention '%s'", err, what);
+	tl_expect_error(load(img, len, o, &boot), rc, what, err);
 }
 
 /* Check the multiboot info structure the loader built. */
@@ -564,13 +486,13 @@ START_TEST(test_elf_initrd)
 	static uint8_t buf[IMG_CAP];
 	struct test_elf t = default_elf(false);
 	size_t len = build_elf(buf, &t);
-	struct guarded g = { 0 };
+	struct tl_guarded g = { 0 };
 	size_t ilen = 0x12345;
 	uint8_t *initrd;
 	struct emt_boot boot;
 	uint64_t mods;
 
-	guarded_alloc(&g, ilen, false);
+	tl_guarded_alloc(&g, ilen, false);
 	initrd = g.start + g.len - ilen;
 	for (size_t j = 0; j < ilen; j++)
 		initrd[j] = (uint8_t)(j * 31 + 5);
@@ -591,7 +513,7 @@ START_TEST(test_elf_initrd)
 	ck_assert_uint_eq(ram32(mods + 12), 0);
 	ck_assert_mem_eq(ram + 0x203000, initrd, ilen);
 	ck_assert_uint_eq(ram[0x203000 + ilen], 0xcc);
-	guarded_free(&g);
+	tl_guarded_free(&g);
 }
 END_TEST
 
@@ -713,8 +635,8 @@ START_TEST(test_mb_header_position)
 	t.no_mb = false;
 	t.mb_off = 0;
 	len = build_elf(buf, &t);
-	put_le(buf + MB_OFF - 16, MB_MAGIC, 4);
-	put_le(buf + MB_OFF - 12, 0x12345678, 4);
+	tl_put_le(buf + MB_OFF - 16, MB_MAGIC, 4);
+	tl_put_le(buf + MB_OFF - 12, 0x12345678, 4);
 	ck_assert_int_eq(load(buf, len, NULL, &boot), 0);
 }
 END_TEST
@@ -745,7 +667,7 @@ START_TEST(test_big_ram)
 {
 	static uint8_t buf[IMG_CAP];
 	struct test_elf t = default_elf(false);
-	struct guarded big = { 0 };
+	struct tl_guarded big = { 0 };
 	uint64_t size = 6 * GiB;
 	uint8_t initrd[0x100] = { 1 };
 	struct load_opts o = { .ram_size = size };
@@ -757,7 +679,7 @@ START_TEST(test_big_ram)
 	 * A host that will not even reserve 6 GiB (strict overcommit, a
 	 * 32-bit build) skips this test.
 	 */
-	if (sizeof(size_t) < 8 || !guarded_try_alloc(&big, size, true))
+	if (sizeof(size_t) < 8 || !tl_guarded_try_alloc(&big, size, true))
 		return;
 	o.ram = big.start;
 	ram = big.start;  /* for check_mbi */
@@ -784,7 +706,7 @@ START_TEST(test_big_ram)
 	expect_fail(buf, len, &o, -E2BIG, "below 4 GiB");
 
 	ram = ram_buf.start;
-	guarded_free(&big);
+	tl_guarded_free(&big);
 }
 END_TEST
 
@@ -940,7 +862,7 @@ START_TEST(test_bad_elf)
 		t.mb_flags = c->mb_flags;
 	len = build_elf(buf, &t);
 	for (int i = 0; i < 3 && c->p[i].width; i++)
-		put_le(buf + c->p[i].off, c->p[i].val, c->p[i].width);
+		tl_put_le(buf + c->p[i].off, c->p[i].val, c->p[i].width);
 	if (c->truncate)
 		len = c->truncate;
 
@@ -1050,7 +972,7 @@ START_TEST(test_bad_aout)
 		addrs[c->field] = c->val;
 	len = build_aout(buf, c->flags, addrs);
 	if (c->field == -2)
-		put_le(buf + AOUT_HDR + 8, 0, 4);
+		tl_put_le(buf + AOUT_HDR + 8, 0, 4);
 	if (c->truncate)
 		len = c->truncate;
 	ck_assert_int_eq(emt_detect_image(buf, len), EMT_IMAGE_MULTIBOOT);
@@ -1175,80 +1097,36 @@ END_TEST
 
 /* ---- mutation ---------------------------------------------------------- */
 
-static uint64_t rng_state;
+static const uint64_t interesting_vals[] = {
+	0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0xffff, 0x10000,
+	0x7c00, 0x9000, 0x9fc00, 0xfffff, 0x100000, 0x200000,
+	TEST_RAM - 1, TEST_RAM, TEST_RAM + 1, 0x7fffffff, 0x80000000,
+	0xfffffffe, 0xffffffff, 0x100000000ull, 0x7fffffffffffffffull,
+	0x8000000000000000ull, 0xfffffffffffff000ull, UINT64_MAX,
+};
+
+static struct tl_mutator mut = {
+	.vals = interesting_vals,
+	.nvals = sizeof(interesting_vals) / sizeof(interesting_vals[0]),
+};
 
 static uint64_t rng(void)
 {
-	/* xorshift64*: deterministic, good enough to scatter mutations */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static uint64_t interesting(void)
-{
-	static const uint64_t vals[] = {
-		0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0xffff, 0x10000,
-		0x7c00, 0x9000, 0x9fc00, 0xfffff, 0x100000, 0x200000,
-		TEST_RAM - 1, TEST_RAM, TEST_RAM + 1, 0x7fffffff, 0x80000000,
-		0xfffffffe, 0xffffffff, 0x100000000ull, 0x7fffffffffffffffull,
-		0x8000000000000000ull, 0xfffffffffffff000ull, UINT64_MAX,
-	};
-	uint64_t v = vals[rng() % (sizeof(vals) / sizeof(vals[0]))];
-
-	switch (rng() % 4) {
-	case 0:
-		return v + (rng() % 16) - 8;
-	case 1:
-		return rng();
-	default:
-		return v;
-	}
+	return tl_rng(&mut);
 }
 
 /* Flip, set and overwrite bytes, mostly in the headers. */
 static void mutate(uint8_t *img, size_t *len, uint32_t mb_off)
 {
-	int n = 1 + (int)(rng() % 4);
-
-	for (int k = 0; k < n; k++) {
-		size_t off = rng() % 4 ? rng() % 0x240 : rng() % *len;
-		size_t width;
-
-		if (off >= *len)
-			continue;
-		switch (rng() % 5) {
-		case 0:
-			img[off] ^= (uint8_t)(1u << (rng() % 8));
-			continue;
-		case 1:
-			img[off] = (uint8_t)rng();
-			continue;
-		case 2:
-			width = 2;
-			break;
-		case 3:
-			width = 4;
-			break;
-		default:
-			width = 8;
-			break;
-		}
-		if (off + width > *len)
-			continue;
-		put_le(img + off, interesting(), width);
-	}
-	if (rng() % 16 == 0)
-		*len = rng() % (*len + 1);
+	tl_mutate(&mut, img, len, 0, 0x240);
 	/* often keep the checksum right so flag changes get further */
 	if (rng() % 2 && mb_off + 12 <= *len) {
-		uint32_t flags = (uint32_t)get_le(img + mb_off + 4, 4);
+		uint32_t flags = (uint32_t)tl_get_le(img + mb_off + 4, 4);
 
 		if (rng() % 4 == 0)
 			flags &= ~MB_FLAG_VIDEO & ~0xfff8u;
-		put_le(img + mb_off + 4, flags, 4);
-		put_le(img + mb_off + 8, -(MB_MAGIC + flags), 4);
+		tl_put_le(img + mb_off + 4, flags, 4);
+		tl_put_le(img + mb_off + 8, -(MB_MAGIC + flags), 4);
 	}
 }
 
@@ -1284,11 +1162,7 @@ static void check_mutant(const uint8_t *img, size_t len,
 				     EMT_MBI_ADDR);
 		break;
 	case EMT_IMAGE_RAW:
-		if (boot.mode != EMT_MODE_REAL ||
-		    boot.rip != EMT_BOOTSECT_ADDR ||
-		    boot.image_end != EMT_BOOTSECT_ADDR + len)
-			ck_abort_msg("bad raw state");
-		memset(ram + EMT_BOOTSECT_ADDR, 0, len);
+		tl_check_raw_load(&boot, ram, len);
 		break;
 	default:
 		ck_abort_msg("kind %d loaded", boot.kind);
@@ -1301,7 +1175,7 @@ START_TEST(test_mutations)
 {
 	static uint8_t base[IMG_CAP], work[IMG_CAP];
 	static uint8_t initrd_data[0x1234];
-	struct guarded initrd_buf = { 0 };
+	struct tl_guarded initrd_buf = { 0 };
 	struct test_elf t;
 	uint32_t mb_off = MB_OFF;
 	size_t base_len, len;
@@ -1323,10 +1197,11 @@ START_TEST(test_mutations)
 		break;
 	}
 	memset(initrd_data, 0xab, sizeof(initrd_data));
-	guarded_alloc(&initrd_buf, sizeof(initrd_data), false);
-	initrd = guarded_place(&initrd_buf, initrd_data, sizeof(initrd_data));
+	tl_guarded_alloc(&initrd_buf, sizeof(initrd_data), false);
+	initrd = tl_guarded_place(&initrd_buf, initrd_data,
+				  sizeof(initrd_data));
 
-	rng_state = 0x9e3779b97f4a7c15ull + (uint64_t)_i;
+	mut.rng = 0x9e3779b97f4a7c15ull + (uint64_t)_i;
 	for (int n = 0; n < MUTANTS_PER_BASE; n++) {
 		struct load_opts o = { 0 };
 
@@ -1345,7 +1220,7 @@ START_TEST(test_mutations)
 	/* the mutations must leave some images loadable, or they test little */
 	ck_assert_int_gt(ok, MUTANTS_PER_BASE / 20);
 	ck_assert_int_lt(ok, MUTANTS_PER_BASE);
-	guarded_free(&initrd_buf);
+	tl_guarded_free(&initrd_buf);
 }
 END_TEST
 
@@ -1353,7 +1228,7 @@ START_TEST(test_random_elves)
 {
 	static uint8_t work[0x800];
 
-	rng_state = 0x0123456789abcdefull;
+	mut.rng = 0x0123456789abcdefull;
 	for (int n = 0; n < 1000; n++) {
 		size_t len = rng() % sizeof(work);
 

@@ -99,8 +99,7 @@ static void rtc_setup(void)
 
 static void rtc_teardown(void)
 {
-	ck_assert_uint_eq(host.irq_redundant, 0);
-	ck_assert_uint_eq(host.irq_bad_line, 0);
+	fakehost_assert_irqs(&host);
 	ck_assert_uint_eq(host.arm_in_past, 0);
 	ck_assert_uint_eq(host.bad_timer_id, 0);
 	dev_free(dev);
@@ -111,15 +110,12 @@ static void rtc_teardown(void)
 
 static void port_wr(unsigned off, uint8_t val)
 {
-	dev->desc->io(dev, 0, off, &val, 1, true);
+	fakehost_wr8(dev, 0, off, val);
 }
 
 static uint8_t port_rd(unsigned off)
 {
-	uint8_t b = 0xaa;
-
-	dev->desc->io(dev, 0, off, &b, 1, false);
-	return b;
+	return fakehost_rd8(dev, 0, off, 0xaa);
 }
 
 static uint8_t cmos_rd(unsigned index)
@@ -665,11 +661,17 @@ START_TEST(test_rtc_reg_c_clears)
 }
 END_TEST
 
+/* Write the alarm's second, minute and hour registers, in that order. */
+static void set_alarm(uint8_t sec, uint8_t min, uint8_t hour)
+{
+	cmos_wr(ALARM_SEC, sec);
+	cmos_wr(ALARM_MIN, min);
+	cmos_wr(ALARM_HOUR, hour);
+}
+
 START_TEST(test_rtc_alarm)
 {
-	cmos_wr(ALARM_SEC, 0x35);
-	cmos_wr(ALARM_MIN, 0x45);
-	cmos_wr(ALARM_HOUR, 0x13);
+	set_alarm(0x35, 0x45, 0x13);
 	cmos_wr(REG_B, B_24H | B_AIE);
 	ck_assert_uint_eq(host.timer[0], T0 + 5 * NS);	/* 13:45:35 */
 	advance(5 * NS - 1);
@@ -697,9 +699,7 @@ END_TEST
 START_TEST(test_rtc_alarm_dont_care)
 {
 	/* Every minute at :00. */
-	cmos_wr(ALARM_SEC, 0x00);
-	cmos_wr(ALARM_MIN, 0xc0);
-	cmos_wr(ALARM_HOUR, 0xff);
+	set_alarm(0x00, 0xc0, 0xff);
 	cmos_wr(REG_B, B_24H | B_AIE);
 	ck_assert_uint_eq(host.timer[0], T0 + 30 * NS);	/* 13:46:00 */
 	guest.auto_ack = true;
@@ -725,9 +725,7 @@ END_TEST
 START_TEST(test_rtc_alarm_never)
 {
 	/* A seconds byte no second has: never, and nothing is armed. */
-	cmos_wr(ALARM_SEC, 0x60);
-	cmos_wr(ALARM_MIN, 0xc0);
-	cmos_wr(ALARM_HOUR, 0xc0);
+	set_alarm(0x60, 0xc0, 0xc0);
 	cmos_wr(REG_B, B_24H | B_AIE);
 	ck_assert_uint_eq(host.timer[0], 0);
 	advance(2 * 86400 * NS);
@@ -739,9 +737,7 @@ START_TEST(test_rtc_alarm_12_hour_and_flag_without_aie)
 {
 	/* 1:45:40 PM in 12-hour BCD. */
 	cmos_wr(REG_B, 0);
-	cmos_wr(ALARM_SEC, 0x40);
-	cmos_wr(ALARM_MIN, 0x45);
-	cmos_wr(ALARM_HOUR, PM | 0x01);
+	set_alarm(0x40, 0x45, PM | 0x01);
 	/* AF is set without AIE, but raises nothing. */
 	advance(10 * NS);
 	ck_assert(!host.level[0]);
@@ -758,9 +754,7 @@ END_TEST
 START_TEST(test_rtc_all_sources)
 {
 	/* PIE at 2 Hz, UIE and an every-second alarm together. */
-	cmos_wr(ALARM_SEC, 0xc0);
-	cmos_wr(ALARM_MIN, 0xc0);
-	cmos_wr(ALARM_HOUR, 0xc0);
+	set_alarm(0xc0, 0xc0, 0xc0);
 	cmos_wr(REG_A, A_DV_32K | 15);
 	cmos_wr(REG_B, B_24H | B_PIE | B_AIE | B_UIE);
 	guest.auto_ack = true;
@@ -945,10 +939,7 @@ END_TEST
 
 static void save(uint8_t **buf, size_t *len)
 {
-	*buf = NULL;
-	*len = 0;
-	ck_assert_int_eq(dev->desc->save(dev, buf, len), 0);
-	ck_assert_ptr_nonnull(*buf);
+	fakehost_save(dev, buf, len);
 }
 
 /* Every register except C (which reading clears) and A's UIP. */
@@ -973,9 +964,7 @@ START_TEST(test_rtc_save_load_round_trip)
 	for (unsigned i = 0x0e; i < 0x80; i++)
 		if (i != CENTURY)
 			cmos_wr(i, (uint8_t)(i ^ 0xa5));
-	cmos_wr(ALARM_SEC, 0x40);
-	cmos_wr(ALARM_MIN, 0xc5);
-	cmos_wr(ALARM_HOUR, 0x13);
+	set_alarm(0x40, 0xc5, 0x13);
 	cmos_wr(REG_A, A_DV_32K | 14);
 	cmos_wr(REG_B, B_24H | B_DSE | B_SQWE | B_UIE);
 	cmos_wr(WDAY, 0x02);		/* the guest's own weekday */
@@ -1060,35 +1049,9 @@ START_TEST(test_rtc_save_is_pure)
 }
 END_TEST
 
-/* Load buf and require a refusal that leaves the device as it was. */
-static void check_refused(const uint8_t *buf, size_t len, uint32_t version,
-			  const uint8_t *orig, size_t orig_len)
-{
-	uint8_t *now;
-	size_t now_len;
-
-	ck_assert_int_lt(dev->desc->load(dev, buf, len, version), 0);
-	save(&now, &now_len);
-	ck_assert_uint_eq(now_len, orig_len);
-	ck_assert_mem_eq(now, orig, orig_len);
-	free(now);
-}
-
-/* Pack m and require its refusal. */
-static void check_refused_msg(const RtcState *m, const uint8_t *orig,
-			      size_t orig_len)
-{
-	size_t len = rtc_state__get_packed_size(m);
-	uint8_t *buf = malloc(len ? len : 1);
-
-	ck_assert_ptr_nonnull(buf);
-	rtc_state__pack(m, buf);
-	check_refused(buf, len, 1, orig, orig_len);
-	free(buf);
-}
-
 START_TEST(test_rtc_load_hostile)
 {
+	struct fakehost_saved sv;
 	uint8_t *orig, short_bytes[3] = {1, 2, 3};
 	uint8_t nvram[114], bad_nvram[114];
 	size_t orig_len;
@@ -1099,23 +1062,23 @@ START_TEST(test_rtc_load_hostile)
 	cmos_wr(REG_B, B_24H | B_UIE);
 	advance(1500 * MS);
 	save(&orig, &orig_len);
+	sv = (struct fakehost_saved){ dev, orig, orig_len };
 	good = rtc_state__unpack(NULL, orig_len, orig);
 	ck_assert_ptr_nonnull(good);
 	ck_assert_uint_eq(good->nvram.len, sizeof(nvram));
 	memcpy(nvram, good->nvram.data, sizeof(nvram));
 
 	/* Wrong version, garbage, NULL. */
-	check_refused(orig, orig_len, 0, orig, orig_len);
-	check_refused(orig, orig_len, 2, orig, orig_len);
-	check_refused((const uint8_t *)"\xff\xff\xff\xff", 4, 1, orig,
-		      orig_len);
-	check_refused(NULL, 10, 1, orig, orig_len);
-	check_refused(NULL, 0, 1, orig, orig_len);	/* all fields missing */
+	fakehost_refuse(&sv, orig, orig_len, 0);
+	fakehost_refuse(&sv, orig, orig_len, 2);
+	fakehost_refuse(&sv, (const uint8_t *)"\xff\xff\xff\xff", 4, 1);
+	fakehost_refuse(&sv, NULL, 10, 1);
+	fakehost_refuse(&sv, NULL, 0, 1);	/* all fields missing */
 
 #define REFUSE(field, value) do {				\
 		m = *good;					\
 		m.field = value;				\
-		check_refused_msg(&m, orig, orig_len);		\
+		fakehost_refuse_msg(&sv, &m.base);		\
 	} while (0)
 	REFUSE(index, 128);
 	REFUSE(index, UINT32_MAX);
@@ -1139,12 +1102,12 @@ START_TEST(test_rtc_load_hostile)
 	m = *good;
 	m.time.data = short_bytes;
 	m.time.len = sizeof(short_bytes);
-	check_refused_msg(&m, orig, orig_len);
+	fakehost_refuse_msg(&sv, &m.base);
 	memcpy(bad_nvram, nvram, sizeof(bad_nvram));
 	bad_nvram[CENTURY - 0x0e] = 0x20;
 	m = *good;
 	m.nvram.data = bad_nvram;
-	check_refused_msg(&m, orig, orig_len);
+	fakehost_refuse_msg(&sv, &m.base);
 #undef REFUSE
 
 	/* The good one still loads. */

@@ -25,19 +25,9 @@
 
 #include "emt-worker/ssm.h"
 #include "tests/unit/suites.h"
+#include "tests/unit/testlib.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dull;
-}
 
 /* kind 0: zeros, 1: compressible text, 2: random, 3: mostly random */
 static void fill(uint8_t *p, size_t n, uint64_t *rng, int kind)
@@ -49,7 +39,7 @@ static void fill(uint8_t *p, size_t n, uint64_t *rng, int kind)
 		switch (kind) {
 		case 0: p[i] = 0; break;
 		case 1: p[i] = (uint8_t)text[i % (sizeof(text) - 1)]; break;
-		default: p[i] = (uint8_t)rng_next(rng); break;
+		default: p[i] = (uint8_t)tl_xorshift64s(rng); break;
 		}
 	}
 }
@@ -367,7 +357,7 @@ START_TEST(test_size_roundtrip)
 		ck_assert_uint_eq(used, n);
 	}
 	for (int i = 0; i < 200000; i++) {
-		uint32_t x = (uint32_t)rng_next(&rng) >> (1 + i % 31);
+		uint32_t x = (uint32_t)tl_xorshift64s(&rng) >> (1 + i % 31);
 
 		ck_assert_int_eq(ssm_size_encode(x, b, &n), 0);
 		ck_assert_int_eq(ssm_size_decode(b, n, &v, &used), 0);
@@ -937,23 +927,24 @@ struct op {
 
 static void op_gen(uint64_t *rng, struct op *o)
 {
-	o->kind = (int)(rng_next(rng) % OP_COUNT);
-	o->v = rng_next(rng);
+	o->kind = (int)(tl_xorshift64s(rng) % OP_COUNT);
+	o->v = tl_xorshift64s(rng);
 	o->len = 0;
 	if (o->kind == OP_STR) {
-		o->len = rng_next(rng) % 100;
+		o->len = tl_xorshift64s(rng) % 100;
 		for (size_t i = 0; i < o->len; i++)
-			o->buf[i] = (uint8_t)(' ' + rng_next(rng) % 90);
+			o->buf[i] = (uint8_t)(' ' + tl_xorshift64s(rng) % 90);
 		o->buf[o->len] = 0;
 	} else if (o->kind == OP_BYTES || o->kind == OP_BLOB) {
 		static const size_t lens[] = {0, 1, 7, 4095, 4096, 4097, 8191,
 					      12289, 19999};
-		o->len = rng_next(rng) % 3 ? rng_next(rng) % 300
-					   : lens[rng_next(rng) % 9];
-		fill(o->buf, o->len, rng, (int)(rng_next(rng) % 3));
+		o->len = tl_xorshift64s(rng) % 3
+				 ? tl_xorshift64s(rng) % 300
+				 : lens[tl_xorshift64s(rng) % 9];
+		fill(o->buf, o->len, rng, (int)(tl_xorshift64s(rng) % 3));
 	} else if (o->kind == OP_PAGE) {
 		o->len = SSM_PAGE_SIZE;
-		fill(o->buf, o->len, rng, (int)(rng_next(rng) % 3));
+		fill(o->buf, o->len, rng, (int)(tl_xorshift64s(rng) % 3));
 	}
 }
 
@@ -1052,7 +1043,7 @@ static void random_stream(uint64_t seed, unsigned nunits, struct ssm_mem *m)
 	struct op *o = malloc(sizeof(*o));
 
 	for (unsigned u = 0; u < nunits; u++) {
-		unsigned nops = (unsigned)(rng_next(&rng) % 24);
+		unsigned nops = (unsigned)(tl_xorshift64s(&rng) % 24);
 
 		ck_assert_int_eq(ssm_unit_begin(w, unit_names[u % 8], u, u * 3,
 						SSM_PASS_FINAL), 0);
@@ -1079,7 +1070,7 @@ static void random_verify(uint64_t seed, unsigned nunits,
 	ck_assert_int_eq(open_reader(&s, m->data, m->len, chunk, &r, err,
 				     sizeof(err)), 0);
 	for (unsigned u = 0; u < nunits; u++) {
-		unsigned nops = (unsigned)(rng_next(&rng) % 24);
+		unsigned nops = (unsigned)(tl_xorshift64s(&rng) % 24);
 
 		ck_assert_int_eq(ssm_reader_next_unit(r, &ui), 0);
 		ck_assert_str_eq(ui.name, unit_names[u % 8]);
@@ -1999,8 +1990,9 @@ START_TEST(test_hostile_garbage)
 	write_mixed(&m, 0);
 	s = malloc(m.len + 4096);
 	for (int i = 0; i < 3000; i++) {
-		size_t keep = i % 2 ? 64 : (size_t)(rng_next(&rng) % m.len);
-		size_t len = keep + rng_next(&rng) % 4096;
+		size_t keep = i % 2 ? 64
+				    : (size_t)(tl_xorshift64s(&rng) % m.len);
+		size_t len = keep + tl_xorshift64s(&rng) % 4096;
 
 		memcpy(s, m.data, keep);
 		fill(s + keep, len - keep, &rng, 2);

@@ -63,25 +63,19 @@ static void uart_setup(void)
 static void dev_teardown(void)
 {
 	/* Whatever a test did, the IRQ line was only driven on changes. */
-	ck_assert_uint_eq(host.irq_redundant, 0);
-	ck_assert_uint_eq(host.irq_bad_line, 0);
-	dev_free(dev);
-	dev = NULL;
+	fakehost_dev_free(&host, &dev);
 }
 
 /* ---- access helpers ----------------------------------------------------- */
 
 static uint8_t rd(unsigned off)
 {
-	uint8_t b = 0xaa;
-
-	dev->desc->io(dev, 0, off, &b, 1, false);
-	return b;
+	return fakehost_rd8(dev, 0, off, 0xaa);
 }
 
 static void wr(unsigned off, uint8_t val)
 {
-	dev->desc->io(dev, 0, off, &val, 1, true);
+	fakehost_wr8(dev, 0, off, val);
 }
 
 static uint64_t rd_wide(unsigned off, unsigned len)

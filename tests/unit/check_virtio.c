@@ -135,23 +135,37 @@ static bool fake_disk_range(struct fake_host *fh, size_t len, uint64_t off)
 	return true;
 }
 
-static ssize_t fake_blk_pread(void *h, void *buf, size_t len, uint64_t off)
+/*
+ * What a disk access does before it moves any byte: count it, return the
+ * failure a test asked for, once, refuse a bad range, cut *len to the
+ * test's chunk. 0 to go on, else what to return.
+ */
+static ssize_t fake_blk_begin(struct fake_host *fh, unsigned *count,
+			      size_t *len, uint64_t off)
 {
-	struct fake_host *fh = h;
-
-	fh->preads++;
+	(*count)++;
 	if (fh->fail_io) {
 		int err = fh->fail_io;
 
 		fh->fail_io = 0;
 		return err;
 	}
-	if (!fake_disk_range(fh, len, off))
+	if (!fake_disk_range(fh, *len, off))
 		return -EINVAL;
+	if (fh->io_chunk && *len > fh->io_chunk)
+		*len = fh->io_chunk;
+	return 0;
+}
+
+static ssize_t fake_blk_pread(void *h, void *buf, size_t len, uint64_t off)
+{
+	struct fake_host *fh = h;
+	ssize_t ret = fake_blk_begin(fh, &fh->preads, &len, off);
+
+	if (ret)
+		return ret;
 	if (fh->disk_eof)
 		return 0;
-	if (fh->io_chunk && len > fh->io_chunk)
-		len = fh->io_chunk;
 	memcpy(buf, fh->disk + off, len);
 	return (ssize_t)len;
 }
@@ -160,18 +174,10 @@ static ssize_t fake_blk_pwrite(void *h, const void *buf, size_t len,
 			       uint64_t off)
 {
 	struct fake_host *fh = h;
+	ssize_t ret = fake_blk_begin(fh, &fh->pwrites, &len, off);
 
-	fh->pwrites++;
-	if (fh->fail_io) {
-		int err = fh->fail_io;
-
-		fh->fail_io = 0;
-		return err;
-	}
-	if (!fake_disk_range(fh, len, off))
-		return -EINVAL;
-	if (fh->io_chunk && len > fh->io_chunk)
-		len = fh->io_chunk;
+	if (ret)
+		return ret;
 	memcpy(fh->disk + off, buf, len);
 	return (ssize_t)len;
 }

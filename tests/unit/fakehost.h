@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "device-procs/devhost/dev.h"
 
 #define FAKEHOST_MAX_LINES 4u
@@ -46,5 +48,36 @@ extern const struct dev_host_ops fakehost_bare_ops;
 
 /* Zero h, for a device that drives nlines IRQ lines. */
 void fakehost_reset(struct fakehost *h, unsigned nlines);
+
+/* Assert that h saw each IRQ line driven only on changes, none past
+ * nlines: a test's teardown, before it frees the device. */
+void fakehost_assert_irqs(const struct fakehost *h);
+
+/* Reset h for nlines IRQ lines and make a desc device on it in *d. */
+void fakehost_dev_new(struct fakehost *h, unsigned nlines,
+		      const struct dev_desc *desc, struct dev **d);
+/* fakehost_assert_irqs(h), then free *d and clear it. */
+void fakehost_dev_free(const struct fakehost *h, struct dev **d);
+
+/* One byte of I/O to d's region at off; a read's byte starts as fill. */
+void fakehost_wr8(struct dev *d, unsigned region, uint64_t off, uint8_t v);
+uint8_t fakehost_rd8(struct dev *d, unsigned region, uint64_t off,
+		     uint8_t fill);
+
+/* A device and what it saved: what a refused load must leave. */
+struct fakehost_saved {
+	struct dev *dev;
+	const uint8_t *buf;
+	size_t len;
+};
+
+/* Save d into a new buffer (*buf, *len), asserting it worked. */
+void fakehost_save(struct dev *d, uint8_t **buf, size_t *len);
+/* Load buf, require a refusal that leaves the device saving sv's bytes. */
+void fakehost_refuse(const struct fakehost_saved *sv, const uint8_t *buf,
+		     size_t len, uint32_t version);
+/* The same for a message m, packed, at version 1. */
+void fakehost_refuse_msg(const struct fakehost_saved *sv,
+			 const ProtobufCMessage *m);
 
 #endif

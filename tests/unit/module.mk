@@ -9,6 +9,8 @@ UNIT_SUITES := $(patsubst tests/unit/check_%.c,%,$(filter-out \
 	tests/unit/check_main.c,$(unit_SRCS)))
 # The device cores' fake host, shared by their suites.
 unit_SRCS += tests/unit/fakehost.c
+# Helpers the other suites share (testlib.h).
+unit_SRCS += tests/unit/testlib.c
 UNIT_SUITES_H := $(BUILD)/tests/unit-suites.h
 $(UNIT_SUITES_H): $(MAKEFILE_LIST) $(unit_SRCS)
 	$(call msg,GEN,$@)
