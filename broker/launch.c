@@ -263,7 +263,7 @@ static int brk_plan_one(struct brk_dev_slot *slots, unsigned *n,
 				 DEV_VIRTIO_SLOTS);
 			return -E2BIG;
 		}
-		slot->base[0] = DEV_VIRTIO_BASE + *nvirtio * DEV_VIRTIO_SLOT;
+		slot->base[0] = dev_virtio_slot_base(*nvirtio);
 		slot->irq = (int)dev_virtio_irqs[*nvirtio];
 		(*nvirtio)++;
 	}

@@ -66,6 +66,11 @@ enum dev_backend {
 #define DEV_VIRTIO_SLOT 0x200ull
 #define DEV_VIRTIO_SLOTS 8u
 extern const unsigned dev_virtio_irqs[DEV_VIRTIO_SLOTS];
+/* Where the n-th virtio device sits (n < DEV_VIRTIO_SLOTS). */
+static inline uint64_t dev_virtio_slot_base(unsigned n)
+{
+	return DEV_VIRTIO_BASE + (uint64_t)n * DEV_VIRTIO_SLOT;
+}
 
 /*
  * The ACPI PM device's byte registers, from its region's base (ACPI 6.5,

@@ -82,9 +82,7 @@ struct acpi_machine {
 int acpi_build(uint8_t *ram, uint64_t ram_size, const struct acpi_machine *m,
 	       uint64_t *rsdp, char *err, size_t errlen);
 
-/* The sleep control register's bits (ACPI 6.5, 4.8.3.7). */
-#define ACPI_SLP_TYP_SHIFT 2
-#define ACPI_SLP_TYP_MASK 0x1cu
-#define ACPI_SLP_EN 0x20u
+/* The sleep control register's bits are ACPI_PM_SLP_* in
+ * device-procs/manifest.h: the ACPI PM device serves them. */
 
 #endif

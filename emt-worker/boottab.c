@@ -12,11 +12,20 @@
 #define BOOTTAB_NAME_PREFIX 3u
 #define BOOTTAB_MAX_INSTANCE 0xfu
 
-/* The ACPI PM device: the FADT's registers and the power button's GSI. */
-static void boottab_pm(struct acpi_machine *m, const struct emt_dev *d)
+/* The ACPI PM device: the FADT's registers and the power button's GSI.
+ * They must be ports (the FADT's GAS here is I/O space). */
+static int boottab_pm(struct acpi_machine *m, const struct emt_dev *d,
+		      char *err, size_t errlen)
 {
-	uint16_t base = (uint16_t)d->regions[0].base;
+	const struct emt_region *rg = &d->regions[0];
+	uint16_t base = (uint16_t)rg->base;
 
+	if (rg->space != IPC_SPACE_PIO || rg->len < ACPI_PM_NREGS ||
+	    rg->base + ACPI_PM_NREGS > UINT16_MAX + 1ull) {
+		snprintf(err, errlen, "%s: its registers are not %u I/O ports",
+			 d->label, ACPI_PM_NREGS);
+		return -EINVAL;
+	}
 	m->has_pm = true;
 	m->pm = (struct acpi_pm){
 		.sleep_control = (uint16_t)(base + ACPI_PM_SLEEP_CONTROL),
@@ -26,6 +35,7 @@ static void boottab_pm(struct acpi_machine *m, const struct emt_dev *d)
 		.s5_type = ACPI_PM_S5_TYPE,
 		.button_gsi = d->nirqs ? d->irqs[0] : 0,
 	};
+	return 0;
 }
 
 /* One device of the DSDT, named and placed as the manifest says. */
@@ -87,11 +97,11 @@ int emt_acpi_machine(struct emt_acpi_desc *desc, unsigned ncpus,
 				 "%.24s", d->label, d->kind);
 			return -EINVAL;
 		}
+		r = 0;
 		if ((k->flags & DEV_MF_POWEROFF) && d->nregions)
-			boottab_pm(m, d);
-		if (!k->acpi_hid || !k->acpi_name)
-			continue;
-		r = boottab_device(desc, k, d, err, errlen);
+			r = boottab_pm(m, d, err, errlen);
+		if (r == 0 && k->acpi_hid && k->acpi_name)
+			r = boottab_device(desc, k, d, err, errlen);
 		if (r < 0)
 			return r;
 	}

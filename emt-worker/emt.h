@@ -17,7 +17,6 @@
 #include "kdriver/kd.h"
 
 #include "emt-worker/loader.h"
-#include "emt-worker/mptable.h"
 
 /* ---- the VM and its EMTs ---------------------------------------------- */
 

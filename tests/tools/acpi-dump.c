@@ -140,7 +140,7 @@ static int ad_add(struct emt_vm *vm, const char *name, unsigned *slot)
 				DEV_VIRTIO_SLOTS);
 			return -EINVAL;
 		}
-		d->regions[0].base = DEV_VIRTIO_BASE + *slot * DEV_VIRTIO_SLOT;
+		d->regions[0].base = dev_virtio_slot_base(*slot);
 		d->irqs[0] = dev_virtio_irqs[(*slot)++];
 	}
 	vm->ndevs++;

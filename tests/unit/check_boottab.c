@@ -12,6 +12,7 @@
 
 #include "device-procs/manifest.h"
 #include "emt-worker/boottab.h"
+#include "emt-worker/mptable.h"
 #include "tests/unit/suites.h"
 
 static struct emt_dev devs[8];
@@ -121,6 +122,13 @@ START_TEST(test_boottab_refuses)
 	ck_assert_int_eq(emt_acpi_machine(&desc, 1, devs, ndevs, err,
 					  sizeof(err)), -EINVAL);
 	ck_assert_msg(strstr(err, "instance 16 has no ACPI name"), "%s", err);
+	/* the PM registers must be ports */
+	machine();
+	devs[2].regions[0].space = IPC_SPACE_MMIO;
+	ck_assert_int_eq(emt_acpi_machine(&desc, 1, devs, ndevs, err,
+					  sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "acpi-pm#0: its registers are not 3 I/O ports"),
+		      "%s", err);
 }
 END_TEST
 

@@ -481,6 +481,11 @@ START_TEST(test_builtin_worker_phases)
 			  kill);
 	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4, KVM_IRQFD, 0), kill);
 	ck_assert_uint_eq(p_builtin("worker-run", SYS_eventfd2, 0, 0, 0), kill);
+	/* The CPUID query (TSC deadline) is set-up's only. */
+	ck_assert_uint_eq(p_builtin("worker-setup", SYS_ioctl, 4,
+				    KVM_CHECK_EXTENSION, 0), SECCOMP_RET_ALLOW);
+	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4,
+				    KVM_CHECK_EXTENSION, 0), kill);
 	ck_assert_uint_eq(p_builtin("worker-run", SYS_ioctl, 4, KVM_RUN, 0),
 			  SECCOMP_RET_ALLOW);
 	/* No phase opens files or makes sockets or processes. */
